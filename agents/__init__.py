@@ -1,0 +1,23 @@
+"""The RL agent zoo. ``AGENTS`` maps a CLI name to an Agent class."""
+
+from __future__ import annotations
+
+from agents.base import Agent, AgentError, Weights
+
+AGENTS: dict[str, type[Agent]] = {}
+
+
+def register_agent(cls: type[Agent]) -> type[Agent]:
+    AGENTS[cls.name] = cls
+    return cls
+
+
+def agent_class(name: str) -> type[Agent]:
+    if name not in AGENTS:
+        raise AgentError(f"unknown agent {name!r}; allowed: {', '.join(sorted(AGENTS))}")
+    return AGENTS[name]
+
+
+from agents import dqn as _dqn  # noqa: E402,F401  (registers "dqn")
+
+__all__ = ["AGENTS", "Agent", "AgentError", "Weights", "agent_class", "register_agent"]

@@ -1,0 +1,65 @@
+"""The Agent contract every RL algorithm of the zoo implements.
+
+Why a contract: the federation layer treats every algorithm the same way — it broadcasts named weights,
+asks the agent to learn on its own environment for a budget of steps, and collects named weights back.
+Weights are a flat ``name -> np.ndarray`` mapping named like a torch ``state_dict`` (never a positional
+list), so strategies can match layers by name and personal parameters can be filtered by prefix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import gymnasium as gym
+import numpy as np
+
+Weights = dict[str, np.ndarray]
+
+
+class AgentError(ValueError):
+    """Bad input to an agent (wrong weight names/shapes, unsupported spaces, bad hyperparameters)."""
+
+
+class Agent(ABC):
+    """An RL learner that owns its networks, optimiser and buffers.
+
+    Subclasses set ``name`` (kebab-case, as in the CLI) and may set ``personal_prefixes``: parameter-name
+    prefixes that are personal, i.e. never leave the client (FedPer-style heads, environment embeddings).
+    """
+
+    name: str = "agent"
+    personal_prefixes: tuple[str, ...] = ()
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, *, explore: bool = True) -> np.ndarray | int:
+        """Choose an action for one observation (greedy when ``explore`` is False)."""
+
+    @abstractmethod
+    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+        """Interact with ``env`` for ``num_steps`` environment steps and learn from it.
+
+        Continues the running episode across calls on the same env object (a federated round is a slice of
+        one long training run, not a fresh start). Returns named statistics, e.g. ``{"loss/td": ...,
+        "train/episode_return": ...}``.
+        """
+
+    @abstractmethod
+    def get_weights(self) -> Weights:
+        """All parameters as independent numpy copies, named like a state_dict."""
+
+    @abstractmethod
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load a subset (or all) of the parameters by name.
+
+        Raises ``AgentError`` naming the key for an unknown name or a wrong shape, and for non-finite values;
+        nothing is modified in that case.
+        """
+
+    # ----- shared / personal split -------------------------------------------------------------------
+    def is_personal(self, key: str) -> bool:
+        return any(key.startswith(p) for p in self.personal_prefixes)
+
+    def get_shared_weights(self) -> Weights:
+        """What the client uploads: every parameter that is not personal."""
+        return {k: v for k, v in self.get_weights().items() if not self.is_personal(k)}

@@ -1,0 +1,735 @@
+"""Multi-access edge computing (MEC) task offloading in one cell with shared uplink and edge servers.
+
+## Description
+
+One federated client is one edge cell. ``n_devices`` mobile devices generate computation tasks; for every task
+the agent decides to run it on the device's own CPU or to offload it, over the cell's shared uplink, to one of
+``n_servers`` edge servers that sit on a small backhaul graph. Tasks have a size ``D`` (bit), a processing
+density ``c`` (cycles/bit) and a deadline; a task that is not finished by its deadline is dropped. The problem
+is made non-trivial by *contention that persists in time*:
+
+* every device has a first-come-first-served (FIFO) CPU queue;
+* the cell's uplink band is time-shared (TDMA) in FIFO order, so a slow upload (deep fade, far device) delays
+  every later upload of the cell;
+* each edge server serves this cell's offloaded tasks in FIFO order with the CPU share left over by other
+  cells' traffic (a bursty background utilisation), so offloaded work piles up;
+* queues are carried from task to task and from slot to slot.
+
+Without these couplings offloading everything to the fastest server would always win. With them (defaults)
+the per-task greedy rule (``BASELINES["greedy"]``) beats both "everything local" and "everything to the
+nearest server". Greedy is myopic and selfish: it ignores that the work it queues delays and drops *later*
+tasks (notably tasks too large to meet their deadline locally, for which the edge is the only option, and
+tasks stuck behind a slow upload on the shared uplink), and it assumes each server's current background load
+persists. Pricing queued edge work (keeping cheap, loose-deadline tasks local when the edge is busy) already
+lowers the mean cost by ~15 % at defaults, so a learned policy has room to beat greedy.
+
+**Time.** Slotted time with slot ``slot_s`` (0.1 s, [5]). Each device's arrivals per slot are Poisson with
+mean ``arrival_rate * slot_s``; tasks arriving in a slot arrive at its start and are decided one after another
+(device order). When no task is pending the simulator advances slots internally.
+
+**Tasks** [4], [5], [6]: ``D ~ U[task_size_min_mbit, task_size_max_mbit]`` Mbit,
+``c ~ U[density_min, density_max]`` cycles/bit, deadline ``~ U[deadline_min_s, deadline_max_s]`` s.
+The task needs ``W = c * D`` CPU cycles.
+
+**Local execution** [3], [4]: time ``T_loc = W / f_loc`` on a device CPU of ``f_loc`` Hz, energy
+``E_loc = kappa * f_loc**2 * W`` J (dynamic CMOS power, ``kappa`` = effective switched capacitance).
+
+**Uplink** [1], [2], [4]: device distances ``d`` are drawn once per episode, uniform in area on the annulus
+``[min_distance_m, cell_radius_m]``. Path loss ``PL(d) = 128.1 + 37.6 log10(d / 1 km)`` dB (3GPP macro-cell
+model), small-scale Rayleigh block fading with power gain ``|h|^2 ~ Exp(1)`` drawn per task, noise
+``N = -174 dBm/Hz + 10 log10(B) + NF``. Rate ``r = B log2(1 + p |h|^2 10^(-PL/10) / N)`` (Shannon); one upload
+uses the whole band for ``D / r`` s; transmit energy ``p * D / r`` J [4]. Result download is neglected [4].
+
+**Backhaul.** A ``networkx`` graph (built once at construction): site 0 is co-located with the cell's base
+station (an MEC host at the eNB, ETSI MEC [8]); the ``n_servers`` sites form a metro ring with per-hop latency
+``backhaul_hop_latency_ms`` and store-and-forward rate ``backhaul_rate_gbps``. Shortest-path (Dijkstra)
+latency ``L_k`` and per-bit time ``beta_k`` are precomputed into numpy arrays; a task reaches server ``k``
+``L_k + beta_k * D`` s after its upload ends. The backhaul is assumed over-provisioned (not shared).
+
+**Edge servers** [5], [7]: server ``k`` has CPU ``f_k = server_cpu_ghz * server_cpu_ratio**k`` GHz of which
+other cells use the fraction ``u_k(t)``, a per-slot two-state Markov (Gilbert-Elliott type [9]) process:
+``background_load`` when calm, ``burst_load`` in a burst; a calm server starts a burst with probability
+``burst_start_prob`` per slot and a burst lasts ``burst_mean_slots`` slots on average (geometric). This cell's
+tasks are served FIFO (in order of the offloading decision) at rate ``f_k (1 - u_k(t))``. Each FIFO resource
+(device CPU, uplink, server CPU) is advanced exactly with the Lindley recursion
+``start = max(free_at, arrival)`` [7]; server completion times integrate the piecewise-constant rate exactly
+(cumulative capacity per slot, inverted by bisection).
+
+**Deadline.** A task is killed at its deadline wherever it is (waiting, uploading or computing): the resource
+it occupies is released at that instant, energy already spent is lost, and the task counts as dropped [5].
+
+**Cost** [4]: with ``w = delay_weight``, a completed task costs
+``min(w * T / T_loc + (1 - w) * E / E_loc, drop_penalty)`` where ``T`` is its delay (arrival to completion)
+and ``E`` its device energy, both normalised by *the same task* executed locally on an idle device (so
+all-local on an idle device costs exactly 1). The clip guarantees that completing is never worse than
+dropping. A dropped task costs ``drop_penalty + (1 - w) * E / E_loc`` (its delay term is replaced by the
+penalty [5]).
+
+## Action Space
+
+``Discrete(1 + n_servers)``: 0 = execute locally, ``k >= 1`` = offload to edge server ``k - 1``
+(server 0 is the one at the cell's base station).
+
+## Observation Space
+
+``Box(0, 1, (8 + 4 * n_servers,), float32)``; positive unbounded quantities are squashed with
+``x / (x + s)`` for a fixed scale ``s`` (the same for every client, so features mean the same thing across a
+federation):
+
+| index           | feature                                                       | scale ``s``           |
+|-----------------|---------------------------------------------------------------|-----------------------|
+| 0               | task size ``D``                                               | 1 Mbit                |
+| 1               | processing density ``c``                                      | 1000 cycles/bit       |
+| 2               | deadline (relative)                                           | 1 s                   |
+| 3               | local execution time ``T_loc`` on an idle device              | 1 s                   |
+| 4               | backlog of this device's CPU queue (time until free)          | 1 s                   |
+| 5               | backlog of the cell's uplink (time until free)                | 1 s                   |
+| 6               | upload time ``D / r`` at the current channel                  | 1 s                   |
+| 7               | channel gain ``|h|^2 / PL`` in dB, ``(g_dB + 160) / 120``     | clipped to [0, 1]     |
+| 8 + 4k          | server k backlog of this cell's work (time until free)        | 1 s                   |
+| 9 + 4k          | server k current background utilisation ``u_k``               | (already in [0, 1))   |
+| 10 + 4k         | server k CPU ``f_k``                                          | 10 GHz                |
+| 11 + 4k         | backhaul delay of this task to server k, ``L_k + beta_k D``   | 10 ms                 |
+
+## Rewards
+
+``reward = -cost`` of the decided task (see Cost): at most 0, ``-1`` for local execution on an idle device,
+``-drop_penalty`` (minus wasted energy) for a dropped task. ``info`` carries per-step raw KPIs: ``delay`` (s),
+``energy`` (J), ``dropped`` (0/1), ``cost`` (``= -reward >= 0``) and ``offloaded`` (0/1).
+Because the task's fate is fully determined when it is committed to FIFO queues (future background load is
+pre-drawn from the seeded generator), the reward is exact and immediate.
+
+## Starting State
+
+All queues empty at ``t = 0``; device distances drawn per episode; each server's background state drawn from
+the chain's stationary distribution. The first observation describes the first arriving task.
+
+## Episode End
+
+Never terminates. Fixed-length episodes: truncated after ``episode_tasks`` decisions (default 300, i.e.
+about 100 slots = 10 s at the default cell load of 20 devices x 1.5 tasks/s). A fixed number of decisions
+keeps returns comparable across clients whose arrival rates differ (the simulated span then differs). The
+env truncates itself (``episode_tasks`` is a config knob), so ``ENTRY.max_episode_steps`` is ``None``.
+
+## Arguments
+
+``MecOffloadingEnv(config: MecOffloadingConfig | None = None, render_mode: str | None = None, **overrides)``;
+overrides replace fields of ``config`` (unknown names raise ``EnvConfigError``). Knobs of
+``MecOffloadingConfig`` (default, unit, legal range, source; also machine-readable in ``KNOBS``):
+
+* ``slot_s`` = 0.1 s, range [0.01, 1]: 0.1 s slots [5].
+* ``episode_tasks`` = 300 decisions, range [10, 100000]: ~100 slots at the default load (design choice).
+* ``n_devices`` = 20 devices, range [1, 200]: tens of devices per cell [5].
+* ``arrival_rate`` = 1.5 tasks/s/device, range [0.01, 20]: Poisson per slot; cell demand ~1.2x spare edge CPU.
+* ``task_size_min_mbit`` = 0.2 Mbit, range [0.01, 50]: sub-Mbit to Mbit tasks [4], [5].
+* ``task_size_max_mbit`` = 1.0 Mbit, range [0.01, 50]: sub-Mbit to Mbit tasks [4], [5].
+* ``density_min`` = 500.0 cycles/bit, range [10, 5000]: hundreds-thousands cycles/bit [6].
+* ``density_max`` = 1500.0 cycles/bit, range [10, 5000]: hundreds-thousands cycles/bit [6].
+* ``deadline_min_s`` = 0.5 s, range [0.05, 10]: deadlines of ~0.5-2 s (5-20 slots) [5].
+* ``deadline_max_s`` = 2.0 s, range [0.05, 10]: deadlines of ~0.5-2 s (5-20 slots) [5].
+* ``device_cpu_ghz`` = 1.0 GHz, range [0.1, 5]: device CPUs around 1 GHz [4].
+* ``kappa`` = 1e-27 J s^2/cycle^3, range [1e-29, 1e-25]: effective switched capacitance, 1e-27 [3].
+* ``tx_power_dbm`` = 23.0 dBm, range [0, 30]: UE power class 23 dBm [1].
+* ``bandwidth_mhz`` = 10.0 MHz, range [0.1, 100]: LTE 1.4-20 MHz channels [1]; 5 MHz in [4].
+* ``noise_figure_db`` = 9.0 dB, range [0, 20]: UE noise figure 9 dB [1].
+* ``noise_psd_dbm_hz`` = -174.0 dBm/Hz, range [-180, -150]: thermal noise -174 dBm/Hz [1].
+* ``cell_radius_m`` = 250.0 m, range [20, 2000]: ISD 500 m -> radius 250 m [1].
+* ``min_distance_m`` = 35.0 m, range [1, 500]: 35 m [1].
+* ``n_servers`` = 3 servers, range [1, 16]: edge sites reachable from the cell [5].
+* ``server_cpu_ghz`` = 6.0 GHz, range [0.5, 200]: edge CPUs of several GHz [5]; sized below cell demand.
+* ``server_cpu_ratio`` = 1.5 x per site, range [0.25, 4]: hierarchical MEC: farther sites are larger (design).
+* ``backhaul_hop_latency_ms`` = 5.0 ms, range [0, 100]: metro aggregation hop latency (design).
+* ``backhaul_rate_gbps`` = 1.0 Gbit/s, range [0.01, 100]: metro backhaul link rate (design).
+* ``background_load`` = 0.3 fraction, range [0, 0.9]: other cells' CPU share when calm [5] (value: design).
+* ``burst_load`` = 0.85 fraction, range [0, 0.95]: other cells' CPU share in a burst [9] (value: design).
+* ``burst_start_prob`` = 0.02 1/slot, range [0, 1]: calm -> burst probability [9] (value: design).
+* ``burst_mean_slots`` = 20.0 slots, range [1, 10000]: mean burst length, geometric [9] (value: design).
+* ``delay_weight`` = 0.5 -, range [0, 1]: time weight lambda^T; energy weight 1 - w [4].
+* ``drop_penalty`` = 5.0 x local cost, range [1, 100]: deadline-miss penalty [5].
+
+"design" marks choices of this env (not taken from a paper). The load-setting defaults put the cell in the
+contended regime described above: mean demand 20 devices x 1.5 tasks/s x 0.6 Gcycles = 18 GHz against
+(6 + 9 + 13.5) GHz x (1 - 0.46 mean background) ~ 15.5 GHz of spare edge CPU and 20 x 1 GHz of device CPUs.
+``render_mode="ansi"`` renders a one-line text state. For federation all clients must share ``n_servers``
+(it fixes the action and observation spaces): ``make_client_configs`` keeps it fixed and varies server speeds
+instead.
+
+## References
+
+1. 3GPP TR 36.814 V9.0.0, "Further advancements for E-UTRA physical layer aspects", 2010, Annex A.2.1.1
+   (Table A.2.1.1-2: macro path loss 128.1 + 37.6 log10(R km), UE power 23 dBm, UE noise figure 9 dB,
+   thermal noise -174 dBm/Hz, min. UE-eNB distance 35 m, ISD 500 m); same path loss in 3GPP TR 36.931.
+2. C. E. Shannon, "A mathematical theory of communication", Bell Syst. Tech. J., 1948; Rayleigh fading
+   |h|^2 ~ Exp(1): A. Goldsmith, "Wireless Communications", Cambridge Univ. Press, 2005, ch. 3.
+3. Y. Mao, C. You, J. Zhang, K. Huang, K. B. Letaief, "A survey on mobile edge computing: the communication
+   perspective", IEEE Commun. Surveys Tuts. 19(4), 2017 (local computing model: time W/f, energy kappa f^2 W,
+   kappa ~ 1e-27 order of magnitude).
+4. X. Chen, L. Jiao, W. Li, X. Fu, "Efficient multi-user computation offloading for mobile-edge cloud
+   computing", IEEE/ACM Trans. Netw. 24(5), 2016 (weighted time+energy cost, transmit energy p D / r,
+   Shannon uplink, device CPU 0.5-1 GHz, 5 MHz channel, download neglected).
+5. M. Tang, V. W. S. Wong, "Deep reinforcement learning for task offloading in mobile edge computing systems",
+   IEEE Trans. Mobile Comput. 21(6), 2022 (0.1 s slots, per-device queues persisting across slots, task
+   deadlines with drops and a drop penalty, edge CPUs shared with unknown load from other devices).
+6. A. P. Miettinen, J. K. Nurminen, "Energy efficiency of mobile clients in cloud computing", USENIX HotCloud
+   2010 (processing densities of hundreds to thousands of cycles/bit).
+7. D. V. Lindley, "The theory of queues with a single server", Proc. Cambridge Philos. Soc. 48, 1952
+   (FIFO recursion start = max(previous completion, arrival)).
+8. ETSI GS MEC 003, "Multi-access Edge Computing (MEC); Framework and Reference Architecture".
+9. E. N. Gilbert, "Capacity of a burst-noise channel", Bell Syst. Tech. J. 39, 1960 (two-state Markov
+   burst model, used here for bursty background load).
+
+## Version History
+
+* v0: initial version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import networkx as nx
+import numpy as np
+from gymnasium import spaces
+
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+
+__all__ = [
+    "BASELINES",
+    "ENTRY",
+    "KNOBS",
+    "MecOffloadingConfig",
+    "MecOffloadingEnv",
+    "make_client_configs",
+]
+
+_INF = math.inf
+
+# knob -> (low, high, unit, source). Used for validation and for the heterogeneity generator's clipping.
+KNOBS: dict[str, tuple[float, float, str, str]] = {
+    "slot_s": (0.01, 1.0, "s", "0.1 s slots [5]"),
+    "episode_tasks": (10, 100_000, "decisions", "~100 slots at the default load (design choice)"),
+    "n_devices": (1, 200, "devices", "tens of devices per cell [5]"),
+    "arrival_rate": (0.01, 20.0, "tasks/s/device", "Poisson per slot; cell demand ~1.2x spare edge CPU"),
+    "task_size_min_mbit": (0.01, 50.0, "Mbit", "sub-Mbit to Mbit tasks [4], [5]"),
+    "task_size_max_mbit": (0.01, 50.0, "Mbit", "sub-Mbit to Mbit tasks [4], [5]"),
+    "density_min": (10.0, 5000.0, "cycles/bit", "hundreds-thousands cycles/bit [6]"),
+    "density_max": (10.0, 5000.0, "cycles/bit", "hundreds-thousands cycles/bit [6]"),
+    "deadline_min_s": (0.05, 10.0, "s", "deadlines of ~0.5-2 s (5-20 slots) [5]"),
+    "deadline_max_s": (0.05, 10.0, "s", "deadlines of ~0.5-2 s (5-20 slots) [5]"),
+    "device_cpu_ghz": (0.1, 5.0, "GHz", "device CPUs around 1 GHz [4]"),
+    "kappa": (1e-29, 1e-25, "J s^2/cycle^3", "effective switched capacitance, 1e-27 [3]"),
+    "tx_power_dbm": (0.0, 30.0, "dBm", "UE power class 23 dBm [1]"),
+    "bandwidth_mhz": (0.1, 100.0, "MHz", "LTE 1.4-20 MHz channels [1]; 5 MHz in [4]"),
+    "noise_figure_db": (0.0, 20.0, "dB", "UE noise figure 9 dB [1]"),
+    "noise_psd_dbm_hz": (-180.0, -150.0, "dBm/Hz", "thermal noise -174 dBm/Hz [1]"),
+    "cell_radius_m": (20.0, 2000.0, "m", "ISD 500 m -> radius 250 m [1]"),
+    "min_distance_m": (1.0, 500.0, "m", "35 m [1]"),
+    "n_servers": (1, 16, "servers", "edge sites reachable from the cell [5]"),
+    "server_cpu_ghz": (0.5, 200.0, "GHz", "edge CPUs of several GHz [5]; sized below cell demand"),
+    "server_cpu_ratio": (0.25, 4.0, "x per site", "hierarchical MEC: farther sites are larger (design)"),
+    "backhaul_hop_latency_ms": (0.0, 100.0, "ms", "metro aggregation hop latency (design)"),
+    "backhaul_rate_gbps": (0.01, 100.0, "Gbit/s", "metro backhaul link rate (design)"),
+    "background_load": (0.0, 0.9, "fraction", "other cells' CPU share when calm [5] (value: design)"),
+    "burst_load": (0.0, 0.95, "fraction", "other cells' CPU share in a burst [9] (value: design)"),
+    "burst_start_prob": (0.0, 1.0, "1/slot", "calm -> burst probability [9] (value: design)"),
+    "burst_mean_slots": (1.0, 10_000.0, "slots", "mean burst length, geometric [9] (value: design)"),
+    "delay_weight": (0.0, 1.0, "-", "time weight lambda^T; energy weight 1 - w [4]"),
+    "drop_penalty": (1.0, 100.0, "x local cost", "deadline-miss penalty [5]"),
+}
+
+_INT_KNOBS = frozenset({"episode_tasks", "n_devices", "n_servers"})
+_ORDERED = (("task_size_min_mbit", "task_size_max_mbit"), ("density_min", "density_max"),
+            ("deadline_min_s", "deadline_max_s"))
+
+
+@dataclass(frozen=True)
+class MecOffloadingConfig:
+    """Physical parameters of one MEC cell. Units, legal ranges and sources per knob are in ``KNOBS``."""
+
+    slot_s: float = 0.1                  # s; 0.1 s slots [5]
+    episode_tasks: int = 300             # decisions per episode (~100 slots at default load)
+    n_devices: int = 20                  # devices in the cell [5]
+    arrival_rate: float = 1.5            # tasks/s per device (Poisson per slot)
+    task_size_min_mbit: float = 0.2      # Mbit [4], [5]
+    task_size_max_mbit: float = 1.0      # Mbit
+    density_min: float = 500.0           # cycles/bit [6]
+    density_max: float = 1500.0          # cycles/bit [6]
+    deadline_min_s: float = 0.5          # s [5]
+    deadline_max_s: float = 2.0          # s
+    device_cpu_ghz: float = 1.0          # GHz [4]
+    kappa: float = 1e-27                 # J s^2/cycle^3 [3]
+    tx_power_dbm: float = 23.0           # dBm [1]
+    bandwidth_mhz: float = 10.0          # MHz, cell uplink band (TDMA-shared)
+    noise_figure_db: float = 9.0         # dB [1]
+    noise_psd_dbm_hz: float = -174.0     # dBm/Hz [1]
+    cell_radius_m: float = 250.0         # m [1]
+    min_distance_m: float = 35.0         # m [1]
+    n_servers: int = 3                   # K edge servers
+    server_cpu_ghz: float = 6.0          # GHz of server 0 (at the BS)
+    server_cpu_ratio: float = 1.5        # server k has server_cpu_ghz * ratio**k
+    backhaul_hop_latency_ms: float = 5.0   # ms per metro hop
+    backhaul_rate_gbps: float = 1.0      # Gbit/s per metro link
+    background_load: float = 0.3         # other cells' CPU share, calm
+    burst_load: float = 0.85             # other cells' CPU share, burst
+    burst_start_prob: float = 0.02       # per slot
+    burst_mean_slots: float = 20.0       # slots
+    delay_weight: float = 0.5            # w; energy weight 1 - w [4]
+    drop_penalty: float = 5.0            # in units of the task's local cost [5]
+
+    def __post_init__(self) -> None:
+        for name, (low, high, _unit, _src) in KNOBS.items():
+            value = getattr(self, name)
+            if name in _INT_KNOBS:
+                if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
+            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
+            check_range(name, value, low, high)
+        for lo_name, hi_name in _ORDERED:
+            if getattr(self, lo_name) > getattr(self, hi_name):
+                raise EnvConfigError(
+                    f"{lo_name}={getattr(self, lo_name)!r} exceeds {hi_name}={getattr(self, hi_name)!r}; "
+                    f"allowed: {lo_name} <= {hi_name}")
+        if self.min_distance_m >= self.cell_radius_m:
+            raise EnvConfigError(
+                f"min_distance_m={self.min_distance_m!r} must be below cell_radius_m={self.cell_radius_m!r}")
+
+
+def _log2_spread(rng: np.random.Generator, n: int, het: float) -> np.ndarray:
+    return np.exp2(het * rng.uniform(-1.0, 1.0, size=n))
+
+
+def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
+                        base: MecOffloadingConfig | None = None) -> list[MecOffloadingConfig]:
+    """Build ``n_clients`` cell configs around ``base`` with spread proportional to ``heterogeneity``.
+
+    At heterogeneity ``h`` the multiplicative knobs (device CPU, arrival rate, task sizes, cell radius, server
+    CPU, bandwidth) are scaled by ``2**(h * U(-1, 1))`` (up to x/÷2 at h = 1) and the background load is
+    shifted by ``0.3 h U(-1, 1)``; every value is clipped to its legal range. ``n_servers`` is kept fixed
+    because it sets the action/observation spaces, which all clients of a federation must share; server
+    speeds vary instead. ``h = 0`` returns copies identical to ``base``. Randomness only from
+    ``np.random.default_rng(seed)``.
+    """
+    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
+        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
+    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    base = base if base is not None else MecOffloadingConfig()
+    rng = np.random.default_rng(seed)
+    h = float(heterogeneity)
+    mult = {name: _log2_spread(rng, n_clients, h) for name in
+            ("device_cpu_ghz", "arrival_rate", "task_size", "cell_radius_m", "server_cpu_ghz",
+             "bandwidth_mhz")}
+    shift = 0.3 * h * rng.uniform(-1.0, 1.0, size=n_clients)
+
+    def clip(name: str, value: float, low: float | None = None) -> float:
+        lo, hi = KNOBS[name][0], KNOBS[name][1]
+        lo = lo if low is None else max(lo, low)
+        return float(min(max(value, lo), hi))
+
+    radius_floor = min(base.cell_radius_m, 1.5 * base.min_distance_m)
+    out = []
+    for i in range(n_clients):
+        s = float(mult["task_size"][i])
+        out.append(dataclasses.replace(
+            base,
+            device_cpu_ghz=clip("device_cpu_ghz", base.device_cpu_ghz * mult["device_cpu_ghz"][i]),
+            arrival_rate=clip("arrival_rate", base.arrival_rate * mult["arrival_rate"][i]),
+            task_size_min_mbit=clip("task_size_min_mbit", base.task_size_min_mbit * s),
+            task_size_max_mbit=clip("task_size_max_mbit", base.task_size_max_mbit * s),
+            cell_radius_m=clip("cell_radius_m", base.cell_radius_m * mult["cell_radius_m"][i], radius_floor),
+            server_cpu_ghz=clip("server_cpu_ghz", base.server_cpu_ghz * mult["server_cpu_ghz"][i]),
+            bandwidth_mhz=clip("bandwidth_mhz", base.bandwidth_mhz * mult["bandwidth_mhz"][i]),
+            background_load=clip("background_load", base.background_load + shift[i]),
+        ))
+    return out
+
+
+def _backhaul_graph(n_servers: int, hop_latency_s: float, rate_bps: float) -> nx.Graph:
+    """BS co-located with site 0 (ideal link); sites on a metro ring (a path for 2 sites)."""
+    g = nx.Graph()
+    g.add_edge("bs", 0, latency=0.0, per_bit=0.0)
+    for k in range(n_servers - 1):
+        g.add_edge(k, k + 1, latency=hop_latency_s, per_bit=1.0 / rate_bps)
+    if n_servers >= 3:
+        g.add_edge(n_servers - 1, 0, latency=hop_latency_s, per_bit=1.0 / rate_bps)
+    g.add_nodes_from(range(n_servers))
+    return g
+
+
+class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
+    __doc__ = __doc__
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 10}
+
+    _TASK_BLOCK_SLOTS = 64
+    _BG_BLOCK_SLOTS = 256
+
+    def __init__(self, config: MecOffloadingConfig | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        cfg = config if config is not None else MecOffloadingConfig()
+        if not isinstance(cfg, MecOffloadingConfig):
+            raise EnvConfigError(f"config={cfg!r} must be a MecOffloadingConfig")
+        if overrides:
+            allowed = [f.name for f in dataclasses.fields(MecOffloadingConfig)]
+            unknown = sorted(set(overrides) - set(allowed))
+            if unknown:
+                raise EnvConfigError(
+                    f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+            cfg = dataclasses.replace(cfg, **overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise EnvConfigError(
+                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
+        self.config = cfg
+        self.render_mode = render_mode
+        k = cfg.n_servers
+        self.n_servers = k
+        self.action_space = spaces.Discrete(1 + k)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(8 + 4 * k,), dtype=np.float32)
+
+        # ---- physical constants (scalars as Python floats) ----
+        self._slot = float(cfg.slot_s)
+        self._inv_slot = 1.0 / self._slot
+        self._f_loc = cfg.device_cpu_ghz * 1e9
+        self._e_per_cycle = cfg.kappa * self._f_loc ** 2                 # J/cycle [3]
+        self._p_tx = 10.0 ** ((cfg.tx_power_dbm - 30.0) / 10.0)         # W
+        self._bw = cfg.bandwidth_mhz * 1e6
+        noise_w = 10.0 ** ((cfg.noise_psd_dbm_hz + cfg.noise_figure_db - 30.0) / 10.0) * self._bw
+        self._snr_scale = self._p_tx / noise_w                           # SNR = scale * gain
+        self._w = float(cfg.delay_weight)
+        self._we = 1.0 - self._w
+        self._penalty = float(cfg.drop_penalty)
+        self._lam_slot = cfg.arrival_rate * self._slot
+
+        # ---- edge servers and backhaul graph (networkx only here) ----
+        self.server_cpu_hz = cfg.server_cpu_ghz * 1e9 * cfg.server_cpu_ratio ** np.arange(k, dtype=np.float64)
+        self.graph = _backhaul_graph(k, cfg.backhaul_hop_latency_ms * 1e-3, cfg.backhaul_rate_gbps * 1e9)
+        paths = nx.single_source_dijkstra_path(self.graph, "bs", weight="latency")
+        self.backhaul_latency_s = np.zeros(k)
+        self.backhaul_s_per_bit = np.zeros(k)
+        for s in range(k):
+            p = paths[s]
+            for a, b in zip(p[:-1], p[1:], strict=True):
+                self.backhaul_latency_s[s] += self.graph.edges[a, b]["latency"]
+                self.backhaul_s_per_bit[s] += self.graph.edges[a, b]["per_bit"]
+        self._bh_lat = self.backhaul_latency_s.tolist()
+        self._bh_bit = self.backhaul_s_per_bit.tolist()
+        self._f_srv = self.server_cpu_hz.tolist()
+        self._srv_feat = [f / (f + 10e9) for f in self._f_srv]
+        self._bg_levels = (float(cfg.background_load), float(cfg.burst_load))
+        q, m = cfg.burst_start_prob, 1.0 / cfg.burst_mean_slots
+        self._burst_stationary = q / (q + m) if q + m > 0 else 0.0
+
+        self._steps = 0
+        self._has_reset = False
+
+    # ------------------------------------------------------------------ random streams
+    def _new_task_block(self) -> None:
+        """Draw the tasks of the next ``_TASK_BLOCK_SLOTS`` slots in one vectorised batch."""
+        cfg = self.config
+        rng = self._rng_task
+        while True:
+            s0 = self._task_slot_end
+            n_slots = self._TASK_BLOCK_SLOTS
+            self._task_slot_end = s0 + n_slots
+            counts = rng.poisson(self._lam_slot, size=(n_slots, cfg.n_devices)).ravel()
+            nz = np.flatnonzero(counts)
+            flat = np.repeat(nz, counts[nz])
+            n = flat.size
+            if n == 0:
+                continue
+            slot = flat // cfg.n_devices + s0
+            dev = flat % cfg.n_devices
+            size = rng.uniform(cfg.task_size_min_mbit, cfg.task_size_max_mbit, n) * 1e6      # bit
+            dens = rng.uniform(cfg.density_min, cfg.density_max, n)                           # cycles/bit
+            dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
+            fade = np.maximum(rng.exponential(1.0, n), 1e-12)                                # |h|^2 [2]
+            gain = self._path_gain[dev] * fade
+            rate = self._bw * np.log2(1.0 + self._snr_scale * gain)                          # bit/s [2]
+            work = size * dens
+            t_loc = work / self._f_loc
+            self._tasks = (
+                slot.tolist(), dev.tolist(), size.tolist(), work.tolist(), t_loc.tolist(),
+                (work * self._e_per_cycle).tolist(), (size / rate).tolist(), dl.tolist(),
+                np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0).tolist(),
+                (dens / (dens + 1000.0)).tolist(), (size / (size + 1e6)).tolist(),
+            )
+            self._n_block = n
+            self._i = 0
+            return
+
+    def _extend_background(self, n_slots_needed: int) -> None:
+        """Extend every server's per-slot background utilisation and cumulative capacity.
+
+        Two-state Markov chain generated run by run: calm runs ~ Geometric(burst_start_prob), bursts ~
+        Geometric(1 / burst_mean_slots) [9]. A run cut at a block end is redrawn in the next block, which is
+        exact because the geometric law is memoryless.
+        """
+        rng = self._rng_bg
+        q = self.config.burst_start_prob
+        m = 1.0 / self.config.burst_mean_slots
+        levels = self._bg_levels
+        n = self._BG_BLOCK_SLOTS
+        while len(self._cap[0]) < n_slots_needed:
+            for k in range(self.n_servers):
+                u = np.empty(n)
+                pos = 0
+                state = self._bg_state[k]
+                while True:
+                    if state == 1:
+                        run = int(rng.geometric(m))
+                    else:
+                        run = int(rng.geometric(q)) if q > 0.0 else n + 1
+                    u[pos:pos + run] = levels[state]
+                    pos += run
+                    if pos >= n:
+                        self._bg_state[k] = state if pos > n else 1 - state
+                        break
+                    state = 1 - state
+                cap = self._f_srv[k] * self._slot * (1.0 - u)
+                cum = np.cumsum(cap) + self._phi[k][-1]
+                self._u[k].extend(u.tolist())
+                self._cap[k].extend(cap.tolist())
+                self._phi[k].extend(cum.tolist())
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        cfg = self.config
+        seeds = self.np_random.integers(0, 2**63 - 1, size=3)
+        self._rng_task = np.random.default_rng(int(seeds[0]))   # task stream (policy independent)
+        self._rng_bg = np.random.default_rng(int(seeds[1]))     # background stream (policy independent)
+        geo = np.random.default_rng(int(seeds[2]))
+        r0, r1 = cfg.min_distance_m, cfg.cell_radius_m
+        d_km = np.sqrt(geo.uniform(r0 * r0, r1 * r1, cfg.n_devices)) * 1e-3           # area-uniform
+        pl_db = 128.1 + 37.6 * np.log10(d_km)                                          # [1]
+        self.device_distance_m = d_km * 1e3
+        self._path_gain = 10.0 ** (-pl_db / 10.0)
+        # queues (absolute times at which each FIFO resource becomes free)
+        self._local_free = [0.0] * cfg.n_devices
+        self._up_free = 0.0
+        self._srv_free = [0.0] * self.n_servers
+        # background: state per server, utilisation / capacity / cumulative capacity per slot
+        self._bg_state = (self._rng_bg.random(self.n_servers) < self._burst_stationary).astype(int).tolist()
+        self._u = [[] for _ in range(self.n_servers)]
+        self._cap = [[] for _ in range(self.n_servers)]
+        self._phi = [[0.0] for _ in range(self.n_servers)]
+        self._extend_background(self._BG_BLOCK_SLOTS)
+        self._task_slot_end = 0
+        self._new_task_block()
+        self._steps = 0
+        self._has_reset = True
+        self._load_task()
+        return self._observation(), {}
+
+    def _load_task(self) -> None:
+        i = self._i
+        tk = self._tasks
+        self._slot_idx = tk[0][i]
+        self._now = tk[0][i] * self._slot
+        self._dev = tk[1][i]
+        self._size = tk[2][i]
+        self._work = tk[3][i]
+        self._t_loc = tk[4][i]
+        self._e_loc = tk[5][i]
+        self._t_up = tk[6][i]
+        self._dl = tk[7][i]
+
+    def _observation(self) -> np.ndarray:
+        i = self._i
+        tk = self._tasks
+        now = self._now
+        t_loc = self._t_loc
+        t_up = self._t_up
+        dl = self._dl
+        b = self._local_free[self._dev] - now
+        b = b if b > 0.0 else 0.0
+        ub = self._up_free - now
+        ub = ub if ub > 0.0 else 0.0
+        vals = [tk[10][i], tk[9][i], dl / (dl + 1.0), t_loc / (t_loc + 1.0), b / (b + 1.0),
+                ub / (ub + 1.0), t_up / (t_up + 1.0), tk[8][i]]
+        j = self._slot_idx
+        if j >= len(self._u[0]):
+            self._extend_background(j + self._BG_BLOCK_SLOTS)
+        size = self._size
+        for k in range(self.n_servers):
+            sb = self._srv_free[k] - now
+            sb = sb if sb > 0.0 else 0.0
+            bh = self._bh_lat[k] + self._bh_bit[k] * size
+            vals += (sb / (sb + 1.0), self._u[k][j], self._srv_feat[k], bh / (bh + 0.01))
+        return np.array(vals, dtype=np.float32)
+
+    def _server_finish(self, k: int, start: float, work: float, t_d: float) -> float:
+        """Exact completion time of ``work`` cycles started at ``start`` on server k, or inf if after t_d."""
+        inv = self._inv_slot
+        jd = int(t_d * inv)
+        if jd + 1 >= len(self._cap[k]):
+            self._extend_background(jd + 2)
+        phi = self._phi[k]
+        cap = self._cap[k]
+        x = start * inv
+        j = int(x)
+        target = phi[j] + cap[j] * (x - j) + work
+        if target > phi[jd] + cap[jd] * (t_d * inv - jd):
+            return _INF
+        m = bisect_right(phi, target, j, jd + 1) - 1
+        return (m + (target - phi[m]) / cap[m]) * self._slot
+
+    def _outcome(self, a: int, myopic: bool) -> tuple[float, float, bool, float, float]:
+        """(delay, energy, dropped, new free time of device/uplink, new free time of server) for action a.
+
+        ``myopic`` replaces the exact future server capacity by the current one (what greedy can know).
+        """
+        now = self._now
+        t_d = now + self._dl
+        if a == 0:
+            start = self._local_free[self._dev]
+            if start < now:
+                start = now
+            if start >= t_d:
+                return self._dl, 0.0, True, start, 0.0
+            fin = start + self._t_loc
+            if fin <= t_d:
+                return fin - now, self._e_loc, False, fin, 0.0
+            return self._dl, self._e_loc * (t_d - start) / self._t_loc, True, t_d, 0.0
+        k = a - 1
+        s = self._up_free
+        if s < now:
+            s = now
+        srv = self._srv_free[k]
+        if s >= t_d:
+            return self._dl, 0.0, True, s, srv
+        fin_tx = s + self._t_up
+        if fin_tx > t_d:
+            return self._dl, self._p_tx * (t_d - s), True, t_d, srv
+        energy = self._p_tx * self._t_up
+        arrive = fin_tx + self._bh_lat[k] + self._bh_bit[k] * self._size
+        start = srv if srv > arrive else arrive
+        if start >= t_d:
+            return self._dl, energy, True, fin_tx, srv
+        if myopic:
+            j = self._slot_idx
+            fin = start + self._work / (self._f_srv[k] * (1.0 - self._u[k][j]))
+            if fin > t_d:
+                fin = _INF
+        else:
+            fin = self._server_finish(k, start, self._work, t_d)
+        if fin == _INF:
+            return self._dl, energy, True, fin_tx, t_d
+        return fin - now, energy, False, fin_tx, fin
+
+    def _cost(self, delay: float, energy: float, dropped: bool) -> float:
+        if dropped:
+            return self._penalty + self._we * energy / self._e_loc
+        c = self._w * delay / self._t_loc + self._we * energy / self._e_loc
+        return c if c < self._penalty else self._penalty
+
+    def estimated_costs(self) -> list[float]:
+        """Myopic cost estimate of every action for the pending task (current queues, channel and loads)."""
+        out = []
+        for a in range(1 + self.n_servers):
+            d, e, dr, _, _ = self._outcome(a, True)
+            out.append(self._cost(d, e, dr))
+        return out
+
+    def server_backlogs(self) -> list[float]:
+        """Time (s) until each server finishes this cell's committed work."""
+        now = self._now
+        return [max(f - now, 0.0) for f in self._srv_free]
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        a = int(action)
+        if not 0 <= a <= self.n_servers:
+            raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{self.n_servers}")
+        delay, energy, dropped, free_a, free_b = self._outcome(a, False)
+        if a == 0:
+            self._local_free[self._dev] = free_a
+        else:
+            self._up_free = free_a
+            self._srv_free[a - 1] = free_b
+        cost = self._cost(delay, energy, dropped)
+        self._steps += 1
+        self._i += 1
+        if self._i >= self._n_block:
+            self._new_task_block()
+        self._load_task()
+        obs = self._observation()
+        info = {"delay": delay, "energy": energy, "dropped": float(dropped), "cost": cost,
+                "offloaded": 1.0 if a else 0.0}
+        return obs, -cost, False, self._steps >= self.config.episode_tasks, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        if not self._has_reset:
+            return "MecOffloading (not reset)"
+        srv = " ".join(f"{b:.2f}" for b in self.server_backlogs())
+        j = self._slot_idx
+        load = " ".join(f"{self._u[k][j]:.2f}" for k in range(self.n_servers))
+        return (f"t={self._now:.2f}s step={self._steps} device={self._dev} D={self._size / 1e6:.2f}Mbit "
+                f"uplink_backlog={max(self._up_free - self._now, 0.0):.2f}s server_backlog=[{srv}] "
+                f"bg_load=[{load}]")
+
+
+# ---------------------------------------------------------------------- heuristic baselines
+def _all_local(env: gym.Env, seed: int) -> Policy:
+    return lambda obs: 0
+
+
+def _offload_nearest(env: gym.Env, seed: int) -> Policy:
+    nearest = 1 + int(np.argmin(env.unwrapped.backhaul_latency_s))
+    return lambda obs: nearest
+
+
+def _least_loaded(env: gym.Env, seed: int) -> Policy:
+    e = env.unwrapped
+
+    def policy(obs: np.ndarray) -> int:
+        b = e.server_backlogs()
+        return 1 + b.index(min(b))
+    return policy
+
+
+def _random(env: gym.Env, seed: int) -> Policy:
+    rng = np.random.default_rng(seed)
+    n = int(env.action_space.n)
+    return lambda obs: int(rng.integers(n))
+
+
+def _greedy(env: gym.Env, seed: int) -> Policy:
+    e = env.unwrapped
+
+    def policy(obs: np.ndarray) -> int:
+        c = e.estimated_costs()
+        return c.index(min(c))
+    return policy
+
+
+BASELINES: dict[str, BaselineFactory] = {
+    "all-local": _all_local,
+    "offload-nearest": _offload_nearest,
+    "least-loaded": _least_loaded,
+    "random": _random,
+    "greedy": _greedy,
+}
+
+ENTRY = EnvEntry(
+    env_id="frl/MecOffloading-v0",
+    name="mec-offloading",
+    entry_point="envs.mec_offloading:MecOffloadingEnv",
+    config_cls=MecOffloadingConfig,
+    client_configs=make_client_configs,
+    baselines=BASELINES,
+    kpis=("cost", "delay", "energy", "dropped", "offloaded"),
+    lower_is_better=("cost", "delay", "energy", "dropped"),
+    summary="Edge cell offloads deadline tasks to K edge servers over a shared uplink (delay+energy cost)",
+    max_episode_steps=None,
+    extra={"obs_features_per_server": 4, "obs_global_features": 8},
+)

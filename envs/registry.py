@@ -1,0 +1,65 @@
+"""Registry of the suite's domain environments.
+
+Each env module defines one ``EnvEntry`` (named ``ENTRY``) that says how to build the env, how to build N
+heterogeneous client configs, which heuristic baselines solve it and which ``info`` keys are its KPIs. The
+package ``envs`` registers every entry with gymnasium as ``frl/<Name>-v0`` so ``gymnasium.make`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+Policy = Callable[[np.ndarray], Any]
+"""A policy maps one observation to one action (heuristics read the env through ``env.unwrapped``)."""
+
+BaselineFactory = Callable[[gym.Env, int], Policy]
+"""Builds a heuristic policy for a given env instance and seed."""
+
+
+class EnvConfigError(ValueError):
+    """A knob outside its legal range, an unknown env id, or an unknown baseline."""
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    env_id: str                      # "frl/MecOffloading-v0"
+    name: str                        # kebab-case CLI name, "mec-offloading"
+    entry_point: str                 # "envs.mec_offloading:MecOffloadingEnv"
+    config_cls: type                 # frozen dataclass of physical parameters
+    client_configs: Callable[..., list[Any]]  # (n_clients, heterogeneity, seed) -> [config, ...]
+    baselines: Mapping[str, BaselineFactory]
+    kpis: tuple[str, ...]            # numeric info keys averaged per step in evaluation
+    lower_is_better: tuple[str, ...] = ()  # KPIs where the worst client is the one with the largest value
+    summary: str = ""                # one line for `frl list`
+    parallel_entry_point: str | None = None   # "envs.cv2x:parallel_env" for PettingZoo forms
+    max_episode_steps: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+ENV_ENTRIES: dict[str, EnvEntry] = {}
+
+
+def register_entry(entry: EnvEntry) -> None:
+    ENV_ENTRIES[entry.env_id] = entry
+    if entry.env_id not in gym.registry:
+        gym.register(id=entry.env_id, entry_point=entry.entry_point,
+                     max_episode_steps=entry.max_episode_steps)
+
+
+def env_entry(env_id_or_name: str) -> EnvEntry:
+    for e in ENV_ENTRIES.values():
+        if env_id_or_name in (e.env_id, e.name):
+            return e
+    allowed = ", ".join(sorted(ENV_ENTRIES))
+    raise EnvConfigError(f"unknown env {env_id_or_name!r}; allowed: {allowed}")
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise ``EnvConfigError`` naming the knob and its legal range when value is outside [low, high]."""
+    if not (low <= value <= high) or value != value:
+        raise EnvConfigError(f"{name}={value!r} is out of range; allowed: [{low}, {high}]")

@@ -1,0 +1,200 @@
+"""The Experiment config and the generic runner every scenario uses.
+
+A scenario (one paper-style experiment) is a function returning an ``Experiment``; ``run_experiment``
+turns it into results: it builds N heterogeneous clients from the env's client-config generator, runs each
+federated strategy with identical seeds and sample budgets, and evaluates every heuristic baseline on the
+same client envs with the same episode seeds (paired comparison).
+
+Seeds flow one way: ``Experiment.seed`` → ``np.random.SeedSequence(seed).spawn(n)`` → per-client env,
+agent and evaluation seeds. No global RNG state is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import envs  # noqa: F401  (registers frl/* envs)
+from agents import agent_class
+from envs.registry import EnvEntry, env_entry
+from federation import Client, evaluate_policy, make_strategy, run_federation
+from federation.strategies import STRATEGIES
+
+
+class ScenarioError(ValueError):
+    """A bad experiment knob: names the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    scenario: str
+    env_id: str
+    n_clients: int = 8
+    heterogeneity: float = 0.5
+    rounds: int = 30
+    steps_per_round: int = 1000
+    fraction: float = 1.0
+    eval_every: int = 5
+    eval_episodes: int = 2
+    final_eval_episodes: int = 10
+    agent: str = "dqn"
+    agent_config: Mapping[str, Any] = field(default_factory=dict)
+    strategies: tuple[str, ...] = ("fedavg", "local")
+    baselines: tuple[str, ...] | None = None  # None = every baseline of the env
+    seed: int = 0
+
+    def validate(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ScenarioError(msg)
+
+        need(isinstance(self.n_clients, int) and 1 <= self.n_clients <= 1000,
+             f"clients={self.n_clients!r} is out of range; allowed: integer in [1, 1000]")
+        need(isinstance(self.heterogeneity, (int, float)) and 0.0 <= self.heterogeneity <= 1.0,
+             f"heterogeneity={self.heterogeneity!r} is out of range; allowed: [0, 1]")
+        need(isinstance(self.rounds, int) and 1 <= self.rounds <= 100_000,
+             f"rounds={self.rounds!r} is out of range; allowed: integer in [1, 100000]")
+        need(isinstance(self.steps_per_round, int) and self.steps_per_round >= 1,
+             f"steps_per_round={self.steps_per_round!r} must be an integer >= 1")
+        need(0.0 < self.fraction <= 1.0, f"fraction={self.fraction!r} is out of range; allowed: (0, 1]")
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2**32,
+             f"seed={self.seed!r} is out of range; allowed: integer in [0, 2**32)")
+        need(self.eval_every >= 1 and self.eval_episodes >= 1 and self.final_eval_episodes >= 1,
+             "eval_every, eval_episodes and final_eval_episodes must be >= 1")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        need(bool(self.strategies) and not unknown,
+             f"unknown strategy {','.join(unknown) or '(none)'}; allowed: {', '.join(sorted(STRATEGIES))}")
+        entry = env_entry(self.env_id)
+        if self.baselines is not None:
+            bad = [b for b in self.baselines if b not in entry.baselines]
+            need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; "
+                          f"allowed: {', '.join(entry.baselines)}")
+        agent_class(self.agent)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["agent_config"] = dict(self.agent_config)
+        d["strategies"] = list(self.strategies)
+        d["baselines"] = None if self.baselines is None else list(self.baselines)
+        return d
+
+
+@dataclass
+class ExperimentResult:
+    """Long-format rows (method, round, client, metric, value) plus per-method summaries."""
+
+    experiment: Experiment
+    rows: list[tuple[str, int, int, str, float]]
+    methods: dict[str, dict[str, Any]]
+    client_configs: list[dict[str, Any]]
+    wall_time_s: float
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (method, round done, rounds)
+
+
+def _client_seeds(seed: int, n: int) -> list[tuple[int, int, list[int]]]:
+    """Per client: (env seed, agent seed, base of the evaluation episode seeds)."""
+    out = []
+    for child in np.random.SeedSequence(seed).spawn(n):
+        s = child.generate_state(3, dtype=np.uint32)
+        out.append((int(s[0]), int(s[1]), int(s[2])))
+    return out
+
+
+def _eval_seeds(base: int, k: int) -> list[int]:
+    return [(base + 7919 * i) % 2**31 for i in range(k)]
+
+
+def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
+    exp.validate()
+    start = time.perf_counter()
+    entry = env_entry(exp.env_id)
+    configs = entry.client_configs(exp.n_clients, float(exp.heterogeneity), exp.seed)
+    seeds = _client_seeds(exp.seed, exp.n_clients)
+    rows: list[tuple[str, int, int, str, float]] = []
+    methods: dict[str, dict[str, Any]] = {}
+    final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
+
+    def make_env(cfg: Any) -> gym.Env:
+        return gym.make(entry.env_id, config=cfg)
+
+    for sname in exp.strategies:
+        strategy = make_strategy(sname)
+        clients = []
+        for cid, cfg in enumerate(configs):
+            env_seed, agent_seed, _ = seeds[cid]
+            env = make_env(cfg)
+            env.reset(seed=env_seed)
+            env.action_space.seed(env_seed)
+            cls = agent_class(exp.agent)
+            clients.append(Client(
+                cid, env, make_env(cfg),
+                lambda cls=cls, env=env, s=agent_seed: cls(env.observation_space, env.action_space, seed=s,
+                                                           **dict(exp.agent_config)),
+                steps_per_round=exp.steps_per_round, kpis=entry.kpis,
+            ))
+        t0 = time.perf_counter()
+        history = run_federation(
+            clients, strategy, rounds=exp.rounds, seed=exp.seed, fraction=exp.fraction,
+            eval_every=exp.eval_every, eval_seeds=_eval_seeds(12345, exp.eval_episodes),
+            on_round=(lambda r, h, s=sname: on_progress(s, r, exp.rounds)) if on_progress else None,
+        )
+        train_time = time.perf_counter() - t0
+        rows.extend((sname, r, c, m, v) for r, c, m, v in history.rows)
+        per_client = []
+        for c in clients:
+            ev = c.evaluate(history.global_weights if strategy.federated else None,
+                            _eval_seeds(seeds[c.client_id][2], exp.final_eval_episodes))
+            per_client.append(ev)
+            rows.extend((sname, final_round, c.client_id, f"final/{k}", v) for k, v in ev.items())
+        bytes_total = sum(v for _, _, m, v in history.rows if m.startswith("comm/bytes"))
+        methods[sname] = _summarize(per_client, entry, kind="federated" if strategy.federated else "local",
+                                    extra={"bytes_communicated": bytes_total,
+                                           "samples_per_client": exp.rounds * exp.steps_per_round,
+                                           "train_time_s": train_time})
+    for bname in (exp.baselines if exp.baselines is not None else tuple(entry.baselines)):
+        per_client = []
+        for cid, cfg in enumerate(configs):
+            env = make_env(cfg)
+            policy = entry.baselines[bname](env, seeds[cid][1])
+            ev = evaluate_policy(env, policy, _eval_seeds(seeds[cid][2], exp.final_eval_episodes), entry.kpis)
+            per_client.append(ev)
+            rows.extend((bname, final_round, cid, f"final/{k}", v) for k, v in ev.items())
+        methods[bname] = _summarize(per_client, entry, kind="heuristic", extra={})
+    return ExperimentResult(
+        experiment=exp, rows=rows, methods=methods,
+        client_configs=[_config_dict(c) for c in configs],
+        wall_time_s=time.perf_counter() - start,
+    )
+
+
+def _config_dict(cfg: Any) -> dict[str, Any]:
+    try:
+        d = asdict(cfg)
+    except TypeError:
+        return {"repr": repr(cfg)}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def _summarize(per_client: list[dict[str, float]], entry: EnvEntry, *, kind: str,
+               extra: dict[str, Any]) -> dict[str, Any]:
+    returns = np.array([p["return"] for p in per_client])
+    out: dict[str, Any] = {
+        "kind": kind,
+        "mean_return": float(returns.mean()),
+        "worst_client_return": float(returns.min()),
+        "per_client_return": [float(x) for x in returns],
+    }
+    for k in entry.kpis:
+        vals = np.array([p[k] for p in per_client])
+        out[k] = float(vals.mean())
+        out[f"worst_client_{k}"] = float(vals.max() if k in entry.lower_is_better else vals.min())
+    out.update(extra)
+    return out
+

@@ -1,0 +1,166 @@
+"""Writes a run's results: config.json, metrics.csv, summary.json, summary.md and PNG plots.
+
+Every file is written atomically (temp file in the same directory, then ``os.replace``), so a crash never
+leaves a half-written result, and a directory that already holds results is refused rather than
+overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from scenarios.experiment import ExperimentResult, ScenarioError
+
+RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "summary.md",
+                "learning_curves.png", "per_client_return.png")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create ``out``; refuse one that already holds results (nothing written is ever overwritten)."""
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {str(out)!r} exists and is not a directory")
+    existing = [f for f in RESULT_FILES if (out / f).exists()]
+    if existing:
+        raise ScenarioError(f"--out {str(out)!r} already holds results ({', '.join(existing)}); "
+                            "choose a new directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str, Any] | None = None) -> list[Path]:
+    """Write every result file into ``out`` (which ``prepare_out_dir`` has checked) and return their paths."""
+    exp = result.experiment
+    config = {"experiment": exp.to_dict(), "client_configs": result.client_configs, **(extra_config or {})}
+    atomic_write_text(out / "config.json", json.dumps(_json_safe(config), indent=2) + "\n")
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "round", "client", "metric", "value"])
+    for method, rnd, client, metric, value in result.rows:
+        w.writerow([method, rnd, client, metric, repr(float(value))])
+    atomic_write_text(out / "metrics.csv", buf.getvalue())
+
+    summary = {"scenario": exp.scenario, "env_id": exp.env_id, "seed": exp.seed,
+               "wall_time_s": result.wall_time_s, "methods": result.methods}
+    atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    atomic_write_text(out / "summary.md", summary_markdown(result))
+    paths = [out / f for f in ("config.json", "metrics.csv", "summary.json", "summary.md")]
+    paths += plot_results(out, result)
+    return paths
+
+
+def summary_markdown(result: ExperimentResult) -> str:
+    exp = result.experiment
+    methods = result.methods
+    kpi_cols: list[str] = []
+    for m in methods.values():
+        for k in m:
+            if k not in kpi_cols and not k.startswith(("worst_client_", "per_client")) and k not in (
+                    "kind", "mean_return", "bytes_communicated", "samples_per_client", "train_time_s"):
+                kpi_cols.append(k)
+    head = ["method", "kind", "mean return", "worst-client return", *kpi_cols, "MB moved"]
+    lines = [f"# {exp.scenario}: {exp.env_id}", "",
+             f"{exp.n_clients} clients, heterogeneity {exp.heterogeneity}, {exp.rounds} rounds × "
+             f"{exp.steps_per_round} steps, agent `{exp.agent}`, seed {exp.seed}; "
+             f"final evaluation over {exp.final_eval_episodes} episodes per client "
+             f"(the same episode seeds for every method). Sorted by mean return.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in sorted(methods.items(), key=lambda kv: -kv[1]["mean_return"]):
+        cells = [name, m["kind"], f"{m['mean_return']:.3f}", f"{m['worst_client_return']:.3f}"]
+        cells += [f"{m[k]:.4g}" if isinstance(m.get(k), (int, float)) else "" for k in kpi_cols]
+        mb = m.get("bytes_communicated")
+        cells.append(f"{mb / 1e6:.2f}" if mb is not None else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Wall time: {result.wall_time_s:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
+    """Learning curves (mean over clients per round) and final per-client returns, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for method, rnd, _client, metric, value in result.rows:
+        if metric == "global/return":
+            curves[f"{method} (global model)"][rnd].append(value)
+        elif metric == "own/return":
+            curves[f"{method} (own model)"][rnd].append(value)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, by_round in curves.items():
+        rs = sorted(by_round)
+        ax.plot(rs, [sum(by_round[r]) / len(by_round[r]) for r in rs], marker="o", ms=3, label=label)
+    for name, m in result.methods.items():
+        if m["kind"] == "heuristic":
+            ax.axhline(m["mean_return"], ls="--", lw=1, alpha=0.7, label=f"{name} (heuristic)")
+    ax.set_xlabel("round")
+    ax.set_ylabel("mean evaluation return over clients")
+    ax.set_title(f"{result.experiment.scenario}: learning curves")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths = [_save_fig(fig, out / "learning_curves.png")]
+    plt.close(fig)
+
+    names = sorted(result.methods, key=lambda n: -result.methods[n]["mean_return"])
+    n_clients = result.experiment.n_clients
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * n_clients + 3), 4.5))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        vals = result.methods[name]["per_client_return"]
+        ax.bar([c + i * width for c in range(n_clients)], vals, width=width, label=name)
+    ax.set_xticks([c + 0.4 - width / 2 for c in range(n_clients)], [str(c) for c in range(n_clients)])
+    ax.set_xlabel("client")
+    ax.set_ylabel("final evaluation return")
+    ax.set_title(f"{result.experiment.scenario}: per-client return")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    paths.append(_save_fig(fig, out / "per_client_return.png"))
+    plt.close(fig)
+    return paths
+
+
+def _save_fig(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

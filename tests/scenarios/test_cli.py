@@ -1,0 +1,77 @@
+"""The `frl` command line: listing, a real (tiny) run with its result files, and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from scenarios.cli import main
+
+
+def test_list_shows_every_registry(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("frl/MecOffloading-v0", "greedy", "dqn", "fedavg", "local", "mec-offloading"):
+        assert name in out
+
+
+def test_list_json_is_machine_readable(capsys):
+    assert main(["list", "--json"]) == 0
+    cat = json.loads(capsys.readouterr().out)
+    assert {"envs", "agents", "strategies", "scenarios"} <= set(cat)
+    mec = next(e for e in cat["envs"] if e["id"] == "frl/MecOffloading-v0")
+    assert "greedy" in mec["baselines"]
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["run", "no-such-scenario"], ["no-such-scenario", "allowed", "mec-offloading"]),
+    (["run", "mec-offloading", "--clients", "0"], ["0", "[1, 1000]"]),
+    (["run", "mec-offloading", "--heterogeneity", "2"], ["2", "[0, 1]"]),
+    (["run", "mec-offloading", "--seed", "abc"], ["'abc'", "integer"]),
+    (["run", "mec-offloading", "--rounds", "1.5"], ["'1.5'", "integer"]),
+    (["run", "mec-offloading", "--strategy", "fedavg,bogus"], ["bogus", "allowed", "fedavg"]),
+    (["frobnicate"], ["frobnicate"]),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, needles, capsys, tmp_path):
+    code = main([*argv, "--out", str(tmp_path / "o")] if argv[0] == "run" else argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "frl")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "scenarios.cli"]
+    p = subprocess.run([*cmd, "run", "mec-offloading", "--clients", "0", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_quick_run_writes_results_and_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "mec-offloading", "--quick", "--clients", "2", "--rounds", "2", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "metrics.csv", "summary.json", "summary.md", "learning_curves.png",
+            "per_client_return.png"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    summary = json.loads((out / "summary.json").read_text())
+    for m in ("fedavg", "local", "greedy", "all-local"):
+        assert {"mean_return", "worst_client_return", "cost", "delay", "energy", "dropped"} <= set(
+            summary["methods"][m])
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"]["seed"] == 0 and config["experiment"]["n_clients"] == 2
+    header, *rows = (out / "metrics.csv").read_text().splitlines()
+    assert header == "method,round,client,metric,value" and rows
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
