@@ -1,0 +1,518 @@
+"""Deep Q-Network for discrete actions, readable top to bottom (CleanRL-style) and shaped as an ``Agent``.
+
+Algorithm (Mnih et al. 2015, "Human-level control through deep reinforcement learning", Nature 518):
+ε-greedy interaction, a replay buffer sampled uniformly, a periodically synchronised target network and the
+TD target ``y = R + γ^m (1 − terminated) · Q_target(s', a*)`` regressed with a Huber loss (the paper's
+error clipping). Options:
+
+- Double DQN (van Hasselt, Guez & Silver 2016, "Deep Reinforcement Learning with Double Q-learning",
+  AAAI): ``a* = argmax_a Q_online(s', a)`` evaluated by the target network (default on); otherwise
+  ``a* = argmax_a Q_target(s', a)``.
+- Dueling head (Wang et al. 2016, "Dueling Network Architectures for Deep RL", ICML), see
+  ``agents.nets.DuelingHead``.
+- n-step returns (Sutton 1988; Hessel et al. 2018 "Rainbow"), computed by ``agents.buffers.ReplayBuffer``.
+- Soft target updates ``θ' ← τθ + (1 − τ)θ'`` when ``tau < 1`` (Lillicrap et al. 2016), else hard copies.
+- FedProx proximal term ``(μ/2)·||θ − θ_anchor||²`` (Li et al. 2020, "Federated Optimization in
+  Heterogeneous Networks", MLSys), the anchor being the last weights given to ``set_weights``.
+- ``personal="head"`` keeps the Q head local (FedPer, Arivazhagan et al. 2019, "Federated Learning with
+  Personalization Layers").
+
+Time limits: a *terminated* transition cuts the bootstrap, a *truncated* one does not (Pardo et al. 2018).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agents import register_agent
+from agents.base import Agent, AgentError, Weights
+from agents.buffers import ReplayBuffer
+from agents.nets import ACTIVATIONS, QNetwork
+
+CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
+
+
+# ----- hyperparameters -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DQNConfig:
+    """DQN hyperparameters. Steps are environment steps and persist across ``learn`` calls.
+
+    Defaults are small-problem defaults (CartPole-sized MLPs, budgets of 10⁴–10⁵ steps), in the spirit of
+    the DQN settings of Stable-Baselines3 / rl-zoo and CleanRL rather than the Atari ones of Mnih et al.
+    """
+
+    lr: float = 5e-4  # Adam step size
+    gamma: float = 0.99  # discount
+    buffer_size: int = 50_000  # replay capacity (transitions)
+    batch_size: int = 64
+    learning_starts: int = 1_000  # env steps before the first update
+    train_freq: int = 4  # an update round every train_freq env steps ...
+    gradient_steps: int = 1  # ... of this many gradient steps
+    target_update_interval: int = 500  # env steps between target updates
+    tau: float = 1.0  # 1.0: hard copy; < 1: Polyak averaging at each target update
+    exploration_initial_eps: float = 1.0  # ε decays linearly from this ...
+    exploration_final_eps: float = 0.05  # ... to this ...
+    exploration_steps: int = 10_000  # ... over this many env steps (0: final ε from the start)
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    double_q: bool = True
+    dueling: bool = False
+    n_step: int = 1
+    loss: str = "huber"  # "huber" (Mnih et al. 2015 error clipping) or "mse"
+    max_grad_norm: float | None = 10.0  # None: no clipping
+    personal: str = "none"  # "none" or "head" (FedPer: the Q head stays local)
+    prox_mu: float = 0.0  # FedProx μ (0: off)
+
+    def __post_init__(self) -> None:
+        inf = math.inf
+        self._int("buffer_size", 1)
+        self._int("batch_size", 1)
+        self._int("learning_starts", 0)
+        self._int("train_freq", 1)
+        self._int("gradient_steps", 1)
+        self._int("target_update_interval", 1)
+        self._int("exploration_steps", 0)
+        self._int("n_step", 1)
+        self._float("lr", 0.0, inf, lo_open=True)
+        self._float("gamma", 0.0, 1.0)
+        self._float("tau", 0.0, 1.0, lo_open=True)
+        self._float("exploration_initial_eps", 0.0, 1.0)
+        self._float("exploration_final_eps", 0.0, 1.0)
+        self._float("prox_mu", 0.0, inf)
+        if self.max_grad_norm is not None:
+            self._float("max_grad_norm", 0.0, inf, lo_open=True)
+        for name in ("double_q", "dueling"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise AgentError(f"{name}={getattr(self, name)!r} must be a bool")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        self._choice("activation", tuple(ACTIVATIONS))
+        self._choice("loss", ("huber", "mse"))
+        self._choice("personal", ("none", "head"))
+        try:
+            sizes = tuple(self.hidden_sizes)
+        except TypeError:
+            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1") from None
+        if not all(_is_int(h) and h >= 1 for h in sizes):
+            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    # validation helpers (they coerce numpy / integral-float values to plain Python types)
+    def _int(self, name: str, lo: int) -> None:
+        v = getattr(self, name)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not _is_int(v) or v < lo:
+            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
+        object.__setattr__(self, name, int(v))
+
+    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
+        v = getattr(self, name)
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
+            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
+        object.__setattr__(self, name, float(v))
+
+    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        if getattr(self, name) not in allowed:
+            raise AgentError(f"{name}={getattr(self, name)!r} not supported; allowed: {', '.join(allowed)}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _resolve_config(config: DQNConfig | None, overrides: Mapping[str, Any]) -> DQNConfig:
+    base = DQNConfig() if config is None else config
+    if not isinstance(base, DQNConfig):
+        raise AgentError(f"config must be a DQNConfig, got {type(base).__name__}")
+    unknown = sorted(set(overrides) - set(DQNConfig.names()))
+    if unknown:
+        raise AgentError(
+            f"unknown DQN hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(DQNConfig.names())}"
+        )
+    return dataclasses.replace(base, **overrides) if overrides else base
+
+
+# ----- the agent -----------------------------------------------------------------------------------------
+@register_agent
+class DQNAgent(Agent):
+    """DQN / Double / Dueling / n-step DQN on a Discrete action space and a 1-D Box (or Discrete,
+    one-hot encoded) observation space. See the module docstring for the algorithm and its sources."""
+
+    name = "dqn"
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        seed: int | np.random.SeedSequence = 0,
+        config: DQNConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = cfg = _resolve_config(config, overrides)
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+        # Spaces: Discrete actions; a 1-D Box or a Discrete observation (stored as index, one-hot in torch).
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise AgentError(f"DQN supports Discrete action spaces only; got {action_space!r}")
+        self.num_actions = int(action_space.n)
+        self._action_start = int(action_space.start)
+        if isinstance(observation_space, gym.spaces.Discrete):
+            self._obs_discrete = True
+            self.obs_dim = int(observation_space.n)
+            self._obs_start = int(observation_space.start)
+            self._obs_shape: tuple[int, ...] = ()
+            self._eye = torch.eye(self.obs_dim, dtype=torch.float32)
+        elif isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1:
+            self._obs_discrete = False
+            self.obs_dim = int(observation_space.shape[0])
+            self._obs_start = 0
+            self._obs_shape = (self.obs_dim,)
+        else:
+            raise AgentError(
+                "DQN supports observation spaces Box with a 1-D shape or Discrete (one-hot encoded); "
+                f"got {observation_space!r}"
+            )
+
+        # Randomness: one SeedSequence → a numpy Generator (ε-greedy, replay sampling, env reset seeds)
+        # and a torch seed used only, in a forked RNG scope, for the network initialisation.
+        if not (_is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
+            raise AgentError(f"seed={seed!r} must be a non-negative int")
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        np_ss, torch_ss = ss.spawn(2)
+        self._rng = np.random.default_rng(np_ss)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch_ss.generate_state(1, np.uint64)[0]))
+            self.q = QNetwork(
+                self.obs_dim, self.num_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling
+            )
+        self.target = copy.deepcopy(self.q).requires_grad_(False)
+        self._params = list(self.q.parameters())
+        self._target_params = list(self.target.parameters())
+        self.optimizer = torch.optim.Adam(self._params, lr=cfg.lr, fused=True)
+        if cfg.personal == "head":
+            self.personal_prefixes = ("head.",)
+
+        self.buffer = ReplayBuffer(
+            cfg.buffer_size,
+            self._obs_shape,
+            np.int64 if self._obs_discrete else np.float32,
+            (),
+            np.int64,
+            self._rng,
+            n_step=cfg.n_step,
+            gamma=cfg.gamma,
+        )
+
+        # FedProx anchor: name -> tensor of the last weights given to set_weights (only while prox_mu > 0).
+        self._anchor: dict[str, torch.Tensor] = {}
+        self._prox_pairs: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+
+        # Interaction state that persists across learn() calls.
+        self.total_steps = 0
+        self._env: gym.Env | None = None
+        self._obs: np.ndarray | int | None = None
+        self._episode_return = 0.0
+        self._episode_length = 0
+
+    # ----- acting --------------------------------------------------------------------------------------
+    @property
+    def epsilon(self) -> float:
+        """Linearly annealed ε at the current step (Mnih et al. 2015 anneal ε linearly, then hold it)."""
+        cfg = self.config
+        frac = min(1.0, self.total_steps / cfg.exploration_steps) if cfg.exploration_steps > 0 else 1.0
+        return cfg.exploration_initial_eps + frac * (cfg.exploration_final_eps - cfg.exploration_initial_eps)
+
+    def act(self, obs: np.ndarray | int, *, explore: bool = True) -> int:
+        """ε-greedy action with the current ε when ``explore``, else the greedy action."""
+        if explore and self._rng.random() < self.epsilon:
+            return int(self._rng.integers(self.num_actions)) + self._action_start
+        return self._greedy(self._to_stored(obs)) + self._action_start
+
+    def _to_stored(self, obs: Any) -> np.ndarray | int:
+        """Observation as stored in the buffer: a fresh float32 vector, or a 0-based index."""
+        if self._obs_discrete:
+            i = int(obs) - self._obs_start
+            if not 0 <= i < self.obs_dim:
+                raise AgentError(
+                    f"observation {obs!r} outside Discrete({self.obs_dim}, start={self._obs_start})"
+                )
+            return i
+        x = np.array(obs, dtype=np.float32)  # a copy: an env may reuse its observation array
+        if x.shape != self._obs_shape:
+            raise AgentError(f"observation shape {x.shape} does not match the expected {self._obs_shape}")
+        return x
+
+    def _encode(self, stored: np.ndarray | int) -> torch.Tensor:
+        """Stored observation(s) → network input (one-hot rows for Discrete observations)."""
+        if self._obs_discrete:
+            return self._eye[stored] if isinstance(stored, int) else self._eye[torch.from_numpy(stored)]
+        return torch.from_numpy(stored)
+
+    def _greedy(self, stored: np.ndarray | int) -> int:
+        return self.q.greedy_action(self._encode(stored))
+
+    # ----- learning ------------------------------------------------------------------------------------
+    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+        """Interact with ``env`` for ``num_steps`` steps, storing transitions and training every
+        ``train_freq`` steps once ``learning_starts`` steps have been taken.
+
+        The running episode continues across calls on the same env object; a new env object is reset with
+        a seed drawn from the agent's generator. Returns ``loss/td`` (mean over this call's updates; absent
+        if none), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
+        this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
+        """
+        if not _is_int(num_steps) or num_steps < 0:
+            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        if env is not self._env:
+            self._start(env)
+        cfg = self.config
+        rng, buffer = self._rng, self.buffer
+        start, n_actions = self._action_start, self.num_actions
+        eps0, eps1, eps_steps = cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_steps
+        learning_starts, train_freq = cfg.learning_starts, cfg.train_freq
+        target_every, gradient_steps = cfg.target_update_interval, cfg.gradient_steps
+
+        obs = self._obs
+        t = self.total_steps
+        returns: list[float] = []
+        lengths: list[int] = []
+        loss_sum, n_updates = 0.0, 0
+        for _ in range(num_steps):
+            # ε-greedy action with a linearly annealed ε
+            eps = eps1 if t >= eps_steps else eps0 + (t / eps_steps) * (eps1 - eps0)
+            a = int(rng.integers(n_actions)) if rng.random() < eps else self._greedy(obs)
+
+            next_raw, reward, terminated, truncated, _ = env.step(a + start)
+            next_obs = self._to_stored(next_raw)
+            buffer.add(obs, a, reward, next_obs, terminated, truncated)
+            self._episode_return += float(reward)
+            self._episode_length += 1
+            if terminated or truncated:
+                returns.append(self._episode_return)
+                lengths.append(self._episode_length)
+                self._episode_return, self._episode_length = 0.0, 0
+                obs = self._to_stored(env.reset()[0])
+            else:
+                obs = next_obs
+            t += 1
+            self.total_steps = t
+
+            if t >= learning_starts:
+                if t % train_freq == 0:
+                    for _ in range(gradient_steps):
+                        loss_sum += self._update()
+                        n_updates += 1
+                if t % target_every == 0:
+                    self._update_target()
+        self._obs = obs
+
+        stats: dict[str, float] = {}
+        if n_updates:
+            stats["loss/td"] = loss_sum / n_updates
+        if returns:
+            stats["train/episode_return"] = float(np.mean(returns))
+            stats["train/episode_length"] = float(np.mean(lengths))
+        stats["train/episodes"] = float(len(returns))
+        stats["train/epsilon"] = float(self.epsilon)
+        stats["train/steps"] = float(self.total_steps)
+        return stats
+
+    def _start(self, env: gym.Env) -> None:
+        """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed."""
+        obs_space, act_space = env.observation_space, env.action_space
+        expected_actions = (self.num_actions, self._action_start)
+        if not isinstance(act_space, gym.spaces.Discrete) or (
+            (int(act_space.n), int(act_space.start)) != expected_actions
+        ):
+            raise AgentError(
+                f"env action space {act_space!r} does not match the agent's {self.action_space!r}"
+            )
+        if self._obs_discrete:
+            ok = isinstance(obs_space, gym.spaces.Discrete) and int(obs_space.n) == self.obs_dim
+        else:
+            ok = isinstance(obs_space, gym.spaces.Box) and tuple(obs_space.shape) == self._obs_shape
+        if not ok:
+            raise AgentError(
+                f"env observation space {obs_space!r} does not match the agent's {self.observation_space!r}"
+            )
+        self.buffer.mark_episode_end()  # n-step lookahead must not chain into the new env's transitions
+        obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
+        self._env = env
+        self._obs = self._to_stored(obs)
+        self._episode_return, self._episode_length = 0.0, 0
+
+    def _update(self) -> float:
+        """One gradient step on a replay batch; returns the TD loss."""
+        cfg = self.config
+        b = self.buffer.sample(cfg.batch_size)
+        obs, next_obs = self._encode(b.obs), self._encode(b.next_obs)
+        actions = torch.from_numpy(b.actions).unsqueeze(1)
+        with torch.no_grad():
+            next_q = self.target(next_obs)
+            if cfg.double_q:  # van Hasselt et al. 2016: online net selects, target net evaluates
+                next_v = next_q.gather(1, self.q(next_obs).argmax(1, keepdim=True)).squeeze(1)
+            else:  # Mnih et al. 2015: max over the target net
+                next_v = next_q.max(1).values
+            td_target = torch.from_numpy(b.rewards) + torch.from_numpy(b.discounts) * next_v
+        q = self.q(obs).gather(1, actions).squeeze(1)
+        td_loss = F.smooth_l1_loss(q, td_target) if cfg.loss == "huber" else F.mse_loss(q, td_target)
+        loss = td_loss
+        if cfg.prox_mu > 0.0 and self._prox_pairs:  # FedProx, Li et al. 2020, eq. (2)
+            prox = sum(torch.sum((p - a) ** 2) for p, a in self._prox_pairs)
+            loss = loss + 0.5 * cfg.prox_mu * prox
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        self.optimizer.step()
+        return float(td_loss.item())
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        tau = self.config.tau
+        for tp, p in zip(self._target_params, self._params, strict=True):
+            if tau == 1.0:
+                tp.copy_(p)
+            else:
+                tp.lerp_(p, tau)
+
+    # ----- weights ---------------------------------------------------------------------------------------
+    def get_weights(self) -> Weights:
+        """Online Q-network parameters as independent float32 numpy copies, named like its state_dict."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.q.state_dict().items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load a subset of the Q-network parameters by name into the online *and* target networks (a
+        freshly broadcast model gets a consistent target). The given values become the FedProx anchor.
+        Validates everything first: on an unknown key, wrong shape or non-finite value nothing changes.
+        The optimiser state (Adam moments) and the replay buffer are kept: they are local to the client."""
+        if not isinstance(weights, Mapping):
+            raise AgentError(f"weights must be a mapping name -> array, got {type(weights).__name__}")
+        online, target = self.q.state_dict(), self.target.state_dict()
+        staged: dict[str, torch.Tensor] = {}
+        for key, value in weights.items():
+            if key not in online:
+                raise AgentError(f"unknown weight {key!r}; expected names: {', '.join(online)}")
+            try:
+                arr = np.asarray(value, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise AgentError(f"weight {key!r} is not a numeric array: {exc}") from None
+            if arr.shape != tuple(online[key].shape):
+                raise AgentError(f"weight {key!r} has shape {arr.shape}, expected {tuple(online[key].shape)}")
+            if not np.isfinite(arr).all():
+                raise AgentError(f"weight {key!r} contains non-finite values")
+            staged[key] = torch.tensor(arr)
+        with torch.no_grad():
+            for key, value in staged.items():
+                online[key].copy_(value)
+                target[key].copy_(value)
+        if self.config.prox_mu > 0.0:
+            self._anchor.update(staged)
+            self._rebuild_prox_pairs()
+
+    def _rebuild_prox_pairs(self) -> None:
+        named = dict(self.q.named_parameters())
+        self._prox_pairs = [(named[k], a) for k, a in self._anchor.items() if k in named]
+
+    # ----- checkpoints -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write weights, target, optimiser state, step counter, RNG state and FedProx anchor atomically
+        (temp file in the same directory, then ``os.replace``). The replay buffer is not saved."""
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "agent": self.name,
+            "obs_dim": self.obs_dim,
+            "num_actions": self.num_actions,
+            "config": dataclasses.asdict(self.config),
+            "q": self.q.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "total_steps": self.total_steps,
+            "rng_state": json.dumps(self._rng.bit_generator.state),
+            "anchor": dict(self._anchor),
+        }
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
+
+        Refuses (AgentError, nothing modified) a file that is not a DQN checkpoint or whose network shapes
+        differ. The agent keeps its own config (the optimiser's lr is reset to ``config.lr``).
+        """
+        try:
+            payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise AgentError(f"checkpoint {os.fspath(path)!r} does not exist") from None
+        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
+            raise AgentError(f"{os.fspath(path)!r} is not a readable agent checkpoint: {exc}") from None
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise AgentError(f"{os.fspath(path)!r} is not an FRL agent checkpoint")
+        if payload.get("agent") != self.name:
+            raise AgentError(
+                f"checkpoint {os.fspath(path)!r} is for agent {payload.get('agent')!r}, not {self.name!r}"
+            )
+        expected = {k: tuple(v.shape) for k, v in self.q.state_dict().items()}
+        for part in ("q", "target"):
+            got = payload.get(part)
+            shapes = {k: tuple(v.shape) for k, v in got.items()} if isinstance(got, Mapping) else None
+            if shapes != expected:
+                raise AgentError(
+                    f"checkpoint {os.fspath(path)!r} has network shapes {shapes} ({part}), "
+                    f"but this agent expects {expected}"
+                )
+        optimizer = torch.optim.Adam(self._params, lr=self.config.lr, fused=True)
+        try:
+            optimizer.load_state_dict(payload["optimizer"])
+            rng_state = json.loads(payload["rng_state"])
+            total_steps = int(payload["total_steps"])
+            anchor = {k: v.clone() for k, v in payload.get("anchor", {}).items() if k in expected}
+        except Exception as exc:
+            raise AgentError(f"checkpoint {os.fspath(path)!r} is malformed: {exc}") from None
+        for group in optimizer.param_groups:
+            group["lr"] = self.config.lr
+        self.q.load_state_dict(payload["q"])
+        self.target.load_state_dict(payload["target"])
+        self.optimizer = optimizer
+        self._rng.bit_generator.state = rng_state
+        self.total_steps = total_steps
+        self._anchor = anchor
+        self._rebuild_prox_pairs()
+
+    # ----- pickling (worker processes): the env is not part of the agent's state -------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_env"] = None
+        state["_obs"] = None
+        return state
