@@ -74,6 +74,7 @@ class DQNConfig:
     loss: str = "huber"  # "huber" (Mnih et al. 2015 error clipping) or "mse"
     max_grad_norm: float | None = 10.0  # None: no clipping
     personal: str = "none"  # "none" or "head" (FedPer: the Q head stays local)
+    embedding_dim: int = 0  # > 0: a learnable per-client environment embedding (Jin et al. 2022), personal
     prox_mu: float = 0.0  # FedProx μ (0: off)
 
     def __post_init__(self) -> None:
@@ -86,6 +87,7 @@ class DQNConfig:
         self._int("target_update_interval", 1)
         self._int("exploration_steps", 0)
         self._int("n_step", 1)
+        self._int("embedding_dim", 0)
         self._float("lr", 0.0, inf, lo_open=True)
         self._float("gamma", 0.0, 1.0)
         self._float("tau", 0.0, 1.0, lo_open=True)
@@ -205,7 +207,8 @@ class DQNAgent(Agent):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch_ss.generate_state(1, np.uint64)[0]))
             self.q = QNetwork(
-                self.obs_dim, self.num_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling
+                self.obs_dim, self.num_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling,
+                embedding_dim=cfg.embedding_dim,
             )
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self._params = list(self.q.parameters())
@@ -213,6 +216,9 @@ class DQNAgent(Agent):
         self.optimizer = torch.optim.Adam(self._params, lr=cfg.lr, fused=True)
         if cfg.personal == "head":
             self.personal_prefixes = ("head.",)
+        if cfg.embedding_dim > 0:
+            self.personal_prefixes = (*self.personal_prefixes, "embedding")
+        self.prox_mu = cfg.prox_mu  # may be changed per round by the strategy (set_proximal)
 
         self.buffer = ReplayBuffer(
             cfg.buffer_size,
@@ -379,9 +385,9 @@ class DQNAgent(Agent):
         q = self.q(obs).gather(1, actions).squeeze(1)
         td_loss = F.smooth_l1_loss(q, td_target) if cfg.loss == "huber" else F.mse_loss(q, td_target)
         loss = td_loss
-        if cfg.prox_mu > 0.0 and self._prox_pairs:  # FedProx, Li et al. 2020, eq. (2)
+        if self.prox_mu > 0.0 and self._prox_pairs:  # FedProx, Li et al. 2020, eq. (2)
             prox = sum(torch.sum((p - a) ** 2) for p, a in self._prox_pairs)
-            loss = loss + 0.5 * cfg.prox_mu * prox
+            loss = loss + 0.5 * self.prox_mu * prox
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
@@ -428,9 +434,33 @@ class DQNAgent(Agent):
             for key, value in staged.items():
                 online[key].copy_(value)
                 target[key].copy_(value)
-        if self.config.prox_mu > 0.0:
-            self._anchor.update(staged)
-            self._rebuild_prox_pairs()
+        self._anchor.update(staged)
+        self._rebuild_prox_pairs()
+
+    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set the proximal anchor without touching the parameters (Ditto's personal model is pulled
+        toward the global model while keeping its own values)."""
+        named = dict(self.q.named_parameters())
+        staged = {}
+        for key, value in weights.items():
+            if key not in named or tuple(np.shape(value)) != tuple(named[key].shape):
+                raise AgentError(f"anchor weight {key!r} does not match the network")
+            staged[key] = torch.tensor(np.asarray(value, dtype=np.float32))
+        self._anchor.update(staged)
+        self._rebuild_prox_pairs()
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx / Ditto: weight μ of (μ/2)·||θ − θ_anchor||², the anchor being the last set_weights."""
+        if not (isinstance(mu, (int, float)) and mu >= 0.0 and math.isfinite(mu)):
+            raise AgentError(f"prox_mu={mu!r} is out of range; allowed: finite >= 0")
+        self.prox_mu = float(mu)
+
+    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
+        """Train only the parameters whose names start with one of ``prefixes`` (None: all).
+
+        FedRep (Collins et al. 2021) alternates head-only and body-only local updates with this."""
+        for name, p in self.q.named_parameters():
+            p.requires_grad_(prefixes is None or name.startswith(prefixes))
 
     def _rebuild_prox_pairs(self) -> None:
         named = dict(self.q.named_parameters())

@@ -88,14 +88,23 @@ class QNetwork(nn.Module):
         activation: str | type[nn.Module] = "relu",
         *,
         dueling: bool = False,
+        embedding_dim: int = 0,
     ) -> None:
         super().__init__()
-        self.body = mlp(obs_dim, hidden, None, activation)
+        # Jin et al. 2022 (AISTATS), "personalization via environment embeddings": a learnable per-client
+        # vector is concatenated to every observation; the network is shared, the embedding stays local.
+        self.embedding_dim = int(embedding_dim)
+        if self.embedding_dim > 0:
+            self.embedding = nn.Parameter(torch.zeros(self.embedding_dim))
+        self.body = mlp(obs_dim + self.embedding_dim, hidden, None, activation)
         width = int(hidden[-1]) if len(hidden) else int(obs_dim)
         self.head: nn.Module = DuelingHead(width, num_actions) if dueling else nn.Linear(width, num_actions)
         self._plan: list[tuple[torch.Tensor, torch.Tensor | None, Callable | None]] | None = None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.embedding_dim:
+            emb = self.embedding.expand(*obs.shape[:-1], self.embedding_dim)
+            obs = torch.cat([obs, emb], dim=-1)
         return self.head(self.body(obs))
 
     # ----- acting fast path --------------------------------------------------------------------------
@@ -109,7 +118,7 @@ class QNetwork(nn.Module):
         (``to()``/``_apply``, ``load_state_dict``, pickling). For a dueling head argmax Q = argmax A.
         """
         plan = self._plan if self._plan is not None else self._build_plan()
-        h = obs
+        h = torch.cat([obs, self.embedding.detach()]) if self.embedding_dim else obs
         for weight, bias, act in plan:
             h = torch.mv(weight, h) if bias is None else torch.addmv(bias, weight, h)
             if act is not None:

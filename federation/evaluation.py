@@ -19,11 +19,18 @@ def evaluate_policy(
     policy: Callable[[np.ndarray], Any],
     seeds: Sequence[int],
     kpis: Sequence[str] = (),
+    kpi_weight: str | None = None,
 ) -> dict[str, float]:
-    """Run one episode per seed; return mean episode return and per-step means of the ``kpis`` info keys."""
+    """Run one episode per seed; return the mean episode return and the means of the ``kpis`` info keys.
+
+    KPIs are averaged over steps, each step weighted by ``info[kpi_weight]`` when given — for envs whose
+    steps cover different amounts of traffic (e.g. the requests served between two caching decisions), so
+    a ratio like the hit ratio is per request, not per decision.
+    """
     returns = np.empty(len(seeds), dtype=np.float64)
     kpi_sum = dict.fromkeys(kpis, 0.0)
     steps = 0
+    total_weight = 0.0
     for i, s in enumerate(seeds):
         obs, _ = env.reset(seed=int(s))
         total = 0.0
@@ -32,12 +39,14 @@ def evaluate_policy(
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             total += float(reward)
             steps += 1
+            w = float(info[kpi_weight]) if kpi_weight else 1.0
+            total_weight += w
             for k in kpis:
-                kpi_sum[k] += float(info[k])
+                kpi_sum[k] += w * float(info[k])
             done = terminated or truncated
         returns[i] = total
     out = {"return": float(returns.mean()), "return_std": float(returns.std())}
     for k in kpis:
-        out[k] = kpi_sum[k] / max(steps, 1)
+        out[k] = kpi_sum[k] / total_weight if total_weight > 0 else 0.0
     out["episode_length"] = steps / max(len(seeds), 1)
     return out

@@ -117,6 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scenarios.experiment import run_experiment
     from scenarios.results import prepare_out_dir, write_results
 
+    import torch
+
+    # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
+    torch.set_num_threads(1)
     module = scenario_module(args.scenario)
     exp = module.experiment(quick=args.quick)
     changes: dict[str, Any] = {"seed": args.seed}

@@ -11,6 +11,7 @@ agent and evaluation seeds. No global RNG state is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -22,8 +23,11 @@ import numpy as np
 import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
 from envs.registry import EnvEntry, env_entry
-from federation import Client, evaluate_policy, make_strategy, run_federation
-from federation.strategies import STRATEGIES
+from federation import Client, evaluate_policy, run_federation
+from federation.compression import make_compressor
+from federation.devices import make_device_profiles, make_round_policy
+from federation.server import SystemConfig, evaluate_clients, summarize_system
+from federation.strategies import STRATEGIES, make_strategy, parse_strategy_spec
 
 
 class ScenarioError(ValueError):
@@ -44,9 +48,15 @@ class Experiment:
     final_eval_episodes: int = 10
     agent: str = "dqn"
     agent_config: Mapping[str, Any] = field(default_factory=dict)
-    strategies: tuple[str, ...] = ("fedavg", "local")
+    strategies: tuple[str, ...] = ("fedavg", "local")  # specs: "name" or "name:key=value:..."
     baselines: tuple[str, ...] | None = None  # None = every baseline of the env
     seed: int = 0
+    env_overrides: Mapping[str, Any] = field(default_factory=dict)  # applied to every client config
+    device_heterogeneity: float = 0.0  # spread of compute speed / bandwidth / availability, [0, 1]
+    round_policy: str = "synchronous"  # synchronous · deadline · buffered-async
+    round_policy_params: Mapping[str, float | int] = field(default_factory=dict)
+    compression: str = "none"  # none · int8 · topk
+    compression_params: Mapping[str, float | int | bool] = field(default_factory=dict)
 
     def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -66,9 +76,15 @@ class Experiment:
              f"seed={self.seed!r} is out of range; allowed: integer in [0, 2**32)")
         need(self.eval_every >= 1 and self.eval_episodes >= 1 and self.final_eval_episodes >= 1,
              "eval_every, eval_episodes and final_eval_episodes must be >= 1")
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        need(bool(self.strategies) and not unknown,
-             f"unknown strategy {','.join(unknown) or '(none)'}; allowed: {', '.join(sorted(STRATEGIES))}")
+        need(bool(self.strategies), f"no strategy given; allowed: {', '.join(STRATEGIES)}")
+        for spec in self.strategies:
+            parse_strategy_spec(spec)
+        need(len(set(self.strategies)) == len(self.strategies),
+             f"strategy listed twice in {','.join(self.strategies)}")
+        need(0.0 <= self.device_heterogeneity <= 1.0,
+             f"device_heterogeneity={self.device_heterogeneity!r} is out of range; allowed: [0, 1]")
+        make_round_policy(self.round_policy, **dict(self.round_policy_params))
+        make_compressor(self.compression, **dict(self.compression_params))
         entry = env_entry(self.env_id)
         if self.baselines is not None:
             bad = [b for b in self.baselines if b not in entry.baselines]
@@ -78,7 +94,8 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["agent_config"] = dict(self.agent_config)
+        for k in ("agent_config", "env_overrides", "round_policy_params", "compression_params"):
+            d[k] = {kk: (list(v) if isinstance(v, tuple) else v) for kk, v in dict(getattr(self, k)).items()}
         d["strategies"] = list(self.strategies)
         d["baselines"] = None if self.baselines is None else list(self.baselines)
         return d
@@ -116,54 +133,77 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
     start = time.perf_counter()
     entry = env_entry(exp.env_id)
     configs = entry.client_configs(exp.n_clients, float(exp.heterogeneity), exp.seed)
+    if exp.env_overrides:
+        configs = [dataclasses.replace(c, **dict(exp.env_overrides)) for c in configs]
     seeds = _client_seeds(exp.seed, exp.n_clients)
     rows: list[tuple[str, int, int, str, float]] = []
     methods: dict[str, dict[str, Any]] = {}
     final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
+    system = SystemConfig(
+        devices=tuple(make_device_profiles(exp.n_clients, exp.device_heterogeneity, exp.seed)),
+        round_policy=exp.round_policy, round_policy_params=dict(exp.round_policy_params),
+        compression=exp.compression, compression_params=dict(exp.compression_params),
+    )
 
     def make_env(cfg: Any) -> gym.Env:
         return gym.make(entry.env_id, config=cfg)
 
-    for sname in exp.strategies:
-        strategy = make_strategy(sname)
+    for spec in exp.strategies:
+        sname, sparams = parse_strategy_spec(spec)
+        strategy = make_strategy(sname, **sparams)
+        agent_kw = {**dict(exp.agent_config), **dict(strategy.agent_overrides)}
+        cls = agent_class(exp.agent)
         clients = []
         for cid, cfg in enumerate(configs):
             env_seed, agent_seed, _ = seeds[cid]
             env = make_env(cfg)
             env.reset(seed=env_seed)
             env.action_space.seed(env_seed)
-            cls = agent_class(exp.agent)
             clients.append(Client(
                 cid, env, make_env(cfg),
-                lambda cls=cls, env=env, s=agent_seed: cls(env.observation_space, env.action_space, seed=s,
-                                                           **dict(exp.agent_config)),
-                steps_per_round=exp.steps_per_round, kpis=entry.kpis,
+                lambda env=env, s=agent_seed, cls=cls, kw=agent_kw: cls(env.observation_space, env.action_space,
+                                                                        seed=s, **kw),
+                steps_per_round=exp.steps_per_round, kpis=entry.kpis, kpi_weight=entry.kpi_weight,
+                make_env=lambda cfg=cfg: make_env(cfg),
             ))
         t0 = time.perf_counter()
         history = run_federation(
             clients, strategy, rounds=exp.rounds, seed=exp.seed, fraction=exp.fraction,
-            eval_every=exp.eval_every, eval_seeds=_eval_seeds(12345, exp.eval_episodes),
-            on_round=(lambda r, h, s=sname: on_progress(s, r, exp.rounds)) if on_progress else None,
+            eval_every=exp.eval_every, eval_seeds=_eval_seeds(12345, exp.eval_episodes), system=system,
+            on_round=(lambda r, h, s=spec: on_progress(s, r, exp.rounds)) if on_progress else None,
         )
         train_time = time.perf_counter() - t0
-        rows.extend((sname, r, c, m, v) for r, c, m, v in history.rows)
-        per_client = []
+        rows.extend((spec, r, c, m, v) for r, c, m, v in history.rows)
+        per_client: list[dict[str, float]] = []
+        extra: dict[str, list[float]] = {}
         for c in clients:
-            ev = c.evaluate(history.global_weights if strategy.federated else None,
-                            _eval_seeds(seeds[c.client_id][2], exp.final_eval_episodes))
-            per_client.append(ev)
-            rows.extend((sname, final_round, c.client_id, f"final/{k}", v) for k, v in ev.items())
-        bytes_total = sum(v for _, _, m, v in history.rows if m.startswith("comm/bytes"))
-        methods[sname] = _summarize(per_client, entry, kind="federated" if strategy.federated else "local",
-                                    extra={"bytes_communicated": bytes_total,
-                                           "samples_per_client": exp.rounds * exp.steps_per_round,
-                                           "train_time_s": train_time})
+            final_seeds = _eval_seeds(seeds[c.client_id][2], exp.final_eval_episodes)
+            evals = evaluate_clients([c], strategy, history.global_weights, final_seeds)[c.client_id]
+            primary = "personal" if "personal" in evals else ("global" if "global" in evals else "own")
+            per_client.append(evals[primary])
+            for kind, ev in evals.items():
+                rows.extend((spec, final_round, c.client_id, f"final/{kind}/{k}", v) for k, v in ev.items())
+                if kind != primary:
+                    extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
+        summary_extra: dict[str, Any] = {
+            "evaluated_model": primary,
+            "samples_per_client": exp.rounds * exp.steps_per_round,
+            "train_time_s": train_time,
+            "strategy_params": strategy.params(),
+            **summarize_system(history),
+        }
+        for key, vals in extra.items():
+            summary_extra[f"mean_{key}"] = float(np.mean(vals))
+            summary_extra[f"worst_client_{key}"] = float(np.min(vals))
+        methods[spec] = _summarize(per_client, entry, kind="federated" if strategy.federated else "local",
+                                   extra=summary_extra)
     for bname in (exp.baselines if exp.baselines is not None else tuple(entry.baselines)):
         per_client = []
         for cid, cfg in enumerate(configs):
             env = make_env(cfg)
             policy = entry.baselines[bname](env, seeds[cid][1])
-            ev = evaluate_policy(env, policy, _eval_seeds(seeds[cid][2], exp.final_eval_episodes), entry.kpis)
+            ev = evaluate_policy(env, policy, _eval_seeds(seeds[cid][2], exp.final_eval_episodes), entry.kpis,
+                                 entry.kpi_weight)
             per_client.append(ev)
             rows.extend((bname, final_round, cid, f"final/{k}", v) for k, v in ev.items())
         methods[bname] = _summarize(per_client, entry, kind="heuristic", extra={})

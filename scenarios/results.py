@@ -124,17 +124,19 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
             curves[f"{method} (global model)"][rnd].append(value)
         elif metric == "own/return":
             curves[f"{method} (own model)"][rnd].append(value)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, by_round in curves.items():
         rs = sorted(by_round)
         ax.plot(rs, [sum(by_round[r]) / len(by_round[r]) for r in rs], marker="o", ms=3, label=label)
-    for name, m in result.methods.items():
-        if m["kind"] == "heuristic":
-            ax.axhline(m["mean_return"], ls="--", lw=1, alpha=0.7, label=f"{name} (heuristic)")
+    heuristics = [(n, m) for n, m in result.methods.items() if m["kind"] == "heuristic"]
+    cmap = plt.get_cmap("Greys")
+    for i, (name, m) in enumerate(sorted(heuristics, key=lambda nm: -nm[1]["mean_return"])):
+        shade = cmap(0.85 - 0.55 * i / max(len(heuristics) - 1, 1))
+        ax.axhline(m["mean_return"], ls=(0, (4, 2 + i)), lw=1.2, color=shade, label=f"{name} (heuristic)")
     ax.set_xlabel("round")
     ax.set_ylabel("mean evaluation return over clients")
     ax.set_title(f"{result.experiment.scenario}: learning curves")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     paths = [_save_fig(fig, out / "learning_curves.png")]

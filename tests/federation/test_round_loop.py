@@ -51,7 +51,7 @@ def test_global_model_is_the_weighted_mean_of_client_uploads():
         env.reset(seed=cid)
         cls = agent_class("dqn")
         clients.append(Client(cid, env, gym.make("frl/MecOffloading-v0"),
-                              lambda env=env, cid=cid: cls(env.observation_space, env.action_space, seed=cid,
+                              lambda env=env, cid=cid, cls=cls: cls(env.observation_space, env.action_space, seed=cid,
                                                            learning_starts=50),
                               steps_per_round=120 + 60 * cid, kpis=("cost",)))
     hist = run_federation(clients, FedAvg(), rounds=1, seed=0, eval_seeds=(1,))
