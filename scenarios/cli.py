@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=_bounded_int("clients", 1, 1000), default=None)
     run.add_argument("--rounds", type=_bounded_int("rounds", 1, 100_000), default=None)
     run.add_argument("--heterogeneity", type=_unit_float, default=None)
-    run.add_argument("--strategy", default=None, help="comma-separated strategies (see `frl list`)")
+    run.add_argument("--strategy", default=None,
+                     help="comma-separated strategies, each 'name' or 'name:key=value' (see `frl list`)")
+    run.add_argument("--device-heterogeneity", type=_unit_float, default=None,
+                     help="spread of client compute speed, bandwidth and availability in [0, 1]")
+    run.add_argument("--round-policy", default=None, help="synchronous | deadline:deadline_s=S | buffered-async:k=K")
+    run.add_argument("--compression", default=None, help="none | int8 | topk:ratio=R")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -112,12 +117,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec(text: str) -> tuple[str, dict[str, Any]]:
+    """``"deadline:deadline_s=30"`` → ``("deadline", {"deadline_s": 30.0})``."""
+    from federation.types import FederationError
+
+    name, *parts = text.strip().split(":")
+    params: dict[str, Any] = {}
+    for part in parts:
+        key, eq, val = part.partition("=")
+        if not eq:
+            raise FederationError(f"bad parameter {part!r} in {text!r}; use name:key=value")
+        try:
+            params[key] = int(val) if val.lstrip("-").isdigit() else float(val)
+        except ValueError:
+            raise FederationError(f"parameter {key}={val!r} in {text!r} is not a number") from None
+    return name, params
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
     from scenarios import scenario_module
     from scenarios.experiment import run_experiment
     from scenarios.results import prepare_out_dir, write_results
-
-    import torch
 
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
     torch.set_num_threads(1)
@@ -132,6 +154,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["heterogeneity"] = args.heterogeneity
     if args.strategy is not None:
         changes["strategies"] = tuple(s.strip() for s in args.strategy.split(",") if s.strip())
+    if args.device_heterogeneity is not None:
+        changes["device_heterogeneity"] = args.device_heterogeneity
+    if args.round_policy is not None:
+        changes["round_policy"], changes["round_policy_params"] = _spec(args.round_policy)
+    if args.compression is not None:
+        changes["compression"], changes["compression_params"] = _spec(args.compression)
     exp = dataclasses.replace(exp, **changes)
     exp.validate()
     out = args.out or Path("runs") / exp.scenario / time.strftime("%Y%m%d-%H%M%S")
@@ -139,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=exp.rounds * len(exp.strategies), unit="round", disable=args.no_progress,
+    total = module.progress_total(exp) if hasattr(module, "progress_total") else exp.rounds * len(exp.strategies)
+    bar = tqdm(total=total, unit="round", disable=args.no_progress,
                desc=exp.scenario, file=sys.stderr)
 
     def progress(method: str, rnd: int, rounds: int) -> None:

@@ -110,6 +110,7 @@ class ExperimentResult:
     methods: dict[str, dict[str, Any]]
     client_configs: list[dict[str, Any]]
     wall_time_s: float
+    extra: dict[str, Any] = field(default_factory=dict)  # scenario-specific results (e.g. a sweep)
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (method, round done, rounds)

@@ -20,7 +20,7 @@ from typing import Any
 from scenarios.experiment import ExperimentResult, ScenarioError
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "summary.md",
-                "learning_curves.png", "per_client_return.png")
+                "learning_curves.png", "per_client_return.png", "heterogeneity_sweep.png")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -77,7 +77,7 @@ def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str
     atomic_write_text(out / "metrics.csv", buf.getvalue())
 
     summary = {"scenario": exp.scenario, "env_id": exp.env_id, "seed": exp.seed,
-               "wall_time_s": result.wall_time_s, "methods": result.methods}
+               "wall_time_s": result.wall_time_s, "methods": result.methods, **result.extra}
     atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
     atomic_write_text(out / "summary.md", summary_markdown(result))
     paths = [out / f for f in ("config.json", "metrics.csv", "summary.json", "summary.md")]
@@ -86,27 +86,48 @@ def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str
 
 
 def summary_markdown(result: ExperimentResult) -> str:
+    from envs.registry import env_entry
+
     exp = result.experiment
     methods = result.methods
-    kpi_cols: list[str] = []
-    for m in methods.values():
-        for k in m:
-            if k not in kpi_cols and not k.startswith(("worst_client_", "per_client")) and k not in (
-                    "kind", "mean_return", "bytes_communicated", "samples_per_client", "train_time_s"):
-                kpi_cols.append(k)
-    head = ["method", "kind", "mean return", "worst-client return", *kpi_cols, "MB moved"]
+    kpis = list(env_entry(exp.env_id).kpis)
+    others = sorted({k[len("mean_"):-len("_model_return")] for m in methods.values() for k in m
+                     if k.startswith("mean_") and k.endswith("_model_return")})
+    head = ["method", "kind", "model", "mean return", "worst-client return", *kpis,
+            *[f"{o} model mean return" for o in others], "sim time (s)", "MB moved"]
     lines = [f"# {exp.scenario}: {exp.env_id}", "",
              f"{exp.n_clients} clients, heterogeneity {exp.heterogeneity}, {exp.rounds} rounds × "
              f"{exp.steps_per_round} steps, agent `{exp.agent}`, seed {exp.seed}; "
              f"final evaluation over {exp.final_eval_episodes} episodes per client "
-             f"(the same episode seeds for every method). Sorted by mean return.", "",
+             f"(the same episode seeds for every method). 'model' is the model each client is scored with "
+             f"(global = the server's model for that client with its personal parameters; personal = Ditto's "
+             f"or the fine-tuned model; own = the independently trained one). Sorted by mean return.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def fmt(x: Any, spec: str = ".4g") -> str:
+        return format(x, spec) if isinstance(x, (int, float)) else ""
+
     for name, m in sorted(methods.items(), key=lambda kv: -kv[1]["mean_return"]):
-        cells = [name, m["kind"], f"{m['mean_return']:.3f}", f"{m['worst_client_return']:.3f}"]
-        cells += [f"{m[k]:.4g}" if isinstance(m.get(k), (int, float)) else "" for k in kpi_cols]
-        mb = m.get("bytes_communicated")
-        cells.append(f"{mb / 1e6:.2f}" if mb is not None else "")
+        cells = [name, m["kind"], m.get("evaluated_model", "policy"), fmt(m["mean_return"], ".3f"),
+                 fmt(m["worst_client_return"], ".3f"), *[fmt(m.get(k)) for k in kpis],
+                 *[fmt(m.get(f"mean_{o}_model_return"), ".3f") for o in others],
+                 fmt(m.get("sim_wall_clock_s"), ".1f"),
+                 fmt(m["bytes_communicated"] / 1e6, ".2f") if "bytes_communicated" in m else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    sweep = result.extra.get("sweep")
+    if sweep:
+        strategies = sorted({s for lvl in sweep.values() for s in lvl["methods"]})
+        lines += ["", "## Heterogeneity sweep (mean / worst-client return)", "",
+                  "| heterogeneity | " + " | ".join(strategies) +
+                  " | best personalised − fedavg | fedavg − local |",
+                  "|" + "---|" * (len(strategies) + 3)]
+        for h, lvl in sweep.items():
+            cells = [h] + [f"{lvl['methods'][s]['mean_return']:.1f} / {lvl['methods'][s]['worst_client_return']:.1f}"
+                           if s in lvl["methods"] else "" for s in strategies]
+            gap = lvl["gap_personalised_minus_fedavg"]
+            cells += [f"{gap:+.1f} ({lvl['best_personalised']})" if gap is not None else "",
+                      f"{lvl['fedavg_minus_local']:+.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Wall time: {result.wall_time_s:.1f} s.", ""]
     return "\n".join(lines)
 
@@ -124,6 +145,8 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
             curves[f"{method} (global model)"][rnd].append(value)
         elif metric == "own/return":
             curves[f"{method} (own model)"][rnd].append(value)
+        elif metric == "personal/return":
+            curves[f"{method} (personal model)"][rnd].append(value)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, by_round in curves.items():
         rs = sorted(by_round)
@@ -158,6 +181,24 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
     fig.tight_layout()
     paths.append(_save_fig(fig, out / "per_client_return.png"))
     plt.close(fig)
+
+    sweep = result.extra.get("sweep")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        levels = sorted(sweep, key=float)
+        strategies = sorted({s for lvl in sweep.values() for s in lvl["methods"]})
+        for strat in strategies:
+            xs = [float(h) for h in levels if strat in sweep[h]["methods"]]
+            ys = [sweep[h]["methods"][strat]["mean_return"] for h in levels if strat in sweep[h]["methods"]]
+            ax.plot(xs, ys, marker="o", label=strat)
+        ax.set_xlabel("heterogeneity level")
+        ax.set_ylabel("mean final return over clients")
+        ax.set_title(f"{result.experiment.scenario}: return vs heterogeneity")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        paths.append(_save_fig(fig, out / "heterogeneity_sweep.png"))
+        plt.close(fig)
     return paths
 
 
