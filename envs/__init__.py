@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from envs import cartpole_hetero, cv2x, edge_caching, mec_offloading, oran_access, robot_navigation
 from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, register_entry
-from envs import cartpole_hetero, edge_caching, mec_offloading  # noqa: E402
 
-for _module in (mec_offloading, edge_caching, cartpole_hetero):
-    register_entry(_module.ENTRY)
+for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
+               robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY):
+    register_entry(_entry)
 
 __all__ = ["ENV_ENTRIES", "EnvConfigError", "EnvEntry", "env_entry", "register_entry"]

@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import torch
 
     from scenarios import scenario_module
-    from scenarios.experiment import run_experiment
+    from scenarios.experiment import Experiment, run_experiment
     from scenarios.results import prepare_out_dir, write_results
 
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.compression is not None:
         changes["compression"], changes["compression_params"] = _spec(args.compression)
     exp = dataclasses.replace(exp, **changes)
-    exp.validate()
+    (module.validate if hasattr(module, "validate") else Experiment.validate)(exp)
     out = args.out or Path("runs") / exp.scenario / time.strftime("%Y%m%d-%H%M%S")
     out = prepare_out_dir(out)
 

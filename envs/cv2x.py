@@ -1,0 +1,1208 @@
+"""C-V2X sidelink spectrum sharing: V2V links choose a resource block and a power level under V2I traffic.
+
+## Description
+
+One federated client is one road area around one base station (BS). ``n_rb`` vehicle-to-infrastructure
+(V2I) uplinks each own one resource block (RB); ``n_v2v`` vehicle-to-vehicle (V2V) links share those RBs and
+must each deliver a payload of ``payload_bytes`` within ``deadline_ms`` (one V2X message period). Every
+1 ms slot each V2V link picks an RB and a transmit power level; the aim is to deliver every V2V payload in
+time while hurting the V2I links as little as possible. This is the model of Liang, Ye & Li [1] (the setting
+federated in [2]); mobility and channels follow 3GPP TR 36.885 [3].
+
+**Mobility** [3] A.1.2: ``scenario="urban"``: a Manhattan grid of 3 x 3 blocks of 250 m x 433 m (area
+750 m x 1299 m, wrap-around), roads with 2 lanes per direction of 3.5 m, right-hand traffic; at every
+intersection a vehicle goes straight with probability 0.5 and turns left / right with 0.25 each.
+``scenario="highway"``: a 2000 m freeway (wrap-around) with 3 lanes per direction of 4 m, no turns.
+Vehicles are dropped uniformly on the lanes (``vehicle_density`` per km of lane: 49 vehicles in the urban
+area at the default 2) with speeds uniform in [``speed_min_kmh``, ``speed_max_kmh``]. The BS is at the
+centre of the urban area [1]; on the highway it is 35 m beside the road at mid-length (design). Positions
+and large-scale channels are updated once per message period (100 ms, as in [1] and [3]).
+
+**Links** (re-formed every period). The V2V links are those of one neighbourhood, so that they contend for
+the RBs: the transmitters are an ego vehicle (vehicle 0, the gymnasium agent's ``link_0``) and its
+``n_v2v - 1`` nearest vehicles; each receiver is the nearest vehicle that transmits nothing (the neighbour of
+[1]; excluding transmitters avoids half-duplex conflicts). The V2I users (V2I link m on RB m) are
+``n_rb`` other vehicles drawn anywhere in the area (cell users). Design: with V2V links scattered over the
+whole area their mutual interference would be negligible.
+
+**Channels** ([1] Table I-II, [3] Table A.1.4-1). Gain = antenna gains - path loss - shadowing + fast fading:
+
+* V2I: ``PL = 128.1 + 37.6 log10(d / 1 km)`` with ``d`` the 3-D distance (BS 25 m, vehicle 1.5 m high);
+  log-normal shadowing ``shadow_std_v2i_db`` (8 dB).
+* V2V: WINNER+ B1 [4] with effective antenna heights ``h' = h - 1 m`` and breakpoint ``d'_BP = 4 h'h' f_c/c``:
+  LOS ``PL = 22.7 log10 d + 41 + 20 log10(f_c/5)`` below ``d'_BP`` and
+  ``40 log10 d + 9.45 - 17.3 log10 h'_tx - 17.3 log10 h'_rx + 2.7 log10(f_c/5)`` beyond (``d >= 3 m`` [3]);
+  urban NLOS (Manhattan) ``min(PL(d_x, d_y), PL(d_y, d_x))`` with
+  ``PL(d_k, d_l) = PL_LOS(d_k) + 20 - 12.5 n_j + 10 n_j log10 d_l + 3 log10(f_c/5)``,
+  ``n_j = max(2.8 - 0.0024 d_k, 1.84)``; LOS when both vehicles are on the same road
+  (``min(|dx|, |dy|) <`` road width 14 m); the highway is LOS everywhere [3]. Shadowing
+  ``shadow_std_v2v_db`` (3 dB).
+* Shadowing evolves with the Gudmundson model [5]: ``S <- rho S + sqrt(1 - rho^2) N(0, sigma^2)``,
+  ``rho = exp(-dd / d_corr)``, ``dd`` the distance driven (per vehicle for V2I; the sum of both vehicles'
+  distances for a V2V pair, as in [1]), ``d_corr`` 50 m (V2I) / 10 m (V2V). V2V pair states are kept for
+  every vehicle pair and brought up to date when the pair is next used (exact composition of the AR(1)).
+* Fast fading: Rayleigh, power gain ``|h|^2 ~ Exp(1)`` independently per link and RB [1], as block fading
+  over the coherence time ``T_c = 0.423 / f_D`` [7] rounded to whole 1 ms slots (at least 1), with
+  ``f_D = v f_c / c`` (V2I) or ``(v_tx + v_rx) f_c / c`` (V2V) and a random block phase per link. At the
+  default urban speeds a gain lasts about 2-6 slots; on the highway it is redrawn every slot as in [1].
+  Speed therefore sets how stale the previous-slot interference in the observation is.
+* Large-scale gains are capped at 0 dB and fading powers at 50 (probability 2e-22), which keeps every
+  observation feature provably inside its bounds.
+
+**Rates** ([1] eq. (1)-(5)): per RB of ``rb_bandwidth_mhz`` (1 MHz), noise ``noise_dbm`` (-114 dBm) plus the
+receiver noise figure (BS 5 dB, vehicle 9 dB), antenna gains 8 dBi (BS) / 3 dBi (vehicle). V2I link m
+(23 dBm on RB m) is interfered by every V2V transmitter on RB m; V2V link k is interfered by the V2I
+transmitter of its RB and by every other V2V transmitter on that RB. ``C = B log2(1 + SINR)``. A V2V link
+transmits until its payload is delivered and is silent afterwards [1]. Interference is one
+``[K tx, 2K+1 rx] x [K tx, R]`` product per slot (receivers: own signals, V2V receivers, BS).
+
+## Action Space
+
+``Discrete(n_rb * n_power)`` per V2V link: ``a = rb * n_power + p`` with ``rb`` in ``[0, n_rb)`` and ``p``
+indexing ``v2v_power_levels_dbm`` = (23, 15, 5, -100) dBm [1] (-100 dBm is "off").
+
+## Observation Space
+
+``Box(float32, (3 * n_rb + 2,))``, per V2V link, describing the coming slot (the local state of [1]
+Sec. III-A: current channels, previous interference, remaining payload and time):
+
+| index              | feature                                                        | normalisation, bounds      |
+|--------------------|----------------------------------------------------------------|----------------------------|
+| ``[0, R)``         | own V2V channel gain on each RB (dB, incl. fading and antennas)| ``(g + 100) / 20``, [-5, 5]|
+| ``[R, 2R)``        | interference + noise received on each RB in the previous slot  | ``(I_dBm + 90) / 10``,     |
+|                    |                                                                | [-5, 20]                   |
+| ``[2R, 3R)``       | channel gain from this V2V transmitter to the BS on each RB    | ``(g + 100) / 20``, [-5, 5]|
+| ``3R``             | remaining payload / payload                                    | [0, 1]                     |
+| ``3R + 1``         | remaining time / deadline                                      | [0, 1]                     |
+
+Gain features are clipped to their bounds. In the first slot of a period the "previous slot" is the
+V2I-only interference (large-scale mean), as no V2V link transmitted yet.
+
+## Rewards
+
+Shared by all links ([1] eq. (12)-(14)): ``r = lambda_c * sum_m C_m / (10 M) + (1 - lambda_c) *
+sum_k L_k / K`` with capacities in bit/s/Hz, ``L_k = C_k / 10`` while link k still has payload and
+``L_k = delivered_reward`` (beta = 1) once delivered (also in the slot that completes it), as in the
+companion code of [1]; ``lambda_c = v2i_weight`` (the companion code trains with 0; 0.1 here so that V2I
+capacity counts). ``info`` carries raw KPIs every step:
+
+* ``v2i_capacity``: sum V2I capacity (Mbit/s); ``v2v_rate``: sum V2V rate (Mbit/s);
+* ``v2v_delivery``: fraction of V2V links delivered so far (running value);
+* ``v2v_delivery_prob``: ``(links completed this slot / K) * slots_per_period``; its per-step mean over a
+  whole period equals the fraction of links delivered by the deadline, the V2V delivery probability of [1]
+  Fig. 5, so the suite's per-step KPI averaging reports it exactly;
+* on the last slot also ``v2v_delivered_at_deadline`` (the fraction delivered); gymnasium form:
+  ``link_delivered`` (link 0 done).
+
+## Starting State
+
+``reset(seed=...)`` drops a new world (vehicles, shadowing); ``reset()`` without a seed continues the
+world: vehicles drive one message period on, shadowing evolves, links are re-formed. Every reset starts a
+new period with full payloads and fresh fast fading.
+
+## Episode End
+
+Never terminates; truncated after ``deadline_ms`` slots (one message period, 100 slots by default).
+
+## Two forms
+
+* ``parallel_env(**config)``: PettingZoo ``ParallelEnv`` with every V2V link an agent ``link_0`` ..; the
+  main form (multi-agent RL as in [1]). ``PARALLEL_BASELINES``: ``(env, seed) -> (obs_dict) -> actions``.
+* ``CV2XEnv``: gymnasium form; the agent controls ``link_0`` and the other links follow
+  ``background_policy`` ("sps" by default: 3GPP sensing-based semi-persistent scheduling). The background
+  links act on their own observations exactly as the same baseline does on the parallel form.
+
+## Baselines
+
+``random`` (uniform over all actions, "off" included [1]), ``greedy`` (RB with the best own gain, maximum
+power), ``round-robin`` (link k on RB (k + t) mod R, maximum power), ``sps`` (TS 36.213 14.1.1.6 [6], see
+``_SPSLinks``) and ``exhaustive`` (oracle with the true channels: every slot it scores all joint (RB, power)
+choices of the active links - parallel form, at most 4 links and 65536 joint actions, else
+``EnvConfigError`` - or, in the gymnasium form, all choices of link 0 given the background links' actions;
+the score replaces the myopic V2V term by ``beta * slots left * min(1, share of the remaining payload sent
+now)``, because the slot reward alone prefers silencing a weak link to pushing its payload). It is a
+per-slot oracle, not an optimum over the period: at K = 3 it beats greedy on 9 of 10 seeds.
+
+## Arguments
+
+``CV2XEnv(config: CV2XConfig | None = None, render_mode: str | None = None, **overrides)``; overrides replace
+fields of ``config`` (unknown names raise ``EnvConfigError``). Numeric knobs (default, unit, legal range,
+source; machine-readable in ``KNOBS``):
+
+{knob_table}
+* ``scenario`` = "urban", one of "urban" / "highway": TR 36.885 A.1.2 urban grid / freeway [3].
+* ``background_policy`` = "sps", one of {bg}: policy of links 1.. in ``CV2XEnv``.
+* ``v2v_power_levels_dbm`` = (23.0, 15.0, 5.0, -100.0): V2V power levels [1] (companion code), -100 = off.
+
+Presets: ``CV2XConfig.preset("highway")`` gives the highway speeds (70-140 km/h [3]). For federation all
+clients must share ``n_rb``, ``n_v2v`` and the power levels (they fix the spaces); ``make_client_configs``
+varies speed, density, shadowing, payload and ``v2i_weight``, and at heterogeneity > 0.5 turns a share of the
+clients into highway areas.
+
+## References
+
+1. L. Liang, H. Ye, G. Y. Li, "Spectrum sharing in vehicular networks based on multi-agent reinforcement
+   learning", IEEE J. Sel. Areas Commun. 37(10), 2282-2292, 2019 (system model eq. (1)-(5), state Sec. III,
+   reward eq. (12)-(14), Table I-II parameters; companion code le-liang/MARLspectrumSharingV2X).
+2. Gupta & Fernando, 2024: federated reinforcement learning for C-V2X resource allocation (per-link agents
+   of the [1] model trained with federated averaging).
+3. 3GPP TR 36.885 V14.0.0, "Study on LTE-based V2X services", 2016, Annex A (A.1.2 urban grid and freeway
+   layouts, turning probabilities, Table A.1.4-1 channel models and shadowing).
+4. WINNER II D1.1.2 / WINNER+ D5.3, scenario B1 (urban micro, Manhattan) path loss, Table 4-4.
+5. M. Gudmundson, "Correlation model for shadow fading in mobile radio systems", Electron. Lett. 27(23),
+   1991 (exponential shadowing autocorrelation).
+6. 3GPP TS 36.213 V14, Sec. 14.1.1.6 (sidelink mode 4 resource selection: sensing, exclusion above an
+   RSRP threshold raised by 3 dB until 20 % remain, random choice among the 20 % lowest S-RSSI,
+   reselection counter uniform in [5, 15]).
+7. T. S. Rappaport, "Wireless Communications: Principles and Practice", 2nd ed., 2002, Sec. 5.4.3
+   (coherence time T_c = 0.423 / f_m).
+
+## Version History
+
+* v0: initial version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+
+__all__ = [
+    "BASELINES",
+    "ENTRY",
+    "KNOBS",
+    "PARALLEL_BASELINES",
+    "CV2XConfig",
+    "CV2XEnv",
+    "CV2XParallelEnv",
+    "make_client_configs",
+    "parallel_env",
+]
+
+SCENARIOS = ("urban", "highway")
+BACKGROUND_POLICIES = ("sps", "random", "greedy", "round-robin")
+
+# knob -> (low, high, unit, source)
+KNOBS: dict[str, tuple[float, float, str, str]] = {
+    "n_rb": (1, 16, "RBs", "M V2I links, one pre-assigned RB each; 4 [1] Table I"),
+    "n_v2v": (1, 16, "links", "K V2V links (agents); 4 [1] Table I"),
+    "vehicle_density": (0.5, 20.0, "veh/km/lane", "49 vehicles in the urban area at 2 (design, sparse traffic)"),
+    "speed_min_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
+    "speed_max_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
+    "shadow_std_v2i_db": (0.0, 16.0, "dB", "8 dB [1] Table II, [3]"),
+    "shadow_std_v2v_db": (0.0, 12.0, "dB", "3 dB [1] Table II, [3]"),
+    "decorr_v2i_m": (1.0, 1000.0, "m", "50 m [1] Table II, [3]"),
+    "decorr_v2v_m": (1.0, 1000.0, "m", "10 m [1] Table II, [3]"),
+    "payload_bytes": (1.0, 50_000.0, "bytes", "2 x 1060 bytes per period [1] Table I"),
+    "deadline_ms": (10, 1000, "ms (slots)", "100 ms latency constraint [1] Table I"),
+    "v2i_weight": (0.0, 1.0, "-", "lambda_c of [1] eq. (14); lambda_d = 1 - lambda_c"),
+    "delivered_reward": (0.0, 10.0, "-", "beta of [1] eq. (13); 1 in the companion code"),
+    "carrier_ghz": (0.5, 6.0, "GHz", "2 GHz [1] Table I"),
+    "rb_bandwidth_mhz": (0.18, 20.0, "MHz", "1 MHz per RB (4 MHz in total) [1] Table I"),
+    "noise_dbm": (-130.0, -80.0, "dBm", "-114 dBm per RB [1] Table I"),
+    "v2i_power_dbm": (-10.0, 33.0, "dBm", "23 dBm [1] Table I"),
+    "bs_antenna_gain_dbi": (0.0, 25.0, "dBi", "8 dBi [1] Table I"),
+    "bs_noise_figure_db": (0.0, 15.0, "dB", "5 dB [1] Table I"),
+    "veh_antenna_gain_dbi": (-5.0, 10.0, "dBi", "3 dBi [1] Table I"),
+    "veh_noise_figure_db": (0.0, 20.0, "dB", "9 dB [1] Table I"),
+    "bs_height_m": (5.0, 100.0, "m", "25 m [1] Table I"),
+    "veh_height_m": (1.1, 5.0, "m", "1.5 m [1] Table I (> 1 m: WINNER+ effective height h - 1 m)"),
+    "sps_threshold_dbm": (-130.0, -30.0, "dBm", "exclusion threshold of the SPS background [6] (design)"),
+}
+_INT_KNOBS = frozenset({"n_rb", "n_v2v", "deadline_ms"})
+
+# scenario presets: fields that change with the scenario (speeds of TR 36.885 A.1.2)
+_PRESETS: dict[str, dict[str, float]] = {
+    "urban": {"speed_min_kmh": 36.0, "speed_max_kmh": 54.0},
+    "highway": {"speed_min_kmh": 70.0, "speed_max_kmh": 140.0},
+}
+
+
+@dataclass(frozen=True)
+class CV2XConfig:
+    """Physical parameters of one C-V2X area. Units, legal ranges and sources per knob are in ``KNOBS``."""
+
+    scenario: str = "urban"                 # "urban" | "highway" [3]
+    n_rb: int = 4                           # M = RBs = V2I links [1]
+    n_v2v: int = 4                          # K V2V links [1]
+    vehicle_density: float = 2.0            # vehicles per km of lane
+    speed_min_kmh: float = 36.0             # [1]
+    speed_max_kmh: float = 54.0             # [1]
+    shadow_std_v2i_db: float = 8.0          # [1], [3]
+    shadow_std_v2v_db: float = 3.0          # [1], [3]
+    decorr_v2i_m: float = 50.0              # [1], [3]
+    decorr_v2v_m: float = 10.0              # [1], [3]
+    payload_bytes: float = 2120.0           # 2 x 1060 bytes [1]
+    deadline_ms: int = 100                  # [1]
+    v2i_weight: float = 0.1                 # lambda_c [1] eq. (14)
+    delivered_reward: float = 1.0           # beta [1] eq. (13)
+    carrier_ghz: float = 2.0                # [1]
+    rb_bandwidth_mhz: float = 1.0           # [1]
+    noise_dbm: float = -114.0               # per RB [1]
+    v2i_power_dbm: float = 23.0             # [1]
+    bs_antenna_gain_dbi: float = 8.0        # [1]
+    bs_noise_figure_db: float = 5.0         # [1]
+    veh_antenna_gain_dbi: float = 3.0       # [1]
+    veh_noise_figure_db: float = 9.0        # [1]
+    bs_height_m: float = 25.0               # [1]
+    veh_height_m: float = 1.5               # [1]
+    sps_threshold_dbm: float = -100.0       # SPS exclusion threshold (background policy) [6]
+    background_policy: str = "sps"          # policy of links 1.. in the gymnasium form
+    v2v_power_levels_dbm: tuple[float, ...] = (23.0, 15.0, 5.0, -100.0)   # [1]
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise EnvConfigError(f"scenario={self.scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
+        if self.background_policy not in BACKGROUND_POLICIES:
+            raise EnvConfigError(f"background_policy={self.background_policy!r} is not allowed; "
+                                 f"allowed: {', '.join(BACKGROUND_POLICIES)}")
+        for name, (low, high, _unit, _src) in KNOBS.items():
+            value = getattr(self, name)
+            if name in _INT_KNOBS:
+                if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
+            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
+            check_range(name, value, low, high)
+        if self.speed_min_kmh > self.speed_max_kmh:
+            raise EnvConfigError(f"speed_min_kmh={self.speed_min_kmh!r} exceeds speed_max_kmh="
+                                 f"{self.speed_max_kmh!r}; allowed: speed_min_kmh <= speed_max_kmh")
+        levels = self.v2v_power_levels_dbm
+        if (not isinstance(levels, tuple) or not 1 <= len(levels) <= 8
+                or any(isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)
+                       or not -150.0 <= v <= 33.0 for v in levels)):
+            raise EnvConfigError(f"v2v_power_levels_dbm={levels!r} is not allowed; allowed: a tuple of 1..8 "
+                                 f"numbers in [-150, 33] dBm")
+
+    @classmethod
+    def preset(cls, scenario: str, **overrides: Any) -> CV2XConfig:
+        """Config of a scenario with its preset speeds ("urban": 36-54 km/h [1], "highway": 70-140 km/h [3])."""
+        if scenario not in _PRESETS:
+            raise EnvConfigError(f"scenario={scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
+        return _replace(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
+
+
+def _replace(cfg: CV2XConfig, overrides: dict[str, Any]) -> CV2XConfig:
+    allowed = [f.name for f in dataclasses.fields(CV2XConfig)]
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise EnvConfigError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    if "v2v_power_levels_dbm" in overrides and isinstance(overrides["v2v_power_levels_dbm"], list):
+        overrides = {**overrides, "v2v_power_levels_dbm": tuple(overrides["v2v_power_levels_dbm"])}
+    return dataclasses.replace(cfg, **overrides)
+
+
+def _resolve(config: CV2XConfig | None, overrides: dict[str, Any]) -> CV2XConfig:
+    cfg = config if config is not None else CV2XConfig()
+    if not isinstance(cfg, CV2XConfig):
+        raise EnvConfigError(f"config={cfg!r} must be a CV2XConfig")
+    return _replace(cfg, overrides) if overrides else cfg
+
+
+def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
+                        base: CV2XConfig | None = None) -> list[CV2XConfig]:
+    """Build ``n_clients`` area configs around ``base`` with spread proportional to ``heterogeneity``.
+
+    At heterogeneity ``h``: speeds (both ends), vehicle density, both shadowing deviations and the payload are
+    scaled by ``2**(h * U(-1, 1))`` (up to x/÷2 at h = 1) and ``v2i_weight`` is shifted by ``0.1 h U(-1, 1)``;
+    values are clipped to their legal ranges. For ``h > 0.5`` a share ``h - 0.5`` of the clients (rounded,
+    chosen at random) become highway areas (their speeds start from the highway preset) - the large
+    heterogeneity of urban vs highway traffic. ``n_rb``, ``n_v2v`` and the power levels stay fixed (they set
+    the spaces every client of a federation must share). ``h = 0`` returns copies of ``base``.
+    """
+    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
+        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
+    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    base = base if base is not None else CV2XConfig()
+    if not isinstance(base, CV2XConfig):
+        raise EnvConfigError(f"base={base!r} must be a CV2XConfig")
+    rng = np.random.default_rng(seed)
+    h = float(heterogeneity)
+    n = int(n_clients)
+    names = ("speed", "vehicle_density", "shadow_std_v2i_db", "shadow_std_v2v_db", "payload_bytes")
+    mult = {name: np.exp2(h * rng.uniform(-1.0, 1.0, size=n)) for name in names}
+    shift = 0.1 * h * rng.uniform(-1.0, 1.0, size=n)
+    n_highway = int(round(max(0.0, h - 0.5) * n)) if base.scenario == "urban" else 0
+    highway = set(rng.permutation(n)[:n_highway].tolist())
+
+    def clip(name: str, value: float) -> float:
+        return float(min(max(value, KNOBS[name][0]), KNOBS[name][1]))
+
+    out = []
+    for i in range(n):
+        c = _replace(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
+        s = float(mult["speed"][i])
+        out.append(dataclasses.replace(
+            c,
+            speed_min_kmh=clip("speed_min_kmh", c.speed_min_kmh * s),
+            speed_max_kmh=clip("speed_max_kmh", c.speed_max_kmh * s),
+            vehicle_density=clip("vehicle_density", c.vehicle_density * mult["vehicle_density"][i]),
+            shadow_std_v2i_db=clip("shadow_std_v2i_db", c.shadow_std_v2i_db * mult["shadow_std_v2i_db"][i]),
+            shadow_std_v2v_db=clip("shadow_std_v2v_db", c.shadow_std_v2v_db * mult["shadow_std_v2v_db"][i]),
+            payload_bytes=clip("payload_bytes", c.payload_bytes * mult["payload_bytes"][i]),
+            v2i_weight=clip("v2i_weight", c.v2i_weight + shift[i]),
+        ))
+    return out
+
+
+# ---------------------------------------------------------------------- geometry and channel models
+@dataclass(frozen=True)
+class _Layout:
+    """Road layout of a scenario (TR 36.885 A.1.2 [3])."""
+
+    block_x: float          # spacing of the vertical roads (x); inf: none (highway)
+    block_y: float          # spacing of the horizontal roads (y)
+    n_vroads: int           # vertical roads (along y)
+    n_hroads: int           # horizontal roads (along x)
+    period_x: float         # wrap-around period in x
+    period_y: float         # wrap-around period in y (inf: no wrap)
+    lanes: int              # lanes per direction
+    lane_w: float           # lane width
+    bs_x: float
+    bs_y: float
+    los_always: bool        # highway: V2V LOS in all cases [3]
+    los_width: float        # urban: LOS when min(|dx|, |dy|) < road width
+
+
+_LAYOUTS = {
+    "urban": _Layout(block_x=250.0, block_y=433.0, n_vroads=3, n_hroads=3, period_x=750.0, period_y=1299.0,
+                     lanes=2, lane_w=3.5, bs_x=375.0, bs_y=649.5, los_always=False, los_width=14.0),
+    "highway": _Layout(block_x=math.inf, block_y=math.inf, n_vroads=0, n_hroads=1, period_x=2000.0,
+                       period_y=math.inf, lanes=3, lane_w=4.0, bs_x=1000.0, bs_y=35.0, los_always=True,
+                       los_width=0.0),
+}
+
+
+def _lane_km(lay: _Layout) -> float:
+    length = lay.n_hroads * lay.period_x + (lay.n_vroads * lay.period_y if lay.n_vroads else 0.0)
+    return 2 * lay.lanes * length / 1000.0
+
+
+def pathloss_v2i_db(d3_m: np.ndarray) -> np.ndarray:
+    """V2I path loss ``128.1 + 37.6 log10(d / 1 km)`` ([1] Table II, [3] Table A.1.4-1)."""
+    return 128.1 + 37.6 * np.log10(np.maximum(d3_m, 1.0) * 1e-3)
+
+
+def pathloss_v2v_db(dx: np.ndarray, dy: np.ndarray, fc_ghz: float, h_tx: float, h_rx: float,
+                    los_always: bool, los_width: float) -> np.ndarray:
+    """WINNER+ B1 path loss ([4] Table 4-4, [3] Table A.1.4-1); Manhattan NLOS unless ``los_always``.
+
+    ``dx``, ``dy``: distances along the two street axes (m). LOS: ``22.7 log10 d + 41 + 20 log10(f_c/5)`` below
+    the breakpoint ``d'_BP = 4 h'_tx h'_rx f_c / c`` (effective heights ``h' = h - 1 m``), ``40 log10 d + 9.45
+    - 17.3 log10 h'_tx - 17.3 log10 h'_rx + 2.7 log10(f_c/5)`` beyond, ``d >= 3 m``. NLOS (Manhattan):
+    ``min(PL(dx, dy), PL(dy, dx))``, ``PL(d_k, d_l) = PL_LOS(d_k) + 20 - 12.5 n_j + 10 n_j log10 d_l
+    + 3 log10(f_c/5)``, ``n_j = max(2.8 - 0.0024 d_k, 1.84)``; LOS when ``min(dx, dy) < los_width``.
+    """
+    he_t, he_r = h_tx - 1.0, h_rx - 1.0                         # effective heights (1 m environment)
+    d_bp = 4.0 * he_t * he_r * fc_ghz * 1e9 / 3e8
+    f_los = 41.0 + 20.0 * math.log10(fc_ghz / 5.0)
+    c_far = 9.45 - 17.3 * math.log10(he_t) - 17.3 * math.log10(he_r) + 2.7 * math.log10(fc_ghz / 5.0)
+    dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
+    if dx.shape != dy.shape:
+        dx, dy = np.broadcast_arrays(dx, dy)
+    d = np.stack([np.hypot(dx, dy), dx, dy])                    # LOS at d, and along each street
+    np.maximum(d, 3.0, out=d)                                   # PL at 3 m below 3 m [3]
+    lg = np.log10(d)
+    pl = np.where(d < d_bp, 22.7 * lg + f_los, 40.0 * lg + c_far)
+    if los_always:
+        return pl[0]
+    nj = np.maximum(2.8 - 0.0024 * d[1:], 1.84)                 # rows: d_k = dx, dy
+    nlos = pl[1:] + (20.0 + 3.0 * math.log10(fc_ghz / 5.0)) - 12.5 * nj + 10.0 * nj * lg[2:0:-1]
+    return np.where(np.minimum(dx, dy) < los_width, pl[0], nlos.min(axis=0))
+
+
+def _block_rayleigh(fd_hz: np.ndarray, n_slots: int, rng: np.random.Generator) -> np.ndarray:
+    """Rayleigh block fading power ``|h|^2 ~ Exp(1)``, shape [n_slots, L], one Doppler ``fd_hz`` per element.
+
+    Each element keeps its gain for the coherence time ``T_c = 0.423 / f_D`` [7] rounded to whole 1 ms slots
+    (at least 1: i.i.d. per slot as in [1]); block boundaries have a random phase per element.
+    """
+    with np.errstate(divide="ignore"):
+        nc = np.clip(np.rint(0.423e3 / fd_hz), 1, n_slots).astype(np.int64)   # slots per block
+    off = (rng.random(fd_hz.size) * nc).astype(np.int64)
+    n_blocks = (n_slots - 1 + off) // nc + 1                                 # blocks each element needs
+    start = np.cumsum(n_blocks) - n_blocks
+    blocks = rng.standard_exponential(int(start[-1] + n_blocks[-1]))
+    np.minimum(blocks, FADING_MAX, out=blocks)
+    # block index floor((t + off) / nc) + start, in floating point: (n + 0.5) / d stays >= 0.5 / d away from
+    # an integer, far beyond rounding error, and truncation is the floor for non-negative values
+    idx = _SLOTS[:n_slots, None] + (off + 0.5)
+    idx *= 1.0 / nc
+    idx += start
+    return blocks[idx.astype(np.int64)]
+
+
+_SLOTS = np.arange(1001, dtype=np.float64)
+
+
+# observation normalisation (module constants: the same for every client of a federation)
+GAIN_REF_DB = -100.0
+GAIN_SCALE_DB = 20.0
+INTF_REF_DBM = -90.0      # interference feature log10(I / 1 mW) + 9 = (I_dBm + 90) / 10
+INTF_LOW = -5.0           # >= -4 since I >= noise >= -130 dBm
+INTF_HIGH = 20.0          # I <= 32 tx x 33 dBm x gain <= 0 dB x fading <= 50: <= 65 dBm, feature <= 15.5
+GAIN_MAX = 1.0            # large-scale gain cap (0 dB incl. antennas; a passive channel)
+FADING_MAX = 50.0         # |h|^2 cap (P(Exp(1) > 50) ~ 2e-22): keeps the features provably in bounds
+_LOG2E = 1.0 / math.log(2.0)
+OBS_CLIP = 5.0
+RATE_NORM = 10.0          # bit/s/Hz; [1] companion code normalises capacities by 10
+
+
+class _Sim:
+    """Array simulator shared by the gymnasium and PettingZoo forms (all links, one area)."""
+
+    def __init__(self, cfg: CV2XConfig) -> None:
+        self.cfg = cfg
+        self.lay = _LAYOUTS[cfg.scenario]
+        self.R = R = cfg.n_rb
+        self.K = K = cfg.n_v2v
+        self.M = R
+        self.P = P = len(cfg.v2v_power_levels_dbm)
+        self.A = R * P
+        self.T = int(cfg.deadline_ms)
+        self.D = 3 * R + 2
+        self.n_veh = max(self.M + K + 1, int(round(cfg.vehicle_density * _lane_km(self.lay))))
+        self.bits = cfg.payload_bytes * 8.0
+        self.bits_per_slot = cfg.rb_bandwidth_mhz * 1e6 * 1e-3            # bit per (bit/s/Hz) per 1 ms slot
+        self.mbps = cfg.rb_bandwidth_mhz                                  # Mbit/s per (bit/s/Hz)
+        self.noise_v = 10.0 ** ((cfg.noise_dbm + cfg.veh_noise_figure_db) / 10.0)   # mW
+        self.noise_bs = 10.0 ** ((cfg.noise_dbm + cfg.bs_noise_figure_db) / 10.0)
+        self.p_v2i = 10.0 ** (cfg.v2i_power_dbm / 10.0)
+        self.pw_levels = 10.0 ** (np.asarray(cfg.v2v_power_levels_dbm, dtype=np.float64) / 10.0)
+        a = np.arange(self.A)
+        self.rb_of = a // P
+        self.pw_of = self.pw_levels[a % P]
+        self.g_v2i_db = cfg.veh_antenna_gain_dbi + cfg.bs_antenna_gain_dbi
+        self.g_v2v_db = 2.0 * cfg.veh_antenna_gain_dbi
+        self.c_v2i = cfg.v2i_weight / (RATE_NORM * R)
+        self.c_v2v = (1.0 - cfg.v2i_weight) / K
+        self.beta = float(cfg.delivered_reward)
+        self.ar = np.arange(K)
+        self._all = np.arange(self.n_veh)
+        self._buf = np.empty(K + R)
+        self._tmp = np.empty((K, R))
+        self._rows2 = np.stack([np.arange(K), np.arange(K, 2 * K)])
+        self._obs_q = np.stack([np.arange(K), np.full(K, 2 * K)], axis=1)   # per link: own q, BS q
+        self._time_feat = ((self.T - np.arange(self.T + 1)) / self.T)[:, None]
+        self.frac_per_rate = self.bits_per_slot / self.bits                  # payload share per bit/s/Hz
+        self.frac_per_nat = self.frac_per_rate * _LOG2E
+        self.pw_onehot = np.zeros((self.A, R))                               # action -> power on each RB
+        self.pw_onehot[a, self.rb_of] = self.pw_of
+        self.has_world = False
+        self.t = 0
+        lo = np.full(self.D, -OBS_CLIP, dtype=np.float32)
+        hi = np.full(self.D, OBS_CLIP, dtype=np.float32)
+        lo[R:2 * R] = INTF_LOW
+        hi[R:2 * R] = INTF_HIGH
+        lo[3 * R:] = 0.0
+        hi[3 * R:] = 1.0
+        self.obs_low, self.obs_high = lo, hi
+
+    # ------------------------------------------------------------------ world (mobility, shadowing)
+    def drop(self, rng: np.random.Generator) -> None:
+        """A fresh world: vehicles uniform on the lanes, stationary shadowing."""
+        lay, n = self.lay, self.n_veh
+        len_h = lay.n_hroads * lay.period_x
+        len_v = lay.n_vroads * lay.period_y if lay.n_vroads else 0.0
+        u = rng.random((5, n))
+        self.axis = (u[0] * (len_h + len_v) >= len_h).astype(np.int64)      # 0: along x, 1: along y
+        n_roads = np.where(self.axis == 0, lay.n_hroads, max(lay.n_vroads, 1))
+        self.road = np.minimum((u[1] * n_roads).astype(np.int64), n_roads - 1)
+        self.sgn = np.where(u[2] < 0.5, 1.0, -1.0)
+        self.lane = np.minimum((u[3] * lay.lanes).astype(np.int64), lay.lanes - 1)
+        self.s = u[4] * np.where(self.axis == 0, lay.period_x, lay.period_y if lay.n_vroads else 0.0)
+        v = rng.uniform(self.cfg.speed_min_kmh, self.cfg.speed_max_kmh, n) / 3.6
+        self.speed = v
+        self._positions()
+        self.odo = np.zeros(n)                                               # distance driven (m)
+        self.sh_bs = rng.normal(0.0, self.cfg.shadow_std_v2i_db, n)
+        # V2V shadowing per vehicle pair (i < j), updated lazily when the pair is used: the state and the
+        # pair's summed odometer at its last update (-inf: never used, so drawn fresh)
+        self.sh_pair = np.zeros((n, n))
+        self.sh_stamp = np.full((n, n), -np.inf)
+        self.has_world = True
+
+    def advance(self, rng: np.random.Generator) -> None:
+        """Drive one message period on (TR 36.885 mobility) and evolve shadowing (Gudmundson [5])."""
+        lay = self.lay
+        dist = self.speed * (self.T * 1e-3)
+        if lay.n_vroads:
+            b = np.where(self.axis == 0, lay.block_x, lay.block_y)           # cross-road spacing ahead
+            u0 = self.sgn * self.s / b
+            u1 = u0 + dist / b
+            uc = np.floor(u1)
+            cross = uc > np.floor(u0)
+            r = rng.random(self.n_veh)
+            turn = cross & (r < 0.5)                                         # straight 0.5 [3]
+            left = r < 0.25                                                  # left 0.25, right 0.25 [3]
+            s_new = self.s + self.sgn * dist
+            if turn.any():
+                leftover = (u1 - uc) * b
+                s_cross = self.sgn * uc * b                                  # intersection (old axis)
+                ax = self.axis
+                new_sgn = np.where(ax == 0, np.where(left, self.sgn, -self.sgn),
+                                   np.where(left, -self.sgn, self.sgn))
+                period_old = np.where(ax == 0, lay.period_x, lay.period_y)
+                n_cross = np.where(ax == 0, lay.n_vroads, lay.n_hroads)
+                new_road = np.rint(np.mod(s_cross, period_old) / b).astype(np.int64) % n_cross
+                b_new = np.where(ax == 0, lay.block_y, lay.block_x)
+                s_turn = self.road * b_new + new_sgn * leftover
+                s_new = np.where(turn, s_turn, s_new)
+                self.sgn = np.where(turn, new_sgn, self.sgn)
+                self.road = np.where(turn, new_road, self.road)
+                self.axis = np.where(turn, 1 - ax, ax)
+            period = np.where(self.axis == 0, lay.period_x, lay.period_y)
+            self.s = np.mod(s_new, period)
+        else:
+            self.s = np.mod(self.s + self.sgn * dist, lay.period_x)
+        self._positions()
+        cfg = self.cfg
+        rho = np.exp(-dist / cfg.decorr_v2i_m)
+        self.sh_bs = rho * self.sh_bs + np.sqrt(1.0 - rho * rho) * rng.normal(0.0, cfg.shadow_std_v2i_db,
+                                                                              self.n_veh)
+        self.odo += dist
+
+    def _pair_shadowing(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """V2V shadowing (dB) of vehicle pairs (a, b) (broadcast; pairs must be distinct), brought up to date.
+
+        Gudmundson [5] over the distance both vehicles drove since the pair was last used:
+        ``S <- rho S + sqrt(1 - rho^2) N(0, sigma^2)``, ``rho = exp(-(dd_a + dd_b) / d_corr)`` [1]; composing the
+        per-period updates this way is exact.
+        """
+        i, j = np.minimum(a, b), np.maximum(a, b)                            # broadcast shapes
+        od = self.odo[i] + self.odo[j]
+        rho = np.exp(-(od - self.sh_stamp[i, j]) / self.cfg.decorr_v2v_m)
+        s = rho * self.sh_pair[i, j] + np.sqrt(1.0 - rho * rho) * rng.normal(
+            0.0, self.cfg.shadow_std_v2v_db, i.shape)
+        self.sh_pair[i, j] = s
+        self.sh_stamp[i, j] = od
+        return s
+
+    def _positions(self) -> None:
+        lay = self.lay
+        off = (self.lane + 0.5) * lay.lane_w * self.sgn                      # right-hand traffic
+        on_x = self.axis == 0
+        y_road = self.road * (lay.block_y if lay.n_vroads else 0.0)
+        x_road = self.road * (lay.block_x if lay.n_vroads else 0.0)
+        self.x = np.where(on_x, self.s, x_road + off)
+        self.y = np.where(on_x, y_road - off, self.s)
+
+    def _dxdy(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Wrap-around |dx|, |dy| between vehicle index arrays (broadcast)."""
+        lay = self.lay
+        dx = np.abs(self.x[i] - self.x[j])
+        dx = np.minimum(dx, lay.period_x - dx)
+        dy = np.abs(self.y[i] - self.y[j])
+        if math.isfinite(lay.period_y):
+            dy = np.minimum(dy, lay.period_y - dy)
+        return dx, dy
+
+    # ------------------------------------------------------------------ one message period
+    def begin_episode(self, rng: np.random.Generator) -> None:
+        """Choose receivers, compute large-scale gains, draw the period's fast fading, reset payloads.
+
+        All gains of the period are drawn here in one block: ``h_x[t, j, q, r]`` is the gain from V2V
+        transmitter j on RB r to receiver q (q < K: link q's own signal, only for j = q; K <= q < 2K: the
+        receiver of link q - K, own link excluded; q = 2K: the BS); ``bg[t, q, r]`` the fixed power there (the
+        V2I transmitter of RB r, plus noise); ``s_v2i[t, m]`` the V2I signals at the BS.
+        """
+        cfg, lay = self.cfg, self.lay
+        M, K, R, T = self.M, self.K, self.R, self.T
+        ar = self.ar
+        # roles: the V2V links of the ego vehicle's neighbourhood (ego + its K-1 nearest vehicles), V2I users
+        # anywhere in the area, receivers = nearest vehicle that transmits nothing [1]
+        dx, dy = self._dxdy(0, self._all)
+        near = np.argsort(dx * dx + dy * dy, kind="stable")                   # near[0] = ego (vehicle 0)
+        v2v_tx = near[:K]
+        rest = near[K:]
+        v2i_tx = rest[rng.permutation(rest.size)[:M]]
+        tx = np.concatenate([v2i_tx, v2v_tx])                                # [M + K]: V2I users, then V2V
+        dx, dy = self._dxdy(tx[:, None], self._all)                          # [M + K, n]
+        d2 = dx[M:] * dx[M:] + dy[M:] * dy[M:]
+        d2[:, tx] = np.inf                                                   # receivers transmit nothing
+        rx = np.argmin(d2, axis=1)
+        self.tx, self.rx = tx, rx
+        # large-scale V2V: every transmitter -> every V2V receiver [M + K, K]
+        pl = pathloss_v2v_db(dx[:, rx], dy[:, rx], cfg.carrier_ghz, cfg.veh_height_m, cfg.veh_height_m,
+                             lay.los_always, lay.los_width)
+        l_vv = np.minimum(10.0 ** ((self.g_v2v_db - pl - self._pair_shadowing(tx[:, None], rx[None, :], rng))
+                                   / 10.0), GAIN_MAX)
+        # large-scale V2I: every transmitter -> BS [M + K]
+        d3 = np.sqrt((self.x[tx] - lay.bs_x) ** 2 + (self.y[tx] - lay.bs_y) ** 2
+                     + (cfg.bs_height_m - cfg.veh_height_m) ** 2)
+        l_bs = np.minimum(10.0 ** ((self.g_v2i_db - pathloss_v2i_db(d3) - self.sh_bs[tx]) / 10.0), GAIN_MAX)
+        self.l_vv, self.l_bs = l_vv, l_bs
+        # Rayleigh fast fading per link and RB [1], block fading over the coherence time of the link's
+        # Doppler f_D = (v_tx + v_rx) f_c / c (V2V) or v_tx f_c / c (V2I); one extra slot for the last obs.
+        # Elements: V2V tx j -> receiver q (q < K the V2V receivers, q = K the BS) on RB r: [K, K + 1, R];
+        # V2I tx m -> V2V receiver k on its RB m: [M, K]; V2I tx m -> BS on RB m: [M]
+        v = self.speed * (cfg.carrier_ghz * 1e9 / 3e8)                       # per-vehicle Doppler (Hz)
+        v_rx = np.append(v[rx], 0.0)                                         # the BS does not move
+        fd = np.concatenate([np.repeat((v[v2v_tx][:, None] + v_rx[None, :]).ravel(), R),
+                             (v[v2i_tx][:, None] + v[rx][None, :]).ravel(), v[v2i_tx]])
+        f = _block_rayleigh(fd, T + 1, rng)                                  # [T+1, L]
+        n_v = K * (K + 1) * R
+        f_v = f[:, :n_v].reshape(T + 1, K, K + 1, R)
+        f_iv = f[:T, n_v:n_v + M * K].reshape(T, M, K)
+        f_s = f[:T, n_v + M * K:]                                            # [T, M]
+        # receiver axis of h_x[t, j, q, r]: q < K "own signal of link q" (only j = q), K <= q < 2K the V2V
+        # receiver of link q - K (other links), q = 2K the BS; one product then gives signal and interference
+        h_x = np.empty((T + 1, K, 2 * K + 1, R))
+        l_v = np.empty((K, K + 1))
+        l_v[:, :K] = l_vv[M:]
+        l_v[:, K] = l_bs[M:]
+        np.multiply(f_v, l_v[None, :, :, None], out=h_x[:, :, K:])           # V2V receivers and BS
+        h_x[:, :, :K] = 0.0
+        h_x[:, ar, ar] = h_x[:, ar, K + ar]                                  # own signal moves to q = k
+        h_x[:, ar, K + ar] = 0.0
+        self.h_x = h_x
+        h_own = h_x[:, ar, ar]                                               # [T+1, K, R]
+        self.h_own = h_own
+        # fixed received power per slot: V2I tx of RB r at V2V rx k (+ noise); noise at the BS
+        bg = np.empty((T, 2 * K + 1, R))
+        bg[:, :K] = 0.0
+        np.multiply(l_vv[:M, :].T[None, :, :] * self.p_v2i, f_iv.transpose(0, 2, 1), out=bg[:, K:2 * K])
+        bg[:, K:2 * K] += self.noise_v
+        bg[:, 2 * K] = self.noise_bs
+        self.bg = bg
+        self.s_v2i = self.p_v2i * l_bs[:M] * f_s                             # V2I signal at BS [T, M]
+        # observation template [T+1, K, D]: gains and time are known in advance
+        obs = np.empty((T + 1, K, self.D), dtype=np.float32)
+        g = np.log10(h_x[:, ar[:, None], self._obs_q])                       # [T+1, K, 2, R]: own, to BS
+        g *= 10.0 / GAIN_SCALE_DB
+        g -= GAIN_REF_DB / GAIN_SCALE_DB
+        np.maximum(g, -OBS_CLIP, out=g)
+        np.minimum(g, OBS_CLIP, out=g)
+        obs[:, :, :R] = g[:, :, 0]
+        obs[:, :, 2 * R:3 * R] = g[:, :, 1]
+        obs[:, :, 3 * R] = 1.0
+        obs[:, :, 3 * R + 1] = self._time_feat
+        self.obs_tpl = obs
+        # first "previous-slot" interference: V2I transmitters only (large-scale mean) + noise
+        obs[0, :, R:2 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v) - INTF_REF_DBM / 10.0
+        self.obs = obs[0]
+        self.rem = np.ones(K)                                                # payload left (fraction)
+        self.active = np.ones(K, dtype=bool)
+        self.active_col = np.ones((K, 1))
+        self.n_delivered = 0
+        self.t = 0
+        self.last_actions = np.zeros(K, dtype=np.int64)
+
+    def step(self, acts: np.ndarray) -> tuple[float, dict[str, float]]:
+        """Apply joint actions ``acts`` [K] in slot t; return the shared reward and the KPIs."""
+        t, ar, K, R = self.t, self.ar, self.K, self.R
+        rb = self.rb_of[acts]
+        w = self.pw_onehot[acts]                                             # [K tx, R] power on each RB
+        if self.n_delivered:
+            w *= self.active_col                                             # delivered links are silent
+        c = self.h_x[t, ar, :, rb]                                           # [K tx, 2K + 1 rx] on tx's RB
+        rx = np.dot(c.T, w)                                                  # [2K + 1, R] received power
+        rx += self.bg[t]                                                     # + V2I tx (+ noise)
+        buf = self._buf
+        sig_int = rx[self._rows2, rb]                                        # [2, K]: own signal, interference
+        np.divide(sig_int[0], sig_int[1], out=buf[:K])                       # V2V SINR
+        np.divide(self.s_v2i[t], rx[2 * K], out=buf[K:])                     # V2I SINR
+        np.log1p(buf, out=buf)                                               # capacity in nat/s/Hz
+        rem = self.rem
+        rem -= buf[:K] * self.frac_per_nat
+        n_del = int(np.count_nonzero(rem <= 0.0))
+        newly = n_del - self.n_delivered
+        vals = buf.tolist()
+        sum_v = sum(vals[:K]) * _LOG2E                                       # bit/s/Hz
+        sum_i = sum(vals[K:]) * _LOG2E
+        if newly:                                                            # links done before are silent
+            l_run = float(np.dot(buf[:K], rem > 0.0)) * _LOG2E               # rate term of links not done
+            self.n_delivered = n_del
+            np.greater(rem, 0.0, out=self.active)
+            self.active_col = self.active[:, None].astype(np.float64)
+            np.maximum(rem, 0.0, out=rem)
+        else:
+            l_run = sum_v
+        reward = self.c_v2i * sum_i + self.c_v2v * (l_run / RATE_NORM + self.beta * n_del)
+        self.t = t = t + 1
+        obs = self.obs_tpl[t]
+        x = self._tmp
+        np.log10(rx[K:2 * K], out=x)                                         # <= 20 (gains, fading capped)
+        x -= INTF_REF_DBM / 10.0
+        obs[:, R:2 * R] = x
+        obs[:, 3 * R] = rem
+        self.obs = obs
+        self.last_actions = acts
+        info = {
+            "v2i_capacity": sum_i * self.mbps,
+            "v2v_rate": sum_v * self.mbps,
+            "v2v_delivery": n_del / K,
+            "v2v_delivery_prob": newly * self.T / K,
+        }
+        if t >= self.T:
+            info["v2v_delivered_at_deadline"] = n_del / K
+        return reward, info
+
+    def score(self, acts: np.ndarray, lookahead: bool = False) -> np.ndarray:
+        """Objective of C candidate joint actions ``acts`` [C, K] in the current slot (no state change).
+
+        ``lookahead=False``: the shared reward of the slot (what ``step`` would return). ``lookahead=True``:
+        the V2V term is replaced by ``beta * (slots left) * min(1, bits sent / bits remaining)`` per active
+        link - the reward still to be earned for the share of the payload delivered now - because the
+        slot reward alone is myopic (turning off a weak link looks better than pushing its payload).
+        """
+        t, ar, K, R = self.t, self.ar, self.K, self.R
+        rb = self.rb_of[acts]                                                # [C, K]
+        pw = self.pw_of[acts] * self.active
+        own = pw * self.h_own[t][ar, rb]
+        g = self.h_x[t][ar[None, :, None], K + ar[None, None, :], rb[:, None, :]]   # [C, j tx, k rx], k's RB
+        same = rb[:, :, None] == rb[:, None, :]
+        intf = np.einsum("cj,cjk->ck", pw, g * same) + self.bg[t][K + ar, rb]
+        r_v2v = np.log2(1.0 + own / intf)
+        onehot = rb[:, :, None] == np.arange(R)
+        i_bs = np.einsum("ck,ckr->cr", pw * self.h_x[t][ar, 2 * K][ar, rb], onehot) + self.noise_bs
+        r_v2i = np.log2(1.0 + self.s_v2i[t] / i_bs)
+        sent = r_v2v * self.frac_per_rate                                    # payload fraction sent now
+        if lookahead:
+            frac = np.minimum(1.0, sent / np.maximum(self.rem, 1e-12))
+            l_sum = np.where(self.active, self.beta * (self.T - self.t) * frac, self.beta).sum(axis=1)
+            return self.c_v2i * r_v2i.sum(axis=1) + self.c_v2v * l_sum
+        done = (self.rem - sent) <= 0.0
+        l_sum = np.where(done, self.beta, np.where(self.active, r_v2v, 0.0) / RATE_NORM).sum(axis=1)
+        return self.c_v2i * r_v2i.sum(axis=1) + self.c_v2v * l_sum
+
+
+# ---------------------------------------------------------------------- link policies (vectorised over links)
+class _LinkPolicy:
+    """A heuristic acting for a set of links from their observations ``obs`` [n, D] -> actions [n]."""
+
+    def __init__(self, sim: _Sim, links: np.ndarray, rng: np.random.Generator) -> None:
+        self.sim = sim
+        self.links = np.asarray(links, dtype=np.int64)
+        self.rng = rng
+        self.P = sim.P
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def act_sim(self, rows: slice) -> np.ndarray:
+        """Act for ``sim``'s links ``rows`` from the simulator's current observations."""
+        return self.act(self.sim.obs[rows])
+
+
+class _RandomLinks(_LinkPolicy):
+    """Uniform over all (RB, power) actions, "off" included (the random baseline of [1])."""
+
+    _BLOCK = 256
+
+    def __init__(self, sim: _Sim, links: np.ndarray, rng: np.random.Generator) -> None:
+        super().__init__(sim, links, rng)
+        self._buf = np.empty((0, len(self.links)), dtype=np.int64)
+        self._i = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self._i >= len(self._buf):
+            self._buf = self.rng.integers(self.sim.A, size=(self._BLOCK, len(self.links)))
+            self._i = 0
+        a = self._buf[self._i]
+        self._i += 1
+        return a
+
+
+class _GreedyLinks(_LinkPolicy):
+    """Each link takes the RB where its own V2V gain is best, at maximum power."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.argmax(obs[:, :self.sim.R], axis=1) * self.P
+
+
+class _RoundRobinLinks(_LinkPolicy):
+    """Link k uses RB (k + t) mod R in slot t at maximum power (orthogonal among V2V links when K <= R)."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        t = int(round((1.0 - float(obs[0, -1])) * self.sim.T))
+        return ((self.links + t) % self.sim.R) * self.P
+
+
+class _SPSLinks(_LinkPolicy):
+    """3GPP sensing-based semi-persistent scheduling (TS 36.213 14.1.1.6 [6]), one reservation = 1 slot.
+
+    A link keeps a reserved RB (at maximum power) while its reselection counter, drawn uniformly in
+    [5, 15], counts down its transmissions. On reselection it (a) excludes RBs whose last measured
+    interference (the current occupants' reservations, the RSRP proxy) exceeds ``sps_threshold_dbm``,
+    raising the threshold by 3 dB until at least 20 % of the RBs remain; (b) ranks the remaining RBs by
+    the S-RSSI averaged (in mW) over the sensing window and picks at random among the lowest 20 % (at
+    least one). The window is 10 reservation intervals (10 slots), as 1000 ms is 10 intervals of 100 ms in
+    [6]. Sensing uses the link's observation (interference at its receiver) - a simplification.
+    """
+
+    WINDOW = 10
+    RC_LOW, RC_HIGH = 5, 15
+    _NEVER = 1 << 30
+
+    def __init__(self, sim: _Sim, links: np.ndarray, rng: np.random.Generator) -> None:
+        super().__init__(sim, links, rng)
+        n, R = len(self.links), sim.R
+        self.buf = np.zeros((self.WINDOW, n, R), dtype=np.float32)   # interference features (obs units)
+        self.pos = 0
+        self.filled = 0
+        # steady-state start (as system-level SPS simulations do): every link already holds a reservation
+        # on a random RB with a random phase of its counter, so reselections are staggered
+        self.rb = rng.integers(R, size=n)
+        self.actions = self.rb * self.P
+        # counters are decremented lazily: true counter = rc - pending * mask while the mask is unchanged
+        self.rc = rng.integers(1, self.RC_HIGH + 1, size=n)
+        self.mask = np.zeros(n, dtype=np.int64)          # 1 where the link transmits
+        self.pending = 0
+        self.horizon = 0                                 # pending count at which some counter hits 0
+        self.seen_delivered = -1
+        self.need = max(1, math.ceil(0.2 * R))
+        self.thr = float(sim.cfg.sps_threshold_dbm)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        R = self.sim.R
+        return self.sense_and_act(obs[:, R:2 * R], obs[:, 3 * R] > 0.0, True)
+
+    def act_sim(self, rows: slice) -> np.ndarray:
+        sim = self.sim
+        changed = sim.n_delivered != self.seen_delivered or sim.t == 0
+        self.seen_delivered = sim.n_delivered
+        return self.sense_and_act(sim.obs[rows, sim.R:2 * sim.R], sim.active[rows], changed)
+
+    def sense_and_act(self, feat: np.ndarray, transmitting: np.ndarray, changed: bool) -> np.ndarray:
+        """One slot: record the sensed interference features [n, R], reselect where due, count down."""
+        self.buf[self.pos] = feat
+        self.pos = (self.pos + 1) % self.WINDOW
+        if self.filled < self.WINDOW:
+            self.filled += 1
+        if changed:                                      # transmitting set changed: settle the counters
+            self.rc -= self.pending * self.mask
+            self.pending = 0
+            self.mask = transmitting.astype(np.int64)
+            self._set_horizon()
+        if self.pending >= self.horizon:
+            self.rc -= self.pending * self.mask
+            self.pending = 0
+            resel = np.flatnonzero(self.rc <= 0)
+            if resel.size:
+                self._reselect(resel, feat)
+            self._set_horizon()
+        self.pending += 1                                # one transmission (where mask == 1)
+        return self.actions
+
+    def _set_horizon(self) -> None:
+        due = np.where(self.mask > 0, self.rc, np.where(self.rc <= 0, 0, self._NEVER))
+        self.horizon = int(due.min())
+
+    def _reselect(self, idx: np.ndarray, feat: np.ndarray) -> None:
+        last = 10.0 * feat[idx].astype(np.float64) + INTF_REF_DBM              # dBm [n, R]
+        kth = np.partition(last, self.need - 1, axis=1)[:, self.need - 1]
+        thr = self.thr + 3.0 * np.maximum(0.0, np.ceil((kth - self.thr) / 3.0))
+        cand = last <= thr[:, None] + 1e-9
+        rssi = (10.0 ** self.buf[:self.filled, idx].astype(np.float64)).mean(axis=0)   # mW x 1e9
+        metric = np.where(cand, rssi, np.inf)
+        best = np.argsort(metric, axis=1, kind="stable")[:, :self.need]
+        pick = best[np.arange(len(idx)), self.rng.integers(self.need, size=len(idx))]
+        self.rb[idx] = pick
+        self.actions = self.rb * self.P                                      # maximum power
+        self.rc[idx] = self.rng.integers(self.RC_LOW, self.RC_HIGH + 1, size=len(idx))
+
+
+_LINK_POLICIES: dict[str, type[_LinkPolicy]] = {
+    "random": _RandomLinks,
+    "greedy": _GreedyLinks,
+    "round-robin": _RoundRobinLinks,
+    "sps": _SPSLinks,
+}
+
+EXHAUSTIVE_MAX_LINKS = 4
+EXHAUSTIVE_MAX_JOINT = 65536
+
+
+@functools.lru_cache(maxsize=32)
+def _joint_grid(n_actions: int, n_links: int) -> np.ndarray:
+    """All joint actions of ``n_links`` links, shape [n_actions ** n_links, n_links]."""
+    return np.stack(np.unravel_index(np.arange(n_actions ** n_links), (n_actions,) * n_links), axis=1)
+
+
+def _exhaustive_joint(sim: _Sim) -> np.ndarray:
+    """Per-slot oracle: the joint action of the still-active links maximising the shared reward."""
+    act = np.flatnonzero(sim.active)
+    out = np.zeros(sim.K, dtype=np.int64)
+    if act.size == 0:
+        return out
+    grid = _joint_grid(sim.A, int(act.size))
+    cand = np.zeros((len(grid), sim.K), dtype=np.int64)
+    cand[:, act] = grid
+    return cand[int(np.argmax(sim.score(cand, lookahead=True)))]
+
+
+def _check_exhaustive(sim: _Sim) -> None:
+    if sim.K > EXHAUSTIVE_MAX_LINKS or sim.A ** sim.K > EXHAUSTIVE_MAX_JOINT:
+        raise EnvConfigError(
+            f"exhaustive: n_v2v={sim.K} links with {sim.A} actions each ({sim.A ** sim.K} joint actions) is "
+            f"too large; allowed: n_v2v <= {EXHAUSTIVE_MAX_LINKS} and n_actions**n_v2v <= "
+            f"{EXHAUSTIVE_MAX_JOINT}")
+
+
+# ---------------------------------------------------------------------- gymnasium form
+class CV2XEnv(gym.Env[np.ndarray, np.int64]):
+    __doc__ = __doc__
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1000}
+
+    def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        cfg = _resolve(config, overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise EnvConfigError(
+                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
+        self.config = cfg
+        self.render_mode = render_mode
+        self.sim = _Sim(cfg)
+        self.action_space = spaces.Discrete(self.sim.A)
+        self.observation_space = spaces.Box(self.sim.obs_low, self.sim.obs_high, dtype=np.float32)
+        self._acts = np.zeros(self.sim.K, dtype=np.int64)
+        self._bg: _LinkPolicy | None = None
+        self._bg_acts = np.zeros(self.sim.K - 1, dtype=np.int64)
+        self._rows = slice(1, None)
+        self._has_reset = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        sim = self.sim
+        if seed is not None or not sim.has_world:
+            sim.drop(self.np_random)
+            self._bg = _LINK_POLICIES[self.config.background_policy](
+                sim, np.arange(1, sim.K), self.np_random)
+        else:
+            sim.advance(self.np_random)
+        sim.begin_episode(self.np_random)
+        self._plan_background()
+        self._has_reset = True
+        return sim.obs[0], {}
+
+    def _plan_background(self) -> None:
+        if self.sim.K > 1:
+            self._bg_acts = self._bg.act_sim(self._rows)
+
+    @property
+    def background_actions(self) -> np.ndarray:
+        """Actions the background links (1..K-1) take in the coming slot (decided from their observations)."""
+        return self._bg_acts
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        a = int(action)
+        if not 0 <= a < self.sim.A:
+            raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{self.sim.A - 1}")
+        acts = self._acts
+        acts[0] = a
+        acts[1:] = self._bg_acts
+        reward, info = self.sim.step(acts)
+        truncated = self.sim.t >= self.sim.T
+        if truncated:
+            self._has_reset = False
+        else:
+            self._plan_background()
+        info["link_delivered"] = 0.0 if self.sim.active[0] else 1.0
+        return self.sim.obs[0], reward, False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return _render(self.sim)
+
+
+def _render(sim: _Sim) -> str:
+    if not sim.has_world or not hasattr(sim, "rem"):
+        return "CV2X (not reset)"
+    rb = sim.rb_of[sim.last_actions].tolist()
+    pw = [sim.cfg.v2v_power_levels_dbm[int(p)] for p in (sim.last_actions % sim.P)]
+    left = sim.rem.round(2).tolist()
+    return f"slot={sim.t}/{sim.T} rb={rb} power_dbm={pw} payload_left={left} delivered={sim.n_delivered}/{sim.K}"
+
+
+# ---------------------------------------------------------------------- PettingZoo form
+class CV2XParallelEnv(ParallelEnv):
+    """All V2V links as agents ``link_0`` .. ``link_{K-1}`` sharing the reward (see the module docstring)."""
+
+    metadata = {"name": "cv2x_v0", "render_modes": ["ansi"], "is_parallelizable": True, "render_fps": 1000}
+
+    def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        cfg = _resolve(config, overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise EnvConfigError(
+                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
+        self.config = cfg
+        self.render_mode = render_mode
+        self.sim = _Sim(cfg)
+        self.possible_agents = [f"link_{k}" for k in range(self.sim.K)]
+        self.agents: list[str] = []
+        self._index = {a: k for k, a in enumerate(self.possible_agents)}
+        obs_space = spaces.Box(self.sim.obs_low, self.sim.obs_high, dtype=np.float32)
+        self._obs_spaces = {a: obs_space for a in self.possible_agents}
+        self._act_spaces = {a: spaces.Discrete(self.sim.A) for a in self.possible_agents}
+        self._acts = np.zeros(self.sim.K, dtype=np.int64)
+        self.np_random: np.random.Generator | None = None
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._act_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        sim = self.sim
+        if seed is not None or self.np_random is None:
+            self.np_random, _ = gym.utils.seeding.np_random(seed)
+            sim.drop(self.np_random)
+        else:
+            sim.advance(self.np_random)
+        sim.begin_episode(self.np_random)
+        self.agents = list(self.possible_agents)
+        obs = sim.obs
+        return {a: obs[k] for k, a in enumerate(self.agents)}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        acts = self._acts
+        acts[:] = 0
+        for a, v in actions.items():
+            k = self._index[a]
+            v = int(v)
+            if not 0 <= v < self.sim.A:
+                raise gym.error.InvalidAction(f"{a}: action={v!r} is out of range; allowed: 0..{self.sim.A - 1}")
+            acts[k] = v
+        reward, info = self.sim.step(acts.copy())
+        truncated = self.sim.t >= self.sim.T
+        agents = self.agents
+        obs = self.sim.obs
+        active = self.sim.active
+        observations = {a: obs[k] for k, a in enumerate(agents)}
+        rewards = dict.fromkeys(agents, reward)
+        terminations = dict.fromkeys(agents, False)
+        truncations = dict.fromkeys(agents, truncated)
+        infos = {a: {**info, "link_delivered": float(not active[k])} for k, a in enumerate(agents)}
+        if truncated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return _render(self.sim)
+
+    def close(self) -> None:
+        pass
+
+
+def parallel_env(config: CV2XConfig | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> CV2XParallelEnv:
+    """PettingZoo parallel form: ``parallel_env(**config_fields)`` or ``parallel_env(config=CV2XConfig(...))``."""
+    return CV2XParallelEnv(config, render_mode=render_mode, **overrides)
+
+
+# ---------------------------------------------------------------------- baselines
+def _single(name: str) -> BaselineFactory:
+    def factory(env: gym.Env, seed: int) -> Policy:
+        pol = _LINK_POLICIES[name](env.unwrapped.sim, np.array([0]), np.random.default_rng(seed))
+
+        def policy(obs: np.ndarray) -> int:
+            return int(pol.act(np.asarray(obs, dtype=np.float32)[None, :])[0])
+        return policy
+    factory.__doc__ = f"Link 0 follows the {name} heuristic ({_LINK_POLICIES[name].__doc__.splitlines()[0]})"
+    return factory
+
+
+def _exhaustive_single(env: gym.Env, seed: int) -> Policy:
+    """Oracle best response of link 0: every (RB, power) scored on the true slot given the others' actions."""
+    e = env.unwrapped
+
+    def policy(obs: np.ndarray) -> int:
+        sim = e.sim
+        cand = np.empty((sim.A, sim.K), dtype=np.int64)
+        cand[:, 0] = np.arange(sim.A)
+        cand[:, 1:] = e.background_actions
+        return int(np.argmax(sim.score(cand, lookahead=True)))
+    return policy
+
+
+BASELINES: dict[str, BaselineFactory] = {
+    "random": _single("random"),
+    "greedy": _single("greedy"),
+    "round-robin": _single("round-robin"),
+    "sps": _single("sps"),
+    "exhaustive": _exhaustive_single,
+}
+
+ParallelPolicy = Any
+
+
+def _parallel(name: str) -> Any:
+    def factory(env: CV2XParallelEnv, seed: int) -> ParallelPolicy:
+        sim = env.unwrapped.sim
+        names = list(env.possible_agents)
+        pol = _LINK_POLICIES[name](sim, np.arange(sim.K), np.random.default_rng(seed))
+
+        def policy(obs: dict[str, np.ndarray]) -> dict[str, int]:
+            acts = pol.act(np.stack([obs[a] for a in names]))
+            return {a: int(acts[k]) for k, a in enumerate(names)}
+        return policy
+    return factory
+
+
+def _exhaustive_parallel(env: CV2XParallelEnv, seed: int) -> ParallelPolicy:
+    """Per-slot oracle: exhaustive search over the joint (RB, power) of all active links (small sizes only)."""
+    e = env.unwrapped
+    _check_exhaustive(e.sim)
+    names = list(e.possible_agents)
+
+    def policy(obs: dict[str, np.ndarray]) -> dict[str, int]:
+        acts = _exhaustive_joint(e.sim)
+        return {a: int(acts[k]) for k, a in enumerate(names)}
+    return policy
+
+
+PARALLEL_BASELINES: dict[str, Any] = {
+    "random": _parallel("random"),
+    "greedy": _parallel("greedy"),
+    "round-robin": _parallel("round-robin"),
+    "sps": _parallel("sps"),
+    "exhaustive": _exhaustive_parallel,
+}
+
+
+def _knob_table() -> str:
+    defaults = CV2XConfig()
+    return "\n".join(f"* ``{k}`` = {getattr(defaults, k)!r} {u}, range [{lo}, {hi}]: {src}."
+                     for k, (lo, hi, u, src) in KNOBS.items())
+
+
+__doc__ = __doc__.replace("{knob_table}", _knob_table()).replace(
+    "{bg}", " / ".join(f'"{b}"' for b in BACKGROUND_POLICIES))
+CV2XEnv.__doc__ = __doc__
+
+ENTRY = EnvEntry(
+    env_id="frl/CV2X-v0",
+    name="cv2x",
+    entry_point="envs.cv2x:CV2XEnv",
+    config_cls=CV2XConfig,
+    client_configs=make_client_configs,
+    baselines=BASELINES,
+    kpis=("v2i_capacity", "v2v_delivery_prob", "v2v_delivery", "v2v_rate"),
+    summary="C-V2X sidelink: V2V links pick RB and power under V2I traffic (Liang et al. 2019, TR 36.885)",
+    parallel_entry_point="envs.cv2x:parallel_env",
+    max_episode_steps=None,
+    extra={"parallel_baselines": PARALLEL_BASELINES},
+)
