@@ -88,7 +88,8 @@ def catalog() -> dict[str, Any]:
              "entry_point": e.entry_point}
             for e in envs.ENV_ENTRIES.values()
         ],
-        "agents": [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0]} for n, c in AGENTS.items()],
+        "agents": [{"name": n, "summary": " ".join((c.__doc__ or "").strip().split("\n\n")[0].split())}
+                   for n, c in AGENTS.items()],
         "strategies": [{"name": n, "summary": DESCRIPTIONS.get(n, "")} for n in STRATEGIES],
         "scenarios": [{"name": n, "summary": m.SUMMARY} for n, m in SCENARIOS.items()],
     }
