@@ -47,9 +47,9 @@ evaluated when the noise-free scan has a return closer than ``robot_radius + 0.0
 every generated obstacle (boxes >= 0.1 m on each side, circles >= 0.1 m radius) contains a 0.05 m disc
 centred within 0.071 m of its point nearest to the robot, so if the body overlaps the obstacle a beam must
 enter that disc within ``robot_radius + 0.071`` m as long as the beams are closer than the disc's apparent
-width (true for 24 beams; with too few beams the exact test runs every step). ``v_max * dt <= robot_radius`` is
-enforced and distance is 1-Lipschitz, so the centre cannot get inside an obstacle (or through a wall)
-without overlapping it first, which ends the episode.
+width (true for 24 beams; with too few beams the exact test runs every step). ``v_max * dt <=
+robot_radius`` is enforced and distance is 1-Lipschitz, so the centre cannot get inside an obstacle (or
+through a wall) without overlapping it first, which ends the episode. The swarm always runs the exact test.
 
 ## Action Space
 
