@@ -178,6 +178,22 @@ from pettingzoo import ParallelEnv
 
 from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
 
+__all__ = [
+    "BASELINES",
+    "ENTRY",
+    "KNOBS",
+    "PARALLEL_BASELINES",
+    "OranAccessConfig",
+    "OranAccessEnv",
+    "OranAccessParallelEnv",
+    "los_probability",
+    "make_client_configs",
+    "noise_mw",
+    "parallel_env",
+    "pathloss_db",
+    "sinr",
+]
+
 # --- physical constants and fixed model parameters (cited) ---------------------------------------------
 C_LIGHT = 299_792_458.0                 # m/s
 H_UT = 1.5                              # UE height, m (TR 38.901 Table 7.2-1)

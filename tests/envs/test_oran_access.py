@@ -343,7 +343,7 @@ def test_every_parallel_baseline_acts_legally(name):
         obs, *_ = env.step(actions)
 
 
-def _parallel_kpis(name: str, seed: int, steps: int = 400) -> dict[str, float]:
+def _parallel_kpis(name: str, seed: int, steps: int = 300) -> dict[str, float]:
     env = oa.parallel_env()
     policy = oa.PARALLEL_BASELINES[name](env, seed)
     obs, _ = env.reset(seed=seed)
@@ -396,13 +396,29 @@ def test_kpi_ordering_single_agent_form():
 def test_pettingzoo_parallel_api():
     from pettingzoo.test import parallel_api_test
 
-    parallel_api_test(oa.parallel_env(), num_cycles=200)
+    parallel_api_test(oa.parallel_env(), num_cycles=100)
 
 
 def test_pettingzoo_parallel_seed():
     from pettingzoo.test import parallel_seed_test
 
     parallel_seed_test(oa.parallel_env, num_cycles=300)
+
+
+def test_parallel_seeded_determinism():
+    def trace(seed):
+        env = oa.parallel_env(n_ues=10)
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        out = [np.stack(list(obs.values()))]
+        for _ in range(150):
+            obs, rew, _, _, infos = env.step({a: int(rng.integers(K)) for a in env.agents})
+            out += [np.stack(list(obs.values())), np.array(list(rew.values())), np.array([infos["ue_1"]["throughput"]])]
+        return out
+
+    a, b, c = trace(3), trace(3), trace(4)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_parallel_episode_and_kpis():
