@@ -119,6 +119,9 @@ def run_federation(
     for c in clients:  # the strategy decides which parameters are personal
         for agent in (c.agent, c._eval_agent):
             agent.personal_prefixes = tuple(dict.fromkeys((*agent.personal_prefixes, *strategy.personal_prefixes)))
+    if strategy.agent_overrides.get("personal") == "head" and not clients[0].agent.personal_prefixes:
+        raise FederationError(f"strategy {strategy.name!r} needs agents built with personal='head' "
+                              "(the scenario runner does this from strategy.agent_overrides)")
     init = clients[0].agent.get_weights()
     for c in clients[1:]:
         c.agent.set_weights(init)

@@ -52,7 +52,7 @@ def _unit_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="frl", description="Federated reinforcement learning in real application domains.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run,train}")
     sub.required = True
     ls = sub.add_parser("list", help="list envs (with baselines), agents, strategies and scenarios")
     ls.add_argument("--json", action="store_true", help="print the same as JSON")
@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--round-policy", default=None, help="synchronous | deadline:deadline_s=S | buffered-async:k=K")
     run.add_argument("--compression", default=None, help="none | int8 | topk:ratio=R")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    tr = sub.add_parser("train", help="train one agent alone (no federation) on any registered env")
+    tr.add_argument("agent", help="agent name (see `frl list`)")
+    tr.add_argument("env_id", help="env id: frl/<Name>-v0 or a Gymnasium id such as CartPole-v1")
+    tr.add_argument("--steps", type=_bounded_int("steps", 1, 10**9), default=50_000)
+    tr.add_argument("--seed", type=_bounded_int("seed", 0, 2**32 - 1), default=0)
+    tr.add_argument("--out", type=Path, default=None, help="results directory (default runs/train-<agent>/<time>)")
+    tr.add_argument("--save", type=Path, default=None, help="also save the trained agent (checkpoint file)")
+    tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
@@ -195,10 +203,35 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AgentError, EnvConfigError, FederationError, ScenarioError)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from scenarios.results import prepare_out_dir, write_results
+    from scenarios.train import train
+
+    torch.set_num_threads(1)
+    out = prepare_out_dir(args.out or Path("runs") / f"train-{args.agent}" / time.strftime("%Y%m%d-%H%M%S"))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
+               file=sys.stderr)
+    result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed,
+                          on_progress=lambda m, r, n: bar.update(1))
+    bar.close()
+    write_results(out, result)
+    if args.save is not None:
+        agent.save(args.save)
+    m = result.methods[args.agent]
+    print(f"{args.agent} on {args.env_id}: final evaluation return {m['mean_return']:.2f} after {args.steps} steps "
+          f"({m['train_time_s']:.1f} s)")
+    print(f"results: {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "train": cmd_train}[args.command](args)
     except UsageError as e:
         print(f"frl: error: {e}", file=sys.stderr)
         return 2

@@ -86,11 +86,11 @@ def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str
 
 
 def summary_markdown(result: ExperimentResult) -> str:
-    from envs.registry import env_entry
+    from envs.registry import ENV_ENTRIES
 
     exp = result.experiment
     methods = result.methods
-    kpis = list(env_entry(exp.env_id).kpis)
+    kpis = list(ENV_ENTRIES[exp.env_id].kpis) if exp.env_id in ENV_ENTRIES else []
     others = sorted({k[len("mean_"):-len("_model_return")] for m in methods.values() for k in m
                      if k.startswith("mean_") and k.endswith("_model_return")})
     head = ["method", "kind", "model", "mean return", "worst-client return", *kpis,

@@ -13,8 +13,10 @@ from federation.strategies.fedavg import FedAvg
 
 
 class FedPer(FedAvg):
+    """Each agent knows its own heads (``personal="head"``: DQN's Q head, actor/critic heads and log σ)."""
+
     name = "fedper"
-    personal_prefixes = ("head.",)
+    agent_overrides = {"personal": "head"}
 
 
 class FedRep(FedPer):

@@ -43,8 +43,8 @@ def _uploads(monkeypatch, clients):
 
 
 @pytest.mark.parametrize("name, personal, overrides", [
-    ("fedper", "head.", {}),
-    ("fedrep", "head.", {}),
+    ("fedper", "head.", {"personal": "head"}),
+    ("fedrep", "head.", {"personal": "head"}),
     ("env-embedding", "embedding", {"embedding_dim": 3}),
 ])
 def test_personal_parameters_never_leave_the_client(monkeypatch, name, personal, overrides):
@@ -57,6 +57,11 @@ def test_personal_parameters_never_leave_the_client(monkeypatch, name, personal,
     heads = [np.concatenate([v.ravel() for k, v in c.agent.get_weights().items() if k.startswith(personal)])
              for c in clients]
     assert not np.allclose(heads[0], heads[1])
+
+
+def test_fedper_refuses_agents_without_a_personal_head():
+    with pytest.raises(FederationError, match="personal='head'"):
+        run_federation(_clients(n=2), make_strategy("fedper"), rounds=1, seed=0)
 
 
 def test_fedrep_freezes_the_body_while_training_the_head():

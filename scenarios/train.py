@@ -1,0 +1,71 @@
+"""``frl train AGENT ENV_ID``: one agent alone (no federation) on any registered env, Gymnasium's own included.
+
+Why: before federating an algorithm on a domain, one wants to know what it does alone on that env (and on
+the textbook envs its hyperparameters were tuned for). The results use the same files as ``frl run``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import envs  # noqa: F401  (registers frl/* envs)
+from agents import agent_class
+from envs.registry import ENV_ENTRIES
+from federation.evaluation import evaluate_policy
+from scenarios.experiment import Experiment, ExperimentResult, ScenarioError
+
+
+def make_env_checked(env_id: str) -> gym.Env:
+    if env_id not in gym.registry:
+        frl = ", ".join(sorted(ENV_ENTRIES))
+        raise ScenarioError(f"unknown env {env_id!r}; allowed: {frl}, or any Gymnasium id such as CartPole-v1")
+    return gym.make(env_id)
+
+
+def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10, eval_episodes: int = 5,
+          agent_config: dict[str, Any] | None = None,
+          on_progress: Callable[[str, int, int], None] | None = None) -> tuple[ExperimentResult, Any]:
+    """Train ``agent`` for ``steps`` env steps, evaluating greedily ``evals`` times; returns results and agent."""
+    if steps < 1:
+        raise ScenarioError(f"steps={steps} is out of range; allowed: integer >= 1")
+    cls = agent_class(agent)
+    env, eval_env = make_env_checked(env_id), make_env_checked(env_id)
+    entry = ENV_ENTRIES.get(env_id)
+    kpis = entry.kpis if entry else ()
+    learner = cls(env.observation_space, env.action_space, seed=seed, **(agent_config or {}))
+    env.reset(seed=seed)
+    chunk = max(1, steps // evals)
+    rounds = (steps + chunk - 1) // chunk
+    seeds = [int(s) for s in np.random.SeedSequence([seed, 77]).generate_state(eval_episodes)]
+    rows: list[tuple[str, int, int, str, float]] = []
+    start = time.perf_counter()
+    done = 0
+    for rnd in range(1, rounds + 1):
+        n = min(chunk, steps - done)
+        t0 = time.perf_counter()
+        stats = learner.learn(env, n)
+        done += n
+        rows.extend((agent, rnd, 0, k, v) for k, v in stats.items())
+        rows.append((agent, rnd, 0, "train/steps_per_s", n / max(time.perf_counter() - t0, 1e-9)))
+        ev = evaluate_policy(eval_env, lambda o: learner.act(o, explore=False), seeds, kpis,
+                             entry.kpi_weight if entry else None)
+        rows.extend((agent, rnd, 0, f"own/{k}", v) for k, v in ev.items())
+        if on_progress:
+            on_progress(agent, rnd, rounds)
+    final = {k: v for _, r, _, k, v in rows if r == rounds and k.startswith("own/")}
+    method = {"kind": "local", "evaluated_model": "own", "mean_return": final["own/return"],
+              "worst_client_return": final["own/return"], "per_client_return": [final["own/return"]],
+              "samples_per_client": steps, "train_time_s": time.perf_counter() - start,
+              **{k: final[f"own/{k}"] for k in kpis}}
+    exp = Experiment(scenario=f"train-{agent}", env_id=env_id, n_clients=1, heterogeneity=0.0, rounds=rounds,
+                     steps_per_round=chunk, eval_every=1, eval_episodes=eval_episodes,
+                     final_eval_episodes=eval_episodes, agent=agent, agent_config=dict(agent_config or {}),
+                     strategies=("local",), baselines=(), seed=seed)
+    result = ExperimentResult(experiment=exp, rows=rows, methods={agent: method}, client_configs=[],
+                              wall_time_s=time.perf_counter() - start)
+    return result, learner
