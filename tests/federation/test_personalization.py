@@ -23,9 +23,10 @@ def _clients(n=3, steps=60, **agent_kw):
         env.reset(seed=cid)
         cls = agent_class("dqn")
         kw = {"learning_starts": 20, "batch_size": 16, "hidden_sizes": (16,), **agent_kw}
-        out.append(Client(cid, env, gym.make(ENV, half_pole_length=0.2 + 0.3 * cid),
+        length = 0.2 + 0.3 * cid
+        out.append(Client(cid, env, gym.make(ENV, half_pole_length=length),
                           lambda env=env, cls=cls, kw=kw: cls(env.observation_space, env.action_space, seed=7, **kw),
-                          steps_per_round=steps, make_env=lambda cid=cid: gym.make(ENV, half_pole_length=0.2 + 0.3 * cid)))
+                          steps_per_round=steps, make_env=lambda length=length: gym.make(ENV, half_pole_length=length)))
     return out
 
 

@@ -75,3 +75,31 @@ def test_quick_run_writes_results_and_never_overwrites(tmp_path, capsys):
     assert main(argv) == 2
     assert "already holds results" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_train_writes_results_and_a_loadable_checkpoint(tmp_path, capsys):
+    out, ckpt = tmp_path / "t", tmp_path / "dqn.pt"
+    assert main(["train", "dqn", "CartPole-v1", "--steps", "300", "--out", str(out), "--save", str(ckpt),
+                 "--no-progress"]) == 0
+    assert "final evaluation return" in capsys.readouterr().out
+    assert {"summary.json", "metrics.csv", "summary.md", "config.json"} <= {p.name for p in out.iterdir()}
+    import gymnasium as gym
+
+    from agents import agent_class
+
+    env = gym.make("CartPole-v1")
+    agent_class("dqn")(env.observation_space, env.action_space).load(ckpt)
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["train", "dqn", "Pendulum-v1"], ["Discrete"]),
+    (["train", "dqn", "Nope-v0"], ["Nope-v0", "allowed"]),
+    (["train", "no-agent", "CartPole-v1"], ["no-agent", "allowed", "dqn", "ppo"]),
+    (["train", "dqn", "CartPole-v1", "--steps", "0"], ["0", "integer"]),
+])
+def test_train_refuses_bad_pairs_in_one_line(argv, needles, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    for n in needles:
+        assert n in err

@@ -1,0 +1,439 @@
+"""DDPG agent and the shared continuous-control machinery (agents/continuous.py): contract, determinism,
+learning on a tiny task, weights, checkpoints, spaces."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from agents import AgentError, agent_class
+from agents.continuous import DeterministicActor, EnsembleCritic, EnsembleLinear
+from agents.ddpg import PRESETS, DDPGAgent, DDPGConfig
+from agents.td3 import TD3Agent
+
+torch.set_num_threads(1)
+
+TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
+
+
+class LinearBandit(gym.Env):
+    """A contextual bandit in episodes of 10 steps (ending by truncation, so targets bootstrap):
+    obs ``x ~ U[−1, 1]^d``, the best action is the linear ``a* = 0.5 + x_0 − 0.5 x_1`` (in every action
+    dimension), reward ``−mean((a − a*)²)``. The action bounds ``[−1, 3]`` are asymmetric on purpose."""
+
+    def __init__(self, obs_dim: int = 2, act_dim: int = 1) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 3.0, (act_dim,), np.float32)
+        self._t = 0
+
+    def _obs(self) -> np.ndarray:
+        self._x = self.np_random.uniform(-1.0, 1.0, self.observation_space.shape).astype(np.float32)
+        return self._x
+
+    def best_action(self, x: np.ndarray) -> float:
+        return 0.5 + x[0] - 0.5 * x[1]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        reward = -float(np.mean((np.asarray(action) - self.best_action(self._x)) ** 2))
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 10, {}
+
+
+def mean_reward(policy, n: int = 300, seed: int = 123) -> float:
+    env = LinearBandit()
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    for _ in range(n):
+        obs, r, term, trunc, _ = env.step(policy(obs))
+        total += r
+        if term or trunc:
+            obs, _ = env.reset()
+    return total / n
+
+
+def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[DDPGAgent, gym.Env]:
+    env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
+    return DDPGAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
+
+
+def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype == np.float32
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def assert_modules_equal(m1: nn.Module, m2: nn.Module) -> None:
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+class ResetCounter(gym.Wrapper):
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.reset_seeds: list[int | None] = []
+        self.actions: list[np.ndarray] = []
+
+    def reset(self, *, seed=None, options=None):
+        self.reset_seeds.append(seed)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.actions.append(np.array(action))
+        return super().step(action)
+
+
+# ----- basic runs ----------------------------------------------------------------------------------------
+def test_registered_and_preset_builds():
+    assert agent_class("ddpg") is DDPGAgent
+    env = gym.make("Pendulum-v1")
+    agent = DDPGAgent(env.observation_space, env.action_space, **PRESETS["Pendulum-v1"])
+    assert agent.config.gamma == PRESETS["Pendulum-v1"]["gamma"]
+
+
+def test_pendulum_runs_and_continues_episode_across_calls():
+    agent, env = make_agent(train_freq=5)
+    env = ResetCounter(env)
+    s1 = agent.learn(env, 300)
+    assert s1["train/steps"] == 300 and s1["train/updates"] == 51  # at steps 50, 55, ..., 300
+    assert np.isfinite(s1["loss/critic"]) and np.isfinite(s1["loss/actor"])
+    assert s1["train/episodes"] == 1 and s1["train/episode_length"] == 200
+    resets_before = len(env.reset_seeds)
+    s2 = agent.learn(env, 150)
+    assert s2["train/steps"] == 450 and s2["train/episodes"] == 1  # the episode continued: 400 = 2 × 200
+    assert env.reset_seeds[0] is not None and all(s is None for s in env.reset_seeds[1:])
+    assert len(env.reset_seeds) - resets_before == 1
+    acts = np.array(env.actions)
+    assert acts.shape == (450, 1) and acts.min() >= -2.0 and acts.max() <= 2.0
+    a = agent.act(env.observation_space.sample())
+    assert a.shape == (1,) and a.dtype == np.float32 and -2.0 <= a[0] <= 2.0
+
+
+def test_no_episode_and_no_update_means_no_keys():
+    agent, env = make_agent(learning_starts=1_000)
+    stats = agent.learn(env, 20)
+    assert "train/episode_return" not in stats and "loss/critic" not in stats
+    assert stats["train/episodes"] == 0 and stats["train/updates"] == 0
+
+
+def test_warmup_actions_uniform_and_scaled_to_bounds():
+    agent, env = make_agent("bandit", learning_starts=400)
+    env = ResetCounter(env)
+    agent.learn(env, 399)
+    assert agent.num_updates == 0
+    agent.learn(env, 1)  # the first update comes with step learning_starts
+    assert agent.num_updates == 1
+    stored = agent.buffer.actions[:400, 0]
+    assert stored.min() >= -1.0 and stored.max() <= 1.0 and abs(stored.mean()) < 0.1  # U[−1, 1]
+    np.testing.assert_allclose(np.array(env.actions)[:, 0], 1.0 + 2.0 * stored, atol=1e-6)  # → [−1, 3]
+
+
+def test_multi_dim_actions_and_ou_noise():
+    env = LinearBandit(obs_dim=3, act_dim=3)
+    agent = DDPGAgent(env.observation_space, env.action_space, noise_type="ou", **TINY)
+    stats = agent.learn(env, 200)
+    assert np.isfinite(stats["loss/critic"]) and agent.act(env.reset()[0]).shape == (3,)
+    # OU noise is temporally correlated and restarts from 0 at each episode start
+    agent._reset_noise()
+    xs = np.array([agent._noise() for _ in range(500)])
+    assert np.corrcoef(xs[:-1, 0], xs[1:, 0])[0, 1] > 0.9
+    agent._reset_noise()
+    assert np.all(agent._ou_state == 0.0)
+
+
+def test_fast_path_matches_forward_and_follows_updates():
+    torch.manual_seed(0)
+    actor = DeterministicActor(5, 2, (16, 8), "tanh")
+    x = torch.randn(20, 5)
+    np.testing.assert_allclose(np.stack([actor.action(r.numpy()) for r in x]), actor(x).detach(), atol=1e-6)
+    clone = copy.deepcopy(actor)
+    with torch.no_grad():
+        for p in clone.parameters():
+            p.mul_(-1.0)  # in-place change: the clone's cached views follow, the original's do not
+    np.testing.assert_allclose(np.stack([clone.action(r.numpy()) for r in x]), clone(x).detach(), atol=1e-6)
+    np.testing.assert_allclose(np.stack([actor.action(r.numpy()) for r in x]), actor(x).detach(), atol=1e-6)
+    gelu = DeterministicActor(5, 2, (16,), "gelu")  # an activation without a numpy form
+    np.testing.assert_allclose(np.stack([gelu.action(r.numpy()) for r in x]), gelu(x).detach(), atol=1e-6)
+
+
+def test_ensemble_critic_equals_separate_networks_and_actor_pass_freezes_it():
+    torch.manual_seed(0)
+    critic = EnsembleCritic(3, 2, (8, 4), k=3)
+    obs, act = torch.randn(6, 3), torch.randn(6, 2)
+    q = critic(obs, act)
+    assert q.shape == (3, 6)
+    layers = [m for m in critic.body if isinstance(m, EnsembleLinear)] + [critic.head]
+    for i in range(3):
+        h = torch.cat((obs, act), -1)
+        for j, layer in enumerate(layers):
+            h = h @ layer.weight[i] + layer.bias[i]
+            h = torch.relu(h) if j < len(layers) - 1 else h
+        torch.testing.assert_close(q[i], h.squeeze(-1))
+    torch.testing.assert_close(critic(obs, act, first=1), q[:1])
+    # the actor's pass differentiates Q through the action only, and leaves the critic trainable
+    agent, env = make_agent()
+    o = torch.randn(5, 3)
+    a = torch.rand(5, 1, requires_grad=True)
+    agent._q_for_actor(o, a).sum().backward()
+    assert a.grad is not None and all(p.grad is None for p in agent.critic.parameters())
+    assert all(p.requires_grad for p in agent.critic.parameters())
+
+
+# ----- learning ------------------------------------------------------------------------------------------
+# a few hundred updates of tiny networks: the learned policy is within ~0.1 of the best action
+BANDIT = dict(
+    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
+)
+
+
+def test_ddpg_beats_random_on_linear_bandit():
+    agent, env = make_agent("bandit", **BANDIT)
+    agent.learn(env, 400)  # 300 updates
+    rng = np.random.default_rng(0)
+    random_reward = mean_reward(lambda _: rng.uniform(-1.0, 3.0, 1).astype(np.float32))
+    learned = mean_reward(lambda o: agent.act(o, explore=False))
+    assert random_reward < -1.5
+    assert learned > 0.1 * random_reward, (learned, random_reward)
+
+
+# ----- seeds ---------------------------------------------------------------------------------------------
+def test_same_seed_bitwise_identical_different_seed_differs():
+    runs = []
+    for seed in (3, 3, 4):
+        agent, env = make_agent(seed=seed, noise_type="ou")
+        agent.learn(env, 90)
+        runs.append(agent.get_weights())
+    assert_weights_equal(runs[0], runs[1])
+    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_global_rng_untouched():
+    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    agent, env = make_agent(seed=7)
+    agent.learn(env, 80)
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert np.array_equal(np_state, np.random.get_state()[1])  # noqa: NPY002
+
+
+# ----- weights -------------------------------------------------------------------------------------------
+def test_weights_names_round_trip_and_targets_follow():
+    a, env = make_agent(seed=0)
+    a.learn(env, 120)
+    w = a.get_weights()
+    assert {k.split(".")[0] for k in w} == {"actor", "critic"}
+    assert w["critic.body.0.weight"].shape == (1, 4, 32) and w["actor.head.weight"].shape == (1, 32)
+    b, _ = make_agent(seed=1)
+    b.set_weights(w)
+    assert_weights_equal(b.get_weights(), w)
+    assert_modules_equal(b.actor_target, b.actor)
+    assert_modules_equal(b.critic_target, b.critic)
+    w["actor.head.bias"][:] = 123.0  # returned arrays are copies
+    assert not np.any(a.get_weights()["actor.head.bias"] == 123.0)
+    b.set_weights({"critic.head.bias": np.zeros((1, 1, 1))})  # a subset, float64 accepted
+    np.testing.assert_array_equal(b.get_weights()["critic.head.bias"], 0.0)
+    assert torch.equal(b.critic_target.head.bias, torch.zeros(1, 1, 1))
+    assert_modules_equal(b.actor_target, b.actor)  # untouched keys keep their targets
+
+
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"actor.head.bias": np.zeros(1), "actor.nope": np.zeros(2)}, "actor.nope"),
+        ({"actor_target.head.bias": np.zeros(1)}, "actor_target.head.bias"),  # targets are not weights
+        ({"critic.head.bias": np.zeros(1)}, "critic.head.bias"),  # shape (1, 1) expected
+        (
+            {"actor.head.bias": np.zeros(1), "critic.body.0.bias": np.full((1, 32), np.nan)},
+            "critic.body.0.bias",
+        ),
+        ({"actor.head.weight": np.full((1, 32), np.inf)}, "actor.head.weight"),
+    ],
+)
+def test_set_weights_rejects_and_changes_nothing(bad, key):
+    agent, _ = make_agent()
+    before = agent.get_weights()
+    targets = copy.deepcopy([agent.actor_target, agent.critic_target])
+    with pytest.raises(AgentError, match=key.replace(".", r"\.")):
+        agent.set_weights(bad)
+    assert_weights_equal(agent.get_weights(), before)
+    assert_modules_equal(agent.actor_target, targets[0])
+    assert_modules_equal(agent.critic_target, targets[1])
+
+
+def test_personal_heads_stay_local():
+    agent, _ = make_agent(personal="head")
+    assert agent.personal_prefixes == ("actor.head.", "critic.head.")
+    shared = agent.get_shared_weights()
+    assert set(agent.get_weights()) - set(shared) == {
+        "actor.head.weight",
+        "actor.head.bias",
+        "critic.head.weight",
+        "critic.head.bias",
+    }
+    plain, _ = make_agent()
+    assert plain.get_shared_weights().keys() == plain.get_weights().keys()
+    assert DDPGAgent.personal_prefixes == ()
+
+
+def test_prox_term_pulls_toward_anchor():
+    def drift(mu: float) -> float:
+        agent, env = make_agent(seed=5, prox_mu=mu, actor_lr=3e-3, critic_lr=3e-3, learning_starts=30)
+        anchor = agent.get_weights()
+        agent.set_weights(anchor)
+        agent.learn(env, 150)
+        w = agent.get_weights()
+        return float(np.sqrt(sum(np.sum((w[k] - anchor[k]) ** 2) for k in w)))
+
+    free, proximal = drift(0.0), drift(50.0)
+    assert proximal < 0.5 * free, (proximal, free)
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------------
+def test_save_load_round_trip_continues_identically(tmp_path):
+    a, env = make_agent(seed=0, prox_mu=0.1, noise_type="ou")
+    a.set_weights(a.get_weights())
+    a.learn(env, 120)
+    path = tmp_path / "ddpg.pt"
+    a.save(path)
+    assert os.listdir(tmp_path) == ["ddpg.pt"]  # no temp file left behind
+    b, _ = make_agent(seed=9, prox_mu=0.1, noise_type="ou")
+    b.load(path)
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert_modules_equal(b.actor_target, a.actor_target)
+    assert_modules_equal(b.critic_target, a.critic_target)
+    assert (b.total_steps, b.num_updates) == (a.total_steps, a.num_updates) == (120, 71)
+    sa, sb = a.critic_optimizer.state_dict()["state"], b.critic_optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    np.testing.assert_array_equal(a._ou_state, b._ou_state)
+    assert b._anchor.keys() == a._anchor.keys()
+    # same replay content + same RNG states → the next updates are bitwise identical
+    b.buffer = copy.deepcopy(a.buffer)
+    b.buffer.rng = b._rng
+    for agent in (a, b):
+        for _ in range(5):
+            agent._update()
+    assert_weights_equal(b.get_weights(), a.get_weights())
+
+
+def test_load_refuses_wrong_files(tmp_path):
+    agent, _ = make_agent()
+    before = agent.get_weights()
+    other, _ = make_agent(hidden_sizes=(8,))
+    other.save(tmp_path / "small.pt")
+    env = gym.make("Pendulum-v1")
+    TD3Agent(env.observation_space, env.action_space, **TINY).save(tmp_path / "td3.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "foreign.pt")
+    agent.save(tmp_path / "own.pt")
+    payload = torch.load(tmp_path / "own.pt", weights_only=True)
+    del payload["modules"]["actor_target"]
+    torch.save(payload, tmp_path / "no_target.pt")
+    payload = torch.load(tmp_path / "own.pt", weights_only=True)
+    payload["extra"] = {}
+    torch.save(payload, tmp_path / "no_noise_state.pt")
+    agent.learn(gym.make("Pendulum-v1"), 60)  # moves the weights away from own.pt
+    before = agent.get_weights()
+    for name, msg in [
+        ("small.pt", "shapes"),
+        ("td3.pt", "for agent 'td3', not 'ddpg'"),
+        ("text.pt", "not a readable agent checkpoint"),
+        ("foreign.pt", "not an FRL agent checkpoint"),
+        ("missing.pt", "does not exist"),
+        ("no_target.pt", "malformed.*actor_target"),
+        ("no_noise_state.pt", "malformed.*ou_state"),
+    ]:
+        with pytest.raises(AgentError, match=msg):
+            agent.load(tmp_path / name)
+    assert_weights_equal(agent.get_weights(), before)
+
+
+def test_pickle_round_trip_keeps_sharing():
+    a, env = make_agent(prox_mu=0.1)
+    a.set_weights(a.get_weights())
+    a.learn(env, 80)
+    a.act(env.observation_space.sample())  # builds the fast-path cache
+    b = pickle.loads(pickle.dumps(a))
+    assert b._env is None and a._env is env
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert b.actor_optimizer.param_groups[0]["params"][0] is b.actor.body[0].weight
+    assert b._prox_pairs["actor"][0][0] is b.actor.body[0].weight
+    stats = b.learn(gym.make("Pendulum-v1"), 40)
+    assert stats["train/steps"] == 120
+    obs = env.observation_space.sample()
+    np.testing.assert_allclose(b.actor.action(obs), b.actor(torch.from_numpy(obs)).detach(), atol=1e-6)
+    assert any(not np.array_equal(b.get_weights()[k], a.get_weights()[k]) for k in a.get_weights())
+
+
+# ----- validation ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(lr=1e-3), "unknown DDPG hyperparameter.*lr.*allowed: actor_lr, critic_lr"),
+        (dict(actor_lr=0.0), r"actor_lr=0\.0 out of range"),
+        (dict(gamma=1.5), r"gamma=1\.5 out of range"),
+        (dict(tau=0.0), r"tau=0\.0 out of range"),
+        (dict(batch_size=0), "batch_size=0 out of range"),
+        (dict(hidden_sizes=()), "hidden_sizes"),
+        (dict(noise_type="pink"), "noise_type='pink' not supported; allowed: gaussian, ou"),
+        (dict(exploration_noise=-0.1), "exploration_noise"),
+        (dict(personal="tail"), "personal='tail' not supported; allowed: none, head"),
+        (dict(prox_mu=float("nan")), "prox_mu"),
+    ],
+)
+def test_config_validation(kw, msg):
+    with pytest.raises(AgentError, match=msg):
+        make_agent(**kw)
+
+
+def test_config_coerces_and_is_frozen():
+    cfg = DDPGConfig(hidden_sizes=[8, 8], batch_size=np.int64(8), learning_starts=10.0)
+    assert cfg.hidden_sizes == (8, 8) and type(cfg.batch_size) is int and cfg.learning_starts == 10
+    with pytest.raises(AttributeError):
+        cfg.tau = 1.0  # type: ignore[misc]
+    env = gym.make("Pendulum-v1")
+    agent = DDPGAgent(env.observation_space, env.action_space, config=cfg, gamma=0.5)
+    assert agent.config.gamma == 0.5 and agent.config.hidden_sizes == (8, 8)
+
+
+@pytest.mark.parametrize(
+    "obs_space, act_space, msg",
+    [
+        (
+            gym.spaces.Box(-1, 1, (3,)),
+            gym.spaces.Discrete(2),
+            "supports Box action spaces; use dqn/ppo for Discrete",
+        ),
+        (gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiDiscrete([2, 2]), "supports Box action spaces"),
+        (
+            gym.spaces.Box(-1, 1, (3,)),
+            gym.spaces.Box(-1, 1, (2, 2)),
+            "1-D Box action spaces with finite bounds",
+        ),
+        (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-np.inf, np.inf, (2,)), "finite bounds"),
+        (gym.spaces.Box(0, 1, (3, 3)), gym.spaces.Box(-1, 1, (2,)), "1-D Box observation spaces"),
+        (gym.spaces.Discrete(4), gym.spaces.Box(-1, 1, (2,)), "1-D Box observation spaces"),
+    ],
+)
+def test_unsupported_spaces(obs_space, act_space, msg):
+    with pytest.raises(AgentError, match=msg):
+        DDPGAgent(obs_space, act_space)
+
+
+def test_env_with_mismatched_spaces_refused():
+    agent, _ = make_agent()
+    with pytest.raises(AgentError, match="action space"):
+        agent.learn(gym.make("MountainCarContinuous-v0"), 10)
+    with pytest.raises(AgentError, match="num_steps"):
+        agent.learn(gym.make("Pendulum-v1"), -1)

@@ -1,0 +1,277 @@
+"""SAC agent: squashed-Gaussian policy and its log-probability, temperature tuning, determinism, learning
+on a tiny task, weights, checkpoints, spaces. (The machinery shared with DDPG and TD3 is covered in depth
+by test_ddpg.py.)"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal, TanhTransform, TransformedDistribution
+
+from agents import AgentError, agent_class
+from agents.continuous import SquashedGaussianActor
+from agents.sac import PRESETS, SACAgent
+
+torch.set_num_threads(1)
+
+TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
+
+
+class LinearBandit(gym.Env):
+    """Contextual bandit in 10-step episodes ending by truncation (so targets bootstrap): obs
+    ``x ~ U[−1, 1]²``, best action ``a* = 0.5 + x_0 − 0.5 x_1`` within asymmetric bounds ``[−1, 3]``,
+    reward ``−(a − a*)²``."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 3.0, (1,), np.float32)
+
+    def _obs(self) -> np.ndarray:
+        self._x = self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
+        return self._x
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        reward = -float((action[0] - (0.5 + self._x[0] - 0.5 * self._x[1])) ** 2)
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 10, {}
+
+
+def mean_reward(policy, n: int = 300, seed: int = 123) -> float:
+    env = LinearBandit()
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    for _ in range(n):
+        obs, r, term, trunc, _ = env.step(policy(obs))
+        total += r
+        if term or trunc:
+            obs, _ = env.reset()
+    return total / n
+
+
+def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[SACAgent, gym.Env]:
+    env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
+    return SACAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
+
+
+def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype == np.float32
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def modules_equal(m1: torch.nn.Module, m2: torch.nn.Module) -> bool:
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+# ----- policy ----------------------------------------------------------------------------------------------
+def test_squashed_gaussian_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(4, 3, (16,))
+    obs = torch.randn(64, 4)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        action, log_prob = actor(obs, gen)
+        mean, log_std = actor.head(actor.body(obs)).split(3, dim=-1)
+        eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(1))
+    assert action.shape == (64, 3) and log_prob.shape == (64,) and action.abs().max() < 1.0
+    u = mean + log_std.exp() * eps
+    torch.testing.assert_close(action, torch.tanh(u))
+    reference = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform()])
+    # the reference evaluates at tanh(u) (inverting it loses precision near ±1); compare where it is exact
+    ok = action.abs().amax(-1) < 0.99
+    assert ok.sum() > 40
+    torch.testing.assert_close(log_prob[ok], reference.log_prob(action).sum(-1)[ok], rtol=1e-4, atol=1e-3)
+
+
+def test_fast_path_matches_mode_and_sample():
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(4, 2, (16, 16), "tanh")
+    obs = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    with torch.no_grad():
+        mean, log_std = actor.head(actor.body(torch.from_numpy(obs))).split(2, dim=-1)
+    modes = np.stack([actor.action(o, None) for o in obs])
+    np.testing.assert_allclose(modes, torch.tanh(mean).numpy(), atol=1e-6)
+    noise = np.full(2, 0.5, np.float32)
+    samples = np.stack([actor.action(o, noise) for o in obs])
+    np.testing.assert_allclose(samples, torch.tanh(mean + 0.5 * log_std.exp()).numpy(), atol=1e-6)
+
+
+# ----- basic runs ----------------------------------------------------------------------------------------
+def test_registered_and_preset_builds():
+    assert agent_class("sac") is SACAgent
+    env = gym.make("Pendulum-v1")
+    agent = SACAgent(env.observation_space, env.action_space, **PRESETS["Pendulum-v1"])
+    assert agent.target_entropy == -1.0 and agent.alpha == pytest.approx(1.0)
+
+
+def test_pendulum_runs_tunes_alpha_and_acts():
+    agent, env = make_agent(train_freq=5)
+    stats = agent.learn(env, 250)
+    assert stats["train/updates"] == 41 and stats["train/episodes"] == 1
+    for key in ("loss/critic", "loss/actor", "loss/alpha", "train/alpha"):
+        assert np.isfinite(stats[key]), key
+    assert agent.alpha != 1.0  # the temperature is learned
+    obs = env.observation_space.sample()
+    greedy = [agent.act(obs, explore=False) for _ in range(3)]
+    assert all(np.array_equal(greedy[0], g) for g in greedy)  # the deterministic action is tanh(mean)
+    sampled = np.array([agent.act(obs) for _ in range(20)])
+    assert sampled.std() > 0 and sampled.min() >= -2.0 and sampled.max() <= 2.0
+
+
+def test_fixed_alpha_and_target_entropy():
+    agent, env = make_agent(autotune=False, init_alpha=0.2)
+    stats = agent.learn(env, 80)
+    assert "loss/alpha" not in stats and agent.alpha == pytest.approx(0.2)
+    env3 = gym.make("MountainCarContinuous-v0")
+    assert SACAgent(env3.observation_space, env3.action_space).target_entropy == -1.0
+    assert make_agent(target_entropy=-3.0)[0].target_entropy == -3.0
+
+
+# ----- learning ------------------------------------------------------------------------------------------
+BANDIT = dict(
+    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
+)
+
+
+def test_sac_beats_random_on_linear_bandit():
+    agent, env = make_agent("bandit", **BANDIT)
+    agent.learn(env, 400)  # 300 updates
+    rng = np.random.default_rng(0)
+    random_reward = mean_reward(lambda _: rng.uniform(-1.0, 3.0, 1).astype(np.float32))
+    learned = mean_reward(lambda o: agent.act(o, explore=False))
+    assert random_reward < -1.5
+    assert learned > 0.1 * random_reward, (learned, random_reward)
+
+
+# ----- seeds ---------------------------------------------------------------------------------------------
+def test_same_seed_bitwise_identical_different_seed_differs_global_rng_untouched():
+    torch_state = torch.random.get_rng_state()
+    runs = []
+    for seed in (3, 3, 4):
+        agent, env = make_agent(seed=seed)
+        agent.learn(env, 90)
+        runs.append((agent.get_weights(), agent.alpha))
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert_weights_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert any(not np.array_equal(runs[0][0][k], runs[2][0][k]) for k in runs[0][0])
+
+
+# ----- weights -------------------------------------------------------------------------------------------
+def test_weights_are_actor_and_critics_only():
+    a, env = make_agent(seed=0)
+    a.learn(env, 100)
+    w = a.get_weights()
+    assert {k.split(".")[0] for k in w} == {"actor", "critic"}
+    assert w["actor.head.weight"].shape == (2, 32)  # [mean, log σ] for one action dimension
+    assert w["critic.head.weight"].shape == (2, 32, 1)
+    b, _ = make_agent(seed=1)
+    alpha_b = b.alpha
+    b.set_weights(w)
+    assert_weights_equal(b.get_weights(), w)
+    assert modules_equal(b.critic_target, b.critic)
+    assert b.alpha == alpha_b  # the temperature is local
+
+
+def test_set_weights_rejects_and_changes_nothing():
+    agent, _ = make_agent()
+    before = agent.get_weights()
+    with pytest.raises(AgentError, match="log_alpha"):
+        agent.set_weights({"actor.head.bias": np.zeros(2), "log_alpha": np.zeros(1)})
+    assert_weights_equal(agent.get_weights(), before)
+
+
+def test_personal_heads_stay_local():
+    agent, _ = make_agent(personal="head")
+    local = set(agent.get_weights()) - set(agent.get_shared_weights())
+    assert local == {"actor.head.weight", "actor.head.bias", "critic.head.weight", "critic.head.bias"}
+
+
+def test_prox_term_pulls_toward_anchor():
+    def drift(mu: float) -> float:
+        agent, env = make_agent(seed=5, prox_mu=mu, actor_lr=3e-3, critic_lr=3e-3, learning_starts=30)
+        anchor = agent.get_weights()
+        agent.set_weights(anchor)
+        agent.learn(env, 150)
+        w = agent.get_weights()
+        return float(np.sqrt(sum(np.sum((w[k] - anchor[k]) ** 2) for k in w)))
+
+    free, proximal = drift(0.0), drift(50.0)
+    assert proximal < 0.5 * free, (proximal, free)
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------------
+def test_save_load_round_trip_continues_identically(tmp_path):
+    a, env = make_agent(seed=0)
+    a.learn(env, 100)
+    path = tmp_path / "sac.pt"
+    a.save(path)
+    assert os.listdir(tmp_path) == ["sac.pt"]
+    b, _ = make_agent(seed=9)
+    b.load(path)
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert modules_equal(b.critic_target, a.critic_target)
+    assert b.alpha == a.alpha != 1.0
+    assert b.alpha_optimizer.param_groups[0]["params"][0] is b.log_alpha
+    b.buffer = copy.deepcopy(a.buffer)
+    b.buffer.rng = b._rng
+    for agent in (a, b):
+        for _ in range(3):
+            agent._update()  # same replay, RNG and policy-noise generator → bitwise the same steps
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert b.alpha == a.alpha
+
+
+def test_load_refuses_other_algorithms(tmp_path):
+    agent, env = make_agent()
+    from agents.td3 import TD3Agent
+
+    TD3Agent(env.observation_space, env.action_space, **TINY).save(tmp_path / "td3.pt")
+    with pytest.raises(AgentError, match="for agent 'td3', not 'sac'"):
+        agent.load(tmp_path / "td3.pt")
+
+
+def test_pickle_round_trip():
+    a, env = make_agent()
+    a.learn(env, 80)
+    b = pickle.loads(pickle.dumps(a))
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert b.alpha_optimizer.param_groups[0]["params"][0] is b.log_alpha
+    assert b.learn(gym.make("Pendulum-v1"), 30)["train/steps"] == 110
+
+
+# ----- validation ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(ent_coef="auto"), "unknown SAC hyperparameter.*ent_coef.*allowed:.*init_alpha"),
+        (dict(init_alpha=0.0), "init_alpha=0.0 out of range"),
+        (dict(autotune="yes"), "autotune='yes' must be a bool"),
+        (dict(log_std_min=2.0, log_std_max=2.0), "log_std_min=2.0 must be < log_std_max=2.0"),
+        (dict(target_entropy=math.nan), "target_entropy"),
+        (dict(alpha_lr=0), "alpha_lr"),
+    ],
+)
+def test_config_validation(kw, msg):
+    with pytest.raises(AgentError, match=msg):
+        make_agent(**kw)
+
+
+def test_discrete_actions_refused():
+    env = gym.make("CartPole-v1")
+    with pytest.raises(AgentError, match="SAC supports Box action spaces; use dqn/ppo for Discrete"):
+        SACAgent(env.observation_space, env.action_space)

@@ -1,0 +1,252 @@
+"""TD3 agent: twin critics, delayed actor/target updates, determinism, learning on a tiny task, weights,
+checkpoints, spaces. (The machinery shared with DDPG and SAC is covered in depth by test_ddpg.py.)"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import AgentError, agent_class
+from agents.td3 import PRESETS, TD3Agent
+
+torch.set_num_threads(1)
+
+TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
+
+
+class LinearBandit(gym.Env):
+    """Contextual bandit in 10-step episodes ending by truncation (so targets bootstrap): obs
+    ``x ~ U[−1, 1]²``, best action ``a* = 0.5 + x_0 − 0.5 x_1`` within asymmetric bounds ``[−1, 3]``,
+    reward ``−(a − a*)²``."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 3.0, (1,), np.float32)
+
+    def _obs(self) -> np.ndarray:
+        self._x = self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
+        return self._x
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        reward = -float((action[0] - (0.5 + self._x[0] - 0.5 * self._x[1])) ** 2)
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 10, {}
+
+
+def mean_reward(policy, n: int = 300, seed: int = 123) -> float:
+    env = LinearBandit()
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    for _ in range(n):
+        obs, r, term, trunc, _ = env.step(policy(obs))
+        total += r
+        if term or trunc:
+            obs, _ = env.reset()
+    return total / n
+
+
+def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[TD3Agent, gym.Env]:
+    env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
+    return TD3Agent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
+
+
+def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype == np.float32
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def modules_equal(m1: torch.nn.Module, m2: torch.nn.Module) -> bool:
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+# ----- basic runs ----------------------------------------------------------------------------------------
+def test_registered_and_preset_builds():
+    assert agent_class("td3") is TD3Agent
+    env = gym.make("Pendulum-v1")
+    agent = TD3Agent(env.observation_space, env.action_space, **PRESETS["Pendulum-v1"])
+    assert agent.config.hidden_sizes == PRESETS["Pendulum-v1"]["hidden_sizes"]
+
+
+def test_pendulum_runs_and_reports_losses():
+    agent, env = make_agent(train_freq=5)
+    s1 = agent.learn(env, 250)
+    assert s1["train/steps"] == 250 and s1["train/updates"] == 41 and s1["train/episodes"] == 1
+    assert np.isfinite(s1["loss/critic"]) and np.isfinite(s1["loss/actor"])
+    s2 = agent.learn(env, 150)  # the episode continues across calls
+    assert s2["train/episodes"] == 1 and s2["train/steps"] == 400
+    a = agent.act(env.observation_space.sample())
+    assert a.shape == (1,) and a.dtype == np.float32 and -2.0 <= a[0] <= 2.0
+    assert agent.critic.k == 2
+
+
+def test_delayed_actor_and_target_updates():
+    agent, env = make_agent(policy_delay=3, learning_starts=40)
+    agent.learn(env, 40)  # one update (critic only)
+    actor, actor_t, critic_t = (copy.deepcopy(m) for m in (agent.actor, agent.actor_target, agent.critic_target))
+    agent.learn(env, 1)
+    assert agent.num_updates == 2
+    assert modules_equal(agent.actor, actor) and modules_equal(agent.actor_target, actor_t)
+    assert modules_equal(agent.critic_target, critic_t)  # targets move only with the actor
+    agent.learn(env, 1)  # third update: actor and both targets move
+    assert not modules_equal(agent.actor, actor) and not modules_equal(agent.actor_target, actor_t)
+    assert not modules_equal(agent.critic_target, critic_t)
+    agent.learn(env, 27)
+    steps = [s["step"].item() for s in agent.actor_optimizer.state.values()]
+    assert agent.num_updates == 30 and steps == [10] * len(steps)
+
+
+def test_target_smoothing_noise_is_clipped():
+    agent, env = make_agent(policy_noise=100.0, noise_clip=0.3)
+    agent.learn(env, 60)
+    next_obs = torch.from_numpy(agent.buffer.next_obs[:60])
+    with torch.no_grad():
+        smoothed, mu = agent._smoothed_target_actions(next_obs), agent.actor_target(next_obs)
+    # huge noise is clipped to ±c, so ã = clip(μ'(s') ± 0.3, −1, 1), with both signs drawn
+    expected_hi, expected_lo = (mu + 0.3).clamp(-1, 1), (mu - 0.3).clamp(-1, 1)
+    hi, lo = torch.isclose(smoothed, expected_hi), torch.isclose(smoothed, expected_lo)
+    assert torch.all(hi | lo) and hi.any() and lo.any()
+
+
+# ----- learning ------------------------------------------------------------------------------------------
+BANDIT = dict(
+    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
+)
+
+
+def test_td3_beats_random_on_linear_bandit():
+    agent, env = make_agent("bandit", **BANDIT)
+    agent.learn(env, 400)  # 300 updates
+    rng = np.random.default_rng(0)
+    random_reward = mean_reward(lambda _: rng.uniform(-1.0, 3.0, 1).astype(np.float32))
+    learned = mean_reward(lambda o: agent.act(o, explore=False))
+    assert random_reward < -1.5
+    assert learned > 0.1 * random_reward, (learned, random_reward)
+
+
+# ----- seeds ---------------------------------------------------------------------------------------------
+def test_same_seed_bitwise_identical_different_seed_differs_global_rng_untouched():
+    torch_state = torch.random.get_rng_state()
+    runs = []
+    for seed in (3, 3, 4):
+        agent, env = make_agent(seed=seed)
+        agent.learn(env, 90)
+        runs.append(agent.get_weights())
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert_weights_equal(runs[0], runs[1])
+    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+# ----- weights -------------------------------------------------------------------------------------------
+def test_weights_round_trip_syncs_both_targets():
+    a, env = make_agent(seed=0)
+    a.learn(env, 100)
+    w = a.get_weights()
+    assert w["critic.body.0.weight"].shape == (2, 4, 32) and w["critic.head.bias"].shape == (2, 1, 1)
+    assert not any("target" in k for k in w)
+    b, _ = make_agent(seed=1)
+    b.set_weights(w)
+    assert_weights_equal(b.get_weights(), w)
+    assert modules_equal(b.actor_target, b.actor) and modules_equal(b.critic_target, b.critic)
+
+
+def test_set_weights_rejects_and_changes_nothing():
+    agent, _ = make_agent()
+    before = agent.get_weights()
+    bad = {"actor.head.bias": np.zeros(1), "critic.head.weight": np.zeros((1, 32, 1))}  # one critic only
+    with pytest.raises(AgentError, match=r"critic\.head\.weight.*\(2, 32, 1\)"):
+        agent.set_weights(bad)
+    assert_weights_equal(agent.get_weights(), before)
+
+
+def test_personal_heads_stay_local():
+    agent, _ = make_agent(personal="head")
+    local = set(agent.get_weights()) - set(agent.get_shared_weights())
+    assert local == {"actor.head.weight", "actor.head.bias", "critic.head.weight", "critic.head.bias"}
+
+
+def test_prox_term_pulls_toward_anchor():
+    def drift(mu: float) -> float:
+        agent, env = make_agent(seed=5, prox_mu=mu, actor_lr=3e-3, critic_lr=3e-3, learning_starts=30)
+        anchor = agent.get_weights()
+        agent.set_weights(anchor)
+        agent.learn(env, 150)
+        w = agent.get_weights()
+        return float(np.sqrt(sum(np.sum((w[k] - anchor[k]) ** 2) for k in w)))
+
+    free, proximal = drift(0.0), drift(50.0)
+    assert proximal < 0.5 * free, (proximal, free)
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------------
+def test_save_load_round_trip_continues_identically(tmp_path):
+    a, env = make_agent(seed=0)
+    a.learn(env, 101)  # an odd number of updates: the delay counter matters
+    path = tmp_path / "td3.pt"
+    a.save(path)
+    assert os.listdir(tmp_path) == ["td3.pt"]
+    b, _ = make_agent(seed=9)
+    b.load(path)
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert modules_equal(b.actor_target, a.actor_target) and modules_equal(b.critic_target, a.critic_target)
+    assert (b.total_steps, b.num_updates) == (101, 52)
+    b.buffer = copy.deepcopy(a.buffer)
+    b.buffer.rng = b._rng
+    for agent in (a, b):
+        for _ in range(3):
+            agent._update()  # same replay, RNG and smoothing-noise generator → bitwise the same steps
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert modules_equal(b.actor_target, a.actor_target)
+
+
+def test_load_refuses_other_shapes(tmp_path):
+    agent, _ = make_agent()
+    other, _ = make_agent(hidden_sizes=(8,))
+    other.save(tmp_path / "small.pt")
+    with pytest.raises(AgentError, match="shapes"):
+        agent.load(tmp_path / "small.pt")
+
+
+def test_pickle_round_trip():
+    a, env = make_agent()
+    a.learn(env, 80)
+    b = pickle.loads(pickle.dumps(a))
+    assert_weights_equal(b.get_weights(), a.get_weights())
+    assert b.critic_optimizer.param_groups[0]["params"][0] is b.critic.body[0].weight
+    assert b._target_params["actor"][0] is b.actor_target.body[0].weight
+    assert b.learn(gym.make("Pendulum-v1"), 30)["train/steps"] == 110
+
+
+# ----- validation ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(policy_freq=2), "unknown TD3 hyperparameter.*policy_freq.*allowed:.*policy_delay"),
+        (dict(policy_delay=0), "policy_delay=0 out of range"),
+        (dict(noise_clip=-0.5), "noise_clip"),
+        (dict(policy_noise=float("inf")), "policy_noise"),
+        (dict(critic_lr=-1e-3), "critic_lr"),
+    ],
+)
+def test_config_validation(kw, msg):
+    with pytest.raises(AgentError, match=msg):
+        make_agent(**kw)
+
+
+def test_discrete_actions_refused():
+    env = gym.make("CartPole-v1")
+    with pytest.raises(AgentError, match="TD3 supports Box action spaces; use dqn/ppo for Discrete"):
+        TD3Agent(env.observation_space, env.action_space)
