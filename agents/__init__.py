@@ -23,5 +23,6 @@ from agents import a2c as _a2c  # noqa: E402,F401
 from agents import dqn as _dqn  # noqa: E402,F401
 from agents import ppo as _ppo  # noqa: E402,F401
 from agents import reinforce as _reinforce  # noqa: E402,F401
+from agents import tabular as _tabular  # noqa: E402,F401
 
 __all__ = ["AGENTS", "Agent", "AgentError", "Weights", "agent_class", "register_agent"]

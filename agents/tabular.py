@@ -1,0 +1,556 @@
+"""Tabular Q-learning and SARSA, readable top to bottom and shaped as ``Agent``\\ s.
+
+Both learn a table ``Q[s, a]`` with a constant step size α from ε-greedy interaction (ε annealed linearly,
+then held, as in ``agents.dqn``); they differ only in the bootstrap of the TD target (Sutton & Barto 2018,
+"Reinforcement Learning: An Introduction", 2nd ed., eqs. 6.8 and 6.7):
+
+- Q-learning (Watkins 1989, PhD thesis "Learning from Delayed Rewards"; Watkins & Dayan 1992), off-policy:
+  ``Q(s,a) ← Q(s,a) + α [R + γ (1 − terminated) max_a' Q(s',a') − Q(s,a)]``.
+- SARSA (Rummery & Niranjan 1994, "On-line Q-learning using connectionist systems", CUED/F-INFENG/TR 166),
+  on-policy: ``Q(s,a) ← Q(s,a) + α [R + γ (1 − terminated) Q(s',a') − Q(s,a)]`` with ``a'`` the ε-greedy
+  action actually taken next (on CliffWalking it learns the safe path, Sutton & Barto Example 6.6).
+
+Time limits: a *terminated* transition cuts the bootstrap, a *truncated* one does not (Pardo et al. 2018).
+
+Spaces: Discrete actions; Discrete or 1-D MultiDiscrete observations (a MultiDiscrete vector is one state
+via ``numpy.ravel_multi_index``), or a 1-D Box observation discretised on a uniform grid: config ``bins``
+(one int for every dimension, or one per dimension) and clip bounds ``low`` / ``high`` (default: the space's
+bounds, which must then be finite). A component ``x_i`` is clipped to ``[low_i, high_i]`` and falls in bin
+``min(bins_i − 1, ⌊bins_i (x_i − low_i) / (high_i − low_i)⌋)``; the grid cell is one state.
+
+Federation: the only parameter is the table, shared under the name ``"q_table"`` (float32, shape
+``(n_states, n_actions)``), so FedAvg of the tables is QAvg in its tabular form (Jin et al. 2022,
+"Federated Reinforcement Learning with Environment Heterogeneity", AISTATS). A table has no head:
+``personal`` is ``"none"`` only. The FedProx term (Li et al. 2020) ``(μ/2)·||Q − Q_anchor||²`` becomes, for
+a table learned by stochastic steps of size α, one gradient step on it after every TD update:
+``Q ← Q − α·μ·(Q − Q_anchor)`` over the whole table (so α·μ ≤ 1 is required: a larger step overshoots the
+anchor), the anchor being the last table given to ``set_weights`` / ``set_anchor``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents import register_agent
+from agents.base import Agent, AgentError, Weights
+
+CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
+Q_KEY = "q_table"
+
+#: Tuned settings by env id, shared by both agents: ``env_kwargs`` go to ``gymnasium.make(env_id,
+#: **env_kwargs)`` (FrozenLake non-slippery; CliffWalking-v1 has no time limit of its own, so one is added),
+#: ``total_steps`` is the training budget of ``bench/agents.py``; the rest are ``TabularConfig`` overrides.
+#: Pop ``env_kwargs`` and ``total_steps`` before building an agent.
+PRESETS: dict[str, dict[str, Any]] = {
+    # measured: greedy return 1.0 for both agents on seeds 0-19 after 4000 steps
+    "FrozenLake-v1": dict(
+        env_kwargs={"is_slippery": False},
+        total_steps=4_000,
+        alpha=0.5,
+        gamma=0.95,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=0.01,
+        exploration_steps=2_000,
+    ),
+    # measured on seeds 0-19 after 6000 steps: Q-learning greedy return −13 (the optimal cliff-edge path)
+    # every time; SARSA −17 (the safe path, 16 seeds) or −15. ε ends at 0 so SARSA's Q is that of the
+    # greedy policy (with ε held > 0 its greedy policy can loop at the top wall under α = 0.5 noise).
+    "CliffWalking-v1": dict(
+        env_kwargs={"max_episode_steps": 200},
+        total_steps=6_000,
+        alpha=0.5,
+        gamma=0.99,
+        exploration_initial_eps=0.2,
+        exploration_final_eps=0.0,
+        exploration_steps=3_000,
+    ),
+}
+
+
+# ----- hyperparameters -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TabularConfig:
+    """Q-learning / SARSA hyperparameters. Steps are environment steps and persist across ``learn`` calls."""
+
+    alpha: float = 0.1  # constant step size α
+    gamma: float = 0.99  # discount
+    exploration_initial_eps: float = 1.0  # ε decays linearly from this ...
+    exploration_final_eps: float = 0.05  # ... to this ...
+    exploration_steps: int = 10_000  # ... over this many env steps (0: final ε from the start)
+    initial_q: float = 0.0  # every entry of the table starts here (optimistic if > the returns)
+    bins: int | tuple[int, ...] | None = None  # Box observations only: grid cells per dimension
+    low: float | tuple[float, ...] | None = None  # Box only: clip bounds of the grid (None: the space's)
+    high: float | tuple[float, ...] | None = None
+    personal: str = "none"  # a table has no head: "none" only
+    prox_mu: float = 0.0  # FedProx μ (0: off); α·μ ≤ 1
+
+    def __post_init__(self) -> None:
+        inf = math.inf
+        self._int("exploration_steps", 0)
+        self._float("alpha", 0.0, 1.0, lo_open=True)
+        self._float("gamma", 0.0, 1.0)
+        self._float("exploration_initial_eps", 0.0, 1.0)
+        self._float("exploration_final_eps", 0.0, 1.0)
+        self._float("initial_q", -inf, inf)
+        self._float("prox_mu", 0.0, inf)
+        if self.alpha * self.prox_mu > 1.0:
+            raise AgentError(f"prox_mu={self.prox_mu!r} out of range: alpha * prox_mu must be <= 1")
+        if self.personal not in ("none",):
+            raise AgentError(
+                f"personal={self.personal!r} not supported; allowed: none (a Q-table has no head to keep local)"
+            )
+        if self.bins is not None:
+            object.__setattr__(self, "bins", _tuple(self.bins, "bins", int))
+            if not all(b >= 1 for b in self.bins):
+                raise AgentError(f"bins={self.bins!r} out of range: every entry must be an int >= 1")
+        for name in ("low", "high"):
+            if getattr(self, name) is not None:
+                value = _tuple(getattr(self, name), name, float)
+                if not all(math.isfinite(v) for v in value):
+                    raise AgentError(f"{name}={value!r} must be finite")
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def _int(self, name: str, lo: int) -> None:
+        v = getattr(self, name)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not _is_int(v) or v < lo:
+            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
+        object.__setattr__(self, name, int(v))
+
+    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
+        v = getattr(self, name)
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
+            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
+        object.__setattr__(self, name, float(v))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+
+
+def _tuple(value: Any, name: str, kind: type) -> tuple:
+    """A scalar or a sequence → a tuple of ints (``kind=int``) or floats."""
+    items = (value,) if np.ndim(value) == 0 else tuple(np.asarray(value, dtype=object).ravel())
+    check = (lambda v: _is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else _is_num
+    if not items or not all(check(v) for v in items):
+        what = "ints" if kind is int else "numbers"
+        raise AgentError(f"{name}={value!r} must be one of {what} or a sequence of them")
+    return tuple(kind(v) for v in items)
+
+
+def _resolve_config(config: TabularConfig | None, overrides: Mapping[str, Any], algo: str) -> TabularConfig:
+    base = TabularConfig() if config is None else config
+    if not isinstance(base, TabularConfig):
+        raise AgentError(f"config must be a TabularConfig, got {type(base).__name__}")
+    unknown = sorted(set(overrides) - set(TabularConfig.names()))
+    if unknown:
+        raise AgentError(
+            f"unknown {algo} hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(TabularConfig.names())}"
+        )
+    return dataclasses.replace(base, **overrides) if overrides else base
+
+
+# ----- observation → state index -------------------------------------------------------------------------
+class _StateIndexer:
+    """Maps an observation of a supported space to a row of the table (see the module docstring)."""
+
+    def __init__(self, space: gym.Space, cfg: TabularConfig, algo: str) -> None:
+        self.space = space
+        supported = (
+            f"{algo} supports Discrete observations, 1-D MultiDiscrete observations, or a 1-D Box with a "
+            "uniform discretisation (config bins=..., and low=/high= unless the Box bounds are finite)"
+        )
+        if isinstance(space, gym.spaces.Discrete):
+            self.kind, self.n_states, self.start = "discrete", int(space.n), int(space.start)
+        elif isinstance(space, gym.spaces.MultiDiscrete) and len(space.shape) == 1:
+            self.kind = "multidiscrete"
+            self.nvec = tuple(int(n) for n in space.nvec)
+            self.starts = np.asarray(getattr(space, "start", np.zeros(len(self.nvec))), dtype=np.int64)
+            self.n_states = int(np.prod(self.nvec))
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+            if cfg.bins is None:
+                raise AgentError(f"{supported}; got {space!r} without bins")
+            dim = int(space.shape[0])
+            bins = cfg.bins * dim if len(cfg.bins) == 1 else cfg.bins
+            if len(bins) != dim:
+                raise AgentError(f"bins={cfg.bins!r} must have 1 or {dim} entries for {space!r}")
+            low = self._bound(cfg.low, space.low, "low", dim, space)
+            high = self._bound(cfg.high, space.high, "high", dim, space)
+            if not np.all(high > low):
+                raise AgentError(f"high={tuple(high)} must exceed low={tuple(low)} in every dimension")
+            self.kind, self.dim = "box", dim
+            self.bins = np.asarray(bins, dtype=np.int64)
+            self.low, self.high = low, high
+            self.scale = self.bins / (high - low)
+            self.n_states = int(np.prod(self.bins))
+            self.strides = np.cumprod((1, *bins[:0:-1]))[::-1].astype(np.int64)  # C order, like ravel
+        else:
+            raise AgentError(f"{supported}; got {space!r}")
+        if self.kind != "box" and (cfg.bins is not None or cfg.low is not None or cfg.high is not None):
+            raise AgentError(f"bins/low/high apply to Box observations only; got {space!r}")
+
+    @staticmethod
+    def _bound(given: tuple[float, ...] | None, space_bound: np.ndarray, name: str, dim: int,
+               space: gym.Space) -> np.ndarray:
+        if given is None:
+            b = np.asarray(space_bound, dtype=np.float64)
+            if not np.all(np.isfinite(b)):
+                raise AgentError(f"{space!r} has infinite bounds: give {name}=... (clip bounds of the grid)")
+            return b
+        b = np.asarray(given * dim if len(given) == 1 else given, dtype=np.float64)
+        if b.shape != (dim,):
+            raise AgentError(f"{name}={given!r} must have 1 or {dim} entries for {space!r}")
+        return b
+
+    def __call__(self, obs: Any) -> int:
+        if self.kind == "discrete":
+            i = int(obs) - self.start
+            if not 0 <= i < self.n_states:
+                raise AgentError(f"observation {obs!r} outside Discrete({self.n_states}, start={self.start})")
+            return i
+        if self.kind == "multidiscrete":
+            x = np.asarray(obs, dtype=np.int64) - self.starts
+            try:
+                return int(np.ravel_multi_index(x, self.nvec))
+            except ValueError:
+                raise AgentError(f"observation {obs!r} outside {self.space!r}") from None
+        x = np.asarray(obs, dtype=np.float64)
+        if x.shape != (self.dim,):
+            raise AgentError(f"observation shape {x.shape} does not match the expected {(self.dim,)}")
+        cell = ((np.clip(x, self.low, self.high) - self.low) * self.scale).astype(np.int64)
+        np.minimum(cell, self.bins - 1, out=cell)
+        return int(cell @ self.strides)
+
+    def matches(self, space: gym.Space) -> bool:
+        if self.kind == "discrete":
+            return isinstance(space, gym.spaces.Discrete) and (int(space.n), int(space.start)) == (
+                self.n_states, self.start)
+        if self.kind == "multidiscrete":
+            return isinstance(space, gym.spaces.MultiDiscrete) and tuple(int(n) for n in space.nvec) == self.nvec
+        return isinstance(space, gym.spaces.Box) and tuple(space.shape) == (self.dim,)
+
+
+# ----- the agents ----------------------------------------------------------------------------------------
+class TabularAgent(Agent):
+    """Shared machinery of the tabular agents; subclasses set ``name``, ``algorithm`` and ``on_policy``
+    (False: Q-learning's max bootstrap; True: SARSA's bootstrap on the next action taken)."""
+
+    name = "tabular"
+    algorithm = "tabular"
+    on_policy = False
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        seed: int | np.random.SeedSequence = 0,
+        config: TabularConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = cfg = _resolve_config(config, overrides, self.algorithm)
+        self.observation_space = observation_space
+        self.action_space = action_space
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise AgentError(f"{self.algorithm} supports Discrete action spaces only; got {action_space!r}")
+        self.num_actions = int(action_space.n)
+        self._action_start = int(action_space.start)
+        self._index = _StateIndexer(observation_space, cfg, self.algorithm)
+        self.n_states = self._index.n_states
+
+        # One numpy Generator for everything random (ε-greedy, tie-breaking, env reset seeds).
+        if not (_is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
+            raise AgentError(f"seed={seed!r} must be a non-negative int")
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        self._rng = np.random.default_rng(ss)
+
+        self.q = np.full((self.n_states, self.num_actions), cfg.initial_q, dtype=np.float32)
+        self.prox_mu = cfg.prox_mu  # may be changed per round by the strategy (set_proximal)
+        self._anchor: np.ndarray | None = None  # FedProx anchor (last set_weights / set_anchor table)
+        self._trainable = True  # set_trainable(()) freezes the table (FedRep with nothing personal)
+
+        # Interaction state that persists across learn() calls.
+        self.total_steps = 0
+        self._env: gym.Env | None = None
+        self._state: int | None = None
+        self._action: int | None = None  # SARSA: the next action, already chosen
+        self._episode_return = 0.0
+        self._episode_length = 0
+
+    # ----- acting --------------------------------------------------------------------------------------
+    @property
+    def epsilon(self) -> float:
+        """Linearly annealed ε at the current step, then held at ``exploration_final_eps``."""
+        cfg = self.config
+        frac = min(1.0, self.total_steps / cfg.exploration_steps) if cfg.exploration_steps > 0 else 1.0
+        return cfg.exploration_initial_eps + frac * (cfg.exploration_final_eps - cfg.exploration_initial_eps)
+
+    def act(self, obs: Any, *, explore: bool = True) -> int:
+        """ε-greedy action with the current ε when ``explore`` (ties broken at random), else the greedy
+        action (ties broken toward the lowest index, so evaluation consumes no randomness)."""
+        s = self._index(obs)
+        if explore:
+            return self._explore(s, self.epsilon) + self._action_start
+        return int(self.q[s].argmax()) + self._action_start
+
+    def _explore(self, s: int, eps: float) -> int:
+        rng = self._rng
+        if rng.random() < eps:
+            return int(rng.integers(self.num_actions))
+        row = self.q[s]
+        best = np.flatnonzero(row == row.max())
+        return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
+
+    # ----- learning ------------------------------------------------------------------------------------
+    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+        """Interact with ``env`` for ``num_steps`` steps, updating the table after every step.
+
+        The running episode continues across calls on the same env object; a new env object is reset with
+        a seed drawn from the agent's generator. Returns ``loss/td`` (mean squared TD error of this call's
+        updates), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
+        this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
+        """
+        if not _is_int(num_steps) or num_steps < 0:
+            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        if env is not self._env:
+            self._start(env)
+        cfg = self.config
+        q, index, explore = self.q, self._index, self._explore
+        alpha, gamma, start = cfg.alpha, cfg.gamma, self._action_start
+        eps0, eps1, eps_steps = cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_steps
+        sarsa, train = self.on_policy, self._trainable
+        prox = self.prox_mu > 0.0 and self._anchor is not None
+        shrink, anchor = alpha * self.prox_mu, self._anchor
+
+        s, a, t = self._state, self._action, self.total_steps
+        returns: list[float] = []
+        lengths: list[int] = []
+        sq_sum = 0.0
+        for _ in range(num_steps):
+            eps = eps1 if t >= eps_steps else eps0 + (t / eps_steps) * (eps1 - eps0)
+            if a is None:  # Q-learning always; SARSA at the start of an episode
+                a = explore(s, eps)
+            raw, reward, terminated, truncated, _ = env.step(a + start)
+            s2 = index(raw)
+            reward = float(reward)
+            t += 1
+            # the next action (SARSA's bootstrap) is chosen with the ε of the step it will be taken at
+            a2 = None
+            if sarsa and not terminated:
+                a2 = explore(s2, eps1 if t >= eps_steps else eps0 + (t / eps_steps) * (eps1 - eps0))
+            if train:
+                if terminated:
+                    target = reward
+                elif sarsa:
+                    target = reward + gamma * float(q[s2, a2])
+                else:
+                    target = reward + gamma * float(q[s2].max())
+                delta = target - float(q[s, a])
+                q[s, a] += alpha * delta
+                sq_sum += delta * delta
+                if prox:  # FedProx gradient step on (μ/2)·||Q − Q_anchor||² (module docstring)
+                    q -= shrink * (q - anchor)
+            self._episode_return += reward
+            self._episode_length += 1
+            if terminated or truncated:
+                returns.append(self._episode_return)
+                lengths.append(self._episode_length)
+                self._episode_return, self._episode_length = 0.0, 0
+                s, a = index(env.reset()[0]), None
+            else:
+                s, a = s2, a2
+        self.total_steps = t
+        self._state, self._action = s, a
+
+        stats: dict[str, float] = {}
+        if num_steps and train:
+            stats["loss/td"] = sq_sum / num_steps
+        if returns:
+            stats["train/episode_return"] = float(np.mean(returns))
+            stats["train/episode_length"] = float(np.mean(lengths))
+        stats["train/episodes"] = float(len(returns))
+        stats["train/epsilon"] = float(self.epsilon)
+        stats["train/steps"] = float(self.total_steps)
+        return stats
+
+    def _start(self, env: gym.Env) -> None:
+        """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""
+        act_space = env.action_space
+        if not isinstance(act_space, gym.spaces.Discrete) or (int(act_space.n), int(act_space.start)) != (
+            self.num_actions, self._action_start
+        ):
+            raise AgentError(f"env action space {act_space!r} does not match the agent's {self.action_space!r}")
+        if not self._index.matches(env.observation_space):
+            raise AgentError(
+                f"env observation space {env.observation_space!r} does not match the agent's "
+                f"{self.observation_space!r}"
+            )
+        obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
+        self._env = env
+        self._state, self._action = self._index(obs), None
+        self._episode_return, self._episode_length = 0.0, 0
+
+    # ----- weights ---------------------------------------------------------------------------------------
+    def get_weights(self) -> Weights:
+        """``{"q_table": float32 copy of shape (n_states, n_actions)}`` — all of it shared."""
+        return {Q_KEY: self.q.copy()}
+
+    def _check_table(self, weights: Mapping[str, np.ndarray], what: str) -> np.ndarray | None:
+        if not isinstance(weights, Mapping):
+            raise AgentError(f"{what} must be a mapping name -> array, got {type(weights).__name__}")
+        for key in weights:
+            if key != Q_KEY:
+                raise AgentError(f"unknown {what} {key!r}; expected names: {Q_KEY}")
+        if Q_KEY not in weights:
+            return None
+        try:
+            arr = np.asarray(weights[Q_KEY], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise AgentError(f"{what} {Q_KEY!r} is not a numeric array: {exc}") from None
+        if arr.shape != self.q.shape:
+            raise AgentError(f"{what} {Q_KEY!r} has shape {arr.shape}, expected {self.q.shape}")
+        if not np.isfinite(arr).all():
+            raise AgentError(f"{what} {Q_KEY!r} contains non-finite values")
+        return arr
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Load the table (validated first: unknown key, wrong shape or non-finite → AgentError, nothing
+        changed). The given table also becomes the FedProx anchor. An empty mapping changes nothing."""
+        arr = self._check_table(weights, "weight")
+        if arr is not None:
+            self.q[...] = arr  # in place: learn() loops hold a reference to the table
+            self._anchor = arr.copy()
+
+    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set the proximal anchor without touching the table (Ditto)."""
+        arr = self._check_table(weights, "anchor weight")
+        if arr is not None:
+            self._anchor = arr.copy()
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx / Ditto weight μ of the proximal term (module docstring); α·μ ≤ 1."""
+        if not (_is_num(mu) and math.isfinite(mu) and mu >= 0.0):
+            raise AgentError(f"prox_mu={mu!r} is out of range; allowed: finite >= 0")
+        if self.config.alpha * mu > 1.0:
+            raise AgentError(f"prox_mu={mu!r} is out of range; allowed: <= 1/alpha = {1 / self.config.alpha:g}")
+        self.prox_mu = float(mu)
+
+    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
+        """The table learns if ``prefixes`` is None or one of them prefixes ``"q_table"``; else it is frozen
+        (the agent still interacts). FedRep (Collins et al. 2021) calls this; a table has one part only."""
+        self._trainable = prefixes is None or Q_KEY.startswith(tuple(prefixes))
+
+    # ----- checkpoints -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the table, step counter, RNG state and FedProx anchor atomically (temp file in the same
+        directory, then ``os.replace``), as tensors so ``torch.load(weights_only=True)`` reads it."""
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "agent": self.name,
+            "n_states": self.n_states,
+            "num_actions": self.num_actions,
+            "config": json.dumps(dataclasses.asdict(self.config)),
+            "q": torch.from_numpy(self.q.copy()),
+            "total_steps": self.total_steps,
+            "rng_state": json.dumps(self._rng.bit_generator.state),
+            "anchor": None if self._anchor is None else torch.from_numpy(self._anchor.copy()),
+        }
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
+
+        Refuses (AgentError, nothing modified) a file that is not a checkpoint of this agent or whose table
+        shape differs. The agent keeps its own config."""
+        where = os.fspath(path)
+        try:
+            payload = torch.load(where, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise AgentError(f"checkpoint {where!r} does not exist") from None
+        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
+            raise AgentError(f"{where!r} is not a readable agent checkpoint: {exc}") from None
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise AgentError(f"{where!r} is not an FRL agent checkpoint")
+        if payload.get("agent") != self.name:
+            raise AgentError(f"checkpoint {where!r} is for agent {payload.get('agent')!r}, not {self.name!r}")
+        q = payload.get("q")
+        shape = tuple(q.shape) if isinstance(q, torch.Tensor) else None
+        if shape != self.q.shape:
+            raise AgentError(f"checkpoint {where!r} has a table of shape {shape}, but this agent expects "
+                             f"{self.q.shape}")
+        try:
+            table = q.numpy().astype(np.float32)
+            anchor = payload.get("anchor")
+            anchor = None if anchor is None else anchor.numpy().astype(np.float32)
+            if anchor is not None and anchor.shape != self.q.shape:
+                raise ValueError(f"anchor shape {anchor.shape}")
+            rng_state = json.loads(payload["rng_state"])
+            total_steps = int(payload["total_steps"])
+            rng = np.random.default_rng()
+            rng.bit_generator.state = rng_state  # validates the state before we touch ours
+        except Exception as exc:
+            raise AgentError(f"checkpoint {where!r} is malformed: {exc}") from None
+        self.q[...] = table
+        self._anchor = anchor
+        self._rng.bit_generator.state = rng_state
+        self.total_steps = total_steps
+
+    # ----- pickling (worker processes): the env is not part of the agent's state -------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_env"] = None
+        state["_state"] = None
+        state["_action"] = None
+        return state
+
+
+@register_agent
+class QLearningAgent(TabularAgent):
+    """Tabular Q-learning (Watkins 1989): off-policy TD control with the max bootstrap (S&B eq. 6.8)."""
+
+    name = "q-learning"
+    algorithm = "Q-learning"
+    on_policy = False
+
+
+@register_agent
+class SARSAAgent(TabularAgent):
+    """Tabular SARSA (Rummery & Niranjan 1994): on-policy TD control bootstrapping on the next ε-greedy
+    action actually taken (S&B eq. 6.7)."""
+
+    name = "sarsa"
+    algorithm = "SARSA"
+    on_policy = True
