@@ -439,7 +439,7 @@ def _block_rayleigh(fd_hz: np.ndarray, n_slots: int, rng: np.random.Generator) -
     idx = _SLOTS[:n_slots, None] + (off + 0.5)
     idx *= 1.0 / nc
     idx += start
-    return blocks[idx.astype(np.int64)]
+    return blocks.take(idx.astype(np.int64))
 
 
 _SLOTS = np.arange(1001, dtype=np.float64)
@@ -475,10 +475,11 @@ class _Sim:
         self.bits = cfg.payload_bytes * 8.0
         self.bits_per_slot = cfg.rb_bandwidth_mhz * 1e6 * 1e-3            # bit per (bit/s/Hz) per 1 ms slot
         self.mbps = cfg.rb_bandwidth_mhz                                  # Mbit/s per (bit/s/Hz)
-        self.noise_v = 10.0 ** ((cfg.noise_dbm + cfg.veh_noise_figure_db) / 10.0)   # mW
-        self.noise_bs = 10.0 ** ((cfg.noise_dbm + cfg.bs_noise_figure_db) / 10.0)
-        self.p_v2i = 10.0 ** (cfg.v2i_power_dbm / 10.0)
-        self.pw_levels = 10.0 ** (np.asarray(cfg.v2v_power_levels_dbm, dtype=np.float64) / 10.0)
+        # powers in pW (1e-9 mW), so that the interference feature (I_dBm + 90) / 10 is just log10(I)
+        self.noise_v = 10.0 ** ((cfg.noise_dbm + cfg.veh_noise_figure_db - INTF_REF_DBM) / 10.0)
+        self.noise_bs = 10.0 ** ((cfg.noise_dbm + cfg.bs_noise_figure_db - INTF_REF_DBM) / 10.0)
+        self.p_v2i = 10.0 ** ((cfg.v2i_power_dbm - INTF_REF_DBM) / 10.0)
+        self.pw_levels = 10.0 ** ((np.asarray(cfg.v2v_power_levels_dbm, dtype=np.float64) - INTF_REF_DBM) / 10.0)
         a = np.arange(self.A)
         self.rb_of = a // P
         self.pw_of = self.pw_levels[a % P]
@@ -490,20 +491,24 @@ class _Sim:
         self.ar = np.arange(K)
         self._all = np.arange(self.n_veh)
         self._buf = np.empty(K + R)
+        self._buf_v, self._buf_i = self._buf[:K], self._buf[K:]
         self._tmp = np.empty((K, R))
-        self._rows2 = np.stack([np.arange(K), np.arange(K, 2 * K)])
-        self._obs_q = np.stack([np.arange(K), np.full(K, 2 * K)], axis=1)   # per link: own q, BS q
-        self._time_feat = ((self.T - np.arange(self.T + 1)) / self.T)[:, None]
-        self.frac_per_rate = self.bits_per_slot / self.bits                  # payload share per bit/s/Hz
-        self.frac_per_nat = self.frac_per_rate * _LOG2E
+        self._intf_slice = slice(2 * R, 3 * R)
+        self._pay_col = 3 * R
+        self._arR = np.arange(K) * R
+        self._rows2 = np.array([[0], [K * R]])                               # flat rx offsets: own, interference
+        self._tail = np.empty((self.T + 1, K, 2), dtype=np.float32)          # payload left, time left
+        self._tail[:, :, 0] = 1.0
+        self._tail[:, :, 1] = ((self.T - np.arange(self.T + 1)) / self.T)[:, None]
+        self.frac_per_nat = self.bits_per_slot / self.bits * _LOG2E          # payload share per nat/s/Hz-slot
         self.pw_onehot = np.zeros((self.A, R))                               # action -> power on each RB
         self.pw_onehot[a, self.rb_of] = self.pw_of
         self.has_world = False
         self.t = 0
         lo = np.full(self.D, -OBS_CLIP, dtype=np.float32)
         hi = np.full(self.D, OBS_CLIP, dtype=np.float32)
-        lo[R:2 * R] = INTF_LOW
-        hi[R:2 * R] = INTF_HIGH
+        lo[2 * R:3 * R] = INTF_LOW
+        hi[2 * R:3 * R] = INTF_HIGH
         lo[3 * R:] = 0.0
         hi[3 * R:] = 1.0
         self.obs_low, self.obs_high = lo, hi
@@ -611,7 +616,7 @@ class _Sim:
     def begin_episode(self, rng: np.random.Generator) -> None:
         """Choose receivers, compute large-scale gains, draw the period's fast fading, reset payloads.
 
-        All gains of the period are drawn here in one block: ``h_x[t, j, q, r]`` is the gain from V2V
+        All gains of the period are drawn here in one block: ``h[t, j, r, q]`` is the gain from V2V
         transmitter j on RB r to receiver q (q < K: link q's own signal, only for j = q; K <= q < 2K: the
         receiver of link q - K, own link excluded; q = 2K: the BS); ``bg[t, q, r]`` the fixed power there (the
         V2I transmitter of RB r, plus noise); ``s_v2i[t, m]`` the V2I signals at the BS.
@@ -644,30 +649,30 @@ class _Sim:
         self.l_vv, self.l_bs = l_vv, l_bs
         # Rayleigh fast fading per link and RB [1], block fading over the coherence time of the link's
         # Doppler f_D = (v_tx + v_rx) f_c / c (V2V) or v_tx f_c / c (V2I); one extra slot for the last obs.
-        # Elements: V2V tx j -> receiver q (q < K the V2V receivers, q = K the BS) on RB r: [K, K + 1, R];
+        # Elements: V2V tx j on RB r -> receiver q (q < K the V2V receivers, q = K the BS): [K, R, K + 1];
         # V2I tx m -> V2V receiver k on its RB m: [M, K]; V2I tx m -> BS on RB m: [M]
         v = self.speed * (cfg.carrier_ghz * 1e9 / 3e8)                       # per-vehicle Doppler (Hz)
         v_rx = np.append(v[rx], 0.0)                                         # the BS does not move
-        fd = np.concatenate([np.repeat((v[v2v_tx][:, None] + v_rx[None, :]).ravel(), R),
-                             (v[v2i_tx][:, None] + v[rx][None, :]).ravel(), v[v2i_tx]])
+        fd_v = np.broadcast_to(v[v2v_tx][:, None, None] + v_rx[None, None, :], (K, R, K + 1))
+        fd = np.concatenate([fd_v.ravel(), (v[v2i_tx][:, None] + v[rx][None, :]).ravel(), v[v2i_tx]])
         f = _block_rayleigh(fd, T + 1, rng)                                  # [T+1, L]
-        n_v = K * (K + 1) * R
-        f_v = f[:, :n_v].reshape(T + 1, K, K + 1, R)
+        n_v = K * R * (K + 1)
+        f_v = f[:, :n_v].reshape(T + 1, K, R, K + 1)
         f_iv = f[:T, n_v:n_v + M * K].reshape(T, M, K)
         f_s = f[:T, n_v + M * K:]                                            # [T, M]
-        # receiver axis of h_x[t, j, q, r]: q < K "own signal of link q" (only j = q), K <= q < 2K the V2V
-        # receiver of link q - K (other links), q = 2K the BS; one product then gives signal and interference
-        h_x = np.empty((T + 1, K, 2 * K + 1, R))
+        # gains h[t, j, r, q] from V2V transmitter j on RB r to receiver q: q < K "own signal of link q"
+        # (only j = q), K <= q < 2K the receiver of link q - K (other links), q = 2K the BS. A slot gathers
+        # the rows j * R + rb_j of h[t] (as [K * R, 2K + 1]); one product then gives signals and interference.
+        h = np.empty((T + 1, K, R, 2 * K + 1))
         l_v = np.empty((K, K + 1))
         l_v[:, :K] = l_vv[M:]
         l_v[:, K] = l_bs[M:]
-        np.multiply(f_v, l_v[None, :, :, None], out=h_x[:, :, K:])           # V2V receivers and BS
-        h_x[:, :, :K] = 0.0
-        h_x[:, ar, ar] = h_x[:, ar, K + ar]                                  # own signal moves to q = k
-        h_x[:, ar, K + ar] = 0.0
-        self.h_x = h_x
-        h_own = h_x[:, ar, ar]                                               # [T+1, K, R]
-        self.h_own = h_own
+        np.multiply(f_v, l_v[:, None, :], out=h[..., K:])                    # V2V receivers and BS
+        h[..., :K] = 0.0
+        h[:, ar, :, ar] = h[:, ar, :, K + ar]                                # own signal moves to q = k
+        h[:, ar, :, K + ar] = 0.0
+        self.h = h
+        self.h_rows = h.reshape(T + 1, K * R, 2 * K + 1)
         # fixed received power per slot: V2I tx of RB r at V2V rx k (+ noise); noise at the BS
         bg = np.empty((T, 2 * K + 1, R))
         bg[:, :K] = 0.0
@@ -677,51 +682,53 @@ class _Sim:
         self.bg = bg
         self.s_v2i = self.p_v2i * l_bs[:M] * f_s                             # V2I signal at BS [T, M]
         # observation template [T+1, K, D]: gains and time are known in advance
-        obs = np.empty((T + 1, K, self.D), dtype=np.float32)
-        g = np.log10(h_x[:, ar[:, None], self._obs_q])                       # [T+1, K, 2, R]: own, to BS
-        g *= 10.0 / GAIN_SCALE_DB
+        g = np.empty((T + 1, K, 2, R))
+        g[:, :, 0] = h[:, ar, :, ar].transpose(1, 0, 2)                     # own channel
+        g[:, :, 1] = h[..., 2 * K]                                           # to the BS
+        np.log(g, out=g)
+        g *= 10.0 / (math.log(10.0) * GAIN_SCALE_DB)                         # (10 log10 g + 100) / 20
         g -= GAIN_REF_DB / GAIN_SCALE_DB
         np.maximum(g, -OBS_CLIP, out=g)
         np.minimum(g, OBS_CLIP, out=g)
-        obs[:, :, :R] = g[:, :, 0]
-        obs[:, :, 2 * R:3 * R] = g[:, :, 1]
-        obs[:, :, 3 * R] = 1.0
-        obs[:, :, 3 * R + 1] = self._time_feat
+        obs = np.empty((T + 1, K, self.D), dtype=np.float32)
+        obs[:, :, :2 * R] = g.reshape(T + 1, K, 2 * R)
+        obs[:, :, 3 * R:] = self._tail
         self.obs_tpl = obs
         # first "previous-slot" interference: V2I transmitters only (large-scale mean) + noise
-        obs[0, :, R:2 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v) - INTF_REF_DBM / 10.0
+        obs[0, :, 2 * R:3 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v)
         self.obs = obs[0]
-        self.rem = np.ones(K)                                                # payload left (fraction)
+        self.rem = np.full(K, 1.0 / self.frac_per_nat)                       # payload left (nat/s/Hz-slots)
         self.active = np.ones(K, dtype=bool)
         self.active_col = np.ones((K, 1))
         self.n_delivered = 0
         self.t = 0
-        self.last_actions = np.zeros(K, dtype=np.int64)
 
     def step(self, acts: np.ndarray) -> tuple[float, dict[str, float]]:
         """Apply joint actions ``acts`` [K] in slot t; return the shared reward and the KPIs."""
-        t, ar, K, R = self.t, self.ar, self.K, self.R
-        rb = self.rb_of[acts]
+        t, K = self.t, self.K
         w = self.pw_onehot[acts]                                             # [K tx, R] power on each RB
         if self.n_delivered:
             w *= self.active_col                                             # delivered links are silent
-        c = self.h_x[t, ar, :, rb]                                           # [K tx, 2K + 1 rx] on tx's RB
+        fi = self._arR + self.rb_of[acts]                                    # row j R + rb_j of h[t]
+        c = self.h_rows[t].take(fi, axis=0)                                  # [K tx, 2K + 1 rx] on tx's RB
         rx = np.dot(c.T, w)                                                  # [2K + 1, R] received power
         rx += self.bg[t]                                                     # + V2I tx (+ noise)
+        sig_int = rx.take(self._rows2 + fi)                                  # [2, K]: own signal (k R + rb_k),
+        #                                                                      interference ((K + k) R + rb_k)
+        buf_v = self._buf_v
+        np.divide(sig_int[0], sig_int[1], out=buf_v)                         # V2V SINR
+        np.divide(self.s_v2i[t], rx[2 * K], out=self._buf_i)                 # V2I SINR
         buf = self._buf
-        sig_int = rx[self._rows2, rb]                                        # [2, K]: own signal, interference
-        np.divide(sig_int[0], sig_int[1], out=buf[:K])                       # V2V SINR
-        np.divide(self.s_v2i[t], rx[2 * K], out=buf[K:])                     # V2I SINR
         np.log1p(buf, out=buf)                                               # capacity in nat/s/Hz
-        rem = self.rem
-        rem -= buf[:K] * self.frac_per_nat
+        rem = self.rem                                                       # payload left, nat/s/Hz-slots
+        rem -= buf_v
         n_del = int(np.count_nonzero(rem <= 0.0))
         newly = n_del - self.n_delivered
         vals = buf.tolist()
         sum_v = sum(vals[:K]) * _LOG2E                                       # bit/s/Hz
         sum_i = sum(vals[K:]) * _LOG2E
         if newly:                                                            # links done before are silent
-            l_run = float(np.dot(buf[:K], rem > 0.0)) * _LOG2E               # rate term of links not done
+            l_run = float(np.dot(buf_v, rem > 0.0)) * _LOG2E                 # rate term of links not done
             self.n_delivered = n_del
             np.greater(rem, 0.0, out=self.active)
             self.active_col = self.active[:, None].astype(np.float64)
@@ -732,12 +739,10 @@ class _Sim:
         self.t = t = t + 1
         obs = self.obs_tpl[t]
         x = self._tmp
-        np.log10(rx[K:2 * K], out=x)                                         # <= 20 (gains, fading capped)
-        x -= INTF_REF_DBM / 10.0
-        obs[:, R:2 * R] = x
-        obs[:, 3 * R] = rem
+        np.log10(rx[K:2 * K], out=x)                                         # powers in pW: (I_dBm + 90) / 10
+        obs[:, self._intf_slice] = x
+        obs[:, self._pay_col] = rem * self.frac_per_nat
         self.obs = obs
-        self.last_actions = acts
         info = {
             "v2i_capacity": sum_i * self.mbps,
             "v2v_rate": sum_v * self.mbps,
@@ -759,20 +764,21 @@ class _Sim:
         t, ar, K, R = self.t, self.ar, self.K, self.R
         rb = self.rb_of[acts]                                                # [C, K]
         pw = self.pw_of[acts] * self.active
-        own = pw * self.h_own[t][ar, rb]
-        g = self.h_x[t][ar[None, :, None], K + ar[None, None, :], rb[:, None, :]]   # [C, j tx, k rx], k's RB
+        h = self.h[t]                                                        # [K tx, R, 2K + 1 rx]
+        own = pw * h[ar, rb, ar]
+        g = h[ar[None, :, None], rb[:, None, :], K + ar[None, None, :]]     # [C, j tx, k rx] on k's RB
         same = rb[:, :, None] == rb[:, None, :]
         intf = np.einsum("cj,cjk->ck", pw, g * same) + self.bg[t][K + ar, rb]
-        r_v2v = np.log2(1.0 + own / intf)
+        n_v2v = np.log1p(own / intf)                                         # nat/s/Hz
         onehot = rb[:, :, None] == np.arange(R)
-        i_bs = np.einsum("ck,ckr->cr", pw * self.h_x[t][ar, 2 * K][ar, rb], onehot) + self.noise_bs
+        i_bs = np.einsum("ck,ckr->cr", pw * h[ar, rb, 2 * K], onehot) + self.noise_bs
         r_v2i = np.log2(1.0 + self.s_v2i[t] / i_bs)
-        sent = r_v2v * self.frac_per_rate                                    # payload fraction sent now
+        r_v2v = n_v2v * _LOG2E
         if lookahead:
-            frac = np.minimum(1.0, sent / np.maximum(self.rem, 1e-12))
+            frac = np.minimum(1.0, n_v2v / np.maximum(self.rem, 1e-12))      # share of the payload left
             l_sum = np.where(self.active, self.beta * (self.T - self.t) * frac, self.beta).sum(axis=1)
             return self.c_v2i * r_v2i.sum(axis=1) + self.c_v2v * l_sum
-        done = (self.rem - sent) <= 0.0
+        done = (self.rem - n_v2v) <= 0.0
         l_sum = np.where(done, self.beta, np.where(self.active, r_v2v, 0.0) / RATE_NORM).sum(axis=1)
         return self.c_v2i * r_v2i.sum(axis=1) + self.c_v2v * l_sum
 
@@ -866,13 +872,13 @@ class _SPSLinks(_LinkPolicy):
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         R = self.sim.R
-        return self.sense_and_act(obs[:, R:2 * R], obs[:, 3 * R] > 0.0, True)
+        return self.sense_and_act(obs[:, 2 * R:3 * R], obs[:, 3 * R] > 0.0, True)
 
     def act_sim(self, rows: slice) -> np.ndarray:
         sim = self.sim
         changed = sim.n_delivered != self.seen_delivered or sim.t == 0
         self.seen_delivered = sim.n_delivered
-        return self.sense_and_act(sim.obs[rows, sim.R:2 * sim.R], sim.active[rows], changed)
+        return self.sense_and_act(sim.obs[rows, 2 * sim.R:3 * sim.R], sim.active[rows], changed)
 
     def sense_and_act(self, feat: np.ndarray, transmitting: np.ndarray, changed: bool) -> np.ndarray:
         """One slot: record the sensed interference features [n, R], reselect where due, count down."""
@@ -969,7 +975,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(self.sim.obs_low, self.sim.obs_high, dtype=np.float32)
         self._acts = np.zeros(self.sim.K, dtype=np.int64)
         self._bg: _LinkPolicy | None = None
-        self._bg_acts = np.zeros(self.sim.K - 1, dtype=np.int64)
+        self._bg_acts: np.ndarray | None = None
         self._rows = slice(1, None)
         self._has_reset = False
 
@@ -981,6 +987,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
             sim.drop(self.np_random)
             self._bg = _LINK_POLICIES[self.config.background_policy](
                 sim, np.arange(1, sim.K), self.np_random)
+            self._bg_acts = None
         else:
             sim.advance(self.np_random)
         sim.begin_episode(self.np_random)
@@ -990,12 +997,15 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
 
     def _plan_background(self) -> None:
         if self.sim.K > 1:
-            self._bg_acts = self._bg.act_sim(self._rows)
+            a = self._bg.act_sim(self._rows)
+            if a is not self._bg_acts:                   # SPS returns the same array while it keeps its RBs
+                self._acts[1:] = a
+                self._bg_acts = a
 
     @property
     def background_actions(self) -> np.ndarray:
         """Actions the background links (1..K-1) take in the coming slot (decided from their observations)."""
-        return self._bg_acts
+        return self._acts[1:].copy()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._has_reset:
@@ -1003,9 +1013,10 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
         a = int(action)
         if not 0 <= a < self.sim.A:
             raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{self.sim.A - 1}")
-        acts = self._acts
+        acts = self._acts                                # acts[1:]: background, set by _plan_background
         acts[0] = a
-        acts[1:] = self._bg_acts
+        if self.render_mode is not None:
+            self._last_acts = acts.copy()
         reward, info = self.sim.step(acts)
         truncated = self.sim.t >= self.sim.T
         if truncated:
@@ -1018,15 +1029,16 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        return _render(self.sim)
+        return _render(self.sim, getattr(self, "_last_acts", None))
 
 
-def _render(sim: _Sim) -> str:
+def _render(sim: _Sim, acts: np.ndarray | None) -> str:
     if not sim.has_world or not hasattr(sim, "rem"):
         return "CV2X (not reset)"
-    rb = sim.rb_of[sim.last_actions].tolist()
-    pw = [sim.cfg.v2v_power_levels_dbm[int(p)] for p in (sim.last_actions % sim.P)]
-    left = sim.rem.round(2).tolist()
+    acts = np.zeros(sim.K, dtype=np.int64) if acts is None else acts
+    rb = sim.rb_of[acts].tolist()
+    pw = [sim.cfg.v2v_power_levels_dbm[int(p)] for p in (acts % sim.P)]
+    left = (sim.rem * sim.frac_per_nat).round(2).tolist()
     return f"slot={sim.t}/{sim.T} rb={rb} power_dbm={pw} payload_left={left} delivered={sim.n_delivered}/{sim.K}"
 
 
@@ -1084,7 +1096,8 @@ class CV2XParallelEnv(ParallelEnv):
             if not 0 <= v < self.sim.A:
                 raise gym.error.InvalidAction(f"{a}: action={v!r} is out of range; allowed: 0..{self.sim.A - 1}")
             acts[k] = v
-        reward, info = self.sim.step(acts.copy())
+        self._last_acts = acts.copy()
+        reward, info = self.sim.step(self._last_acts)
         truncated = self.sim.t >= self.sim.T
         agents = self.agents
         obs = self.sim.obs
@@ -1101,7 +1114,7 @@ class CV2XParallelEnv(ParallelEnv):
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        return _render(self.sim)
+        return _render(self.sim, getattr(self, "_last_acts", None))
 
     def close(self) -> None:
         pass

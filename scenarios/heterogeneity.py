@@ -22,7 +22,7 @@ from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback,
 NAME = "heterogeneity"
 SUMMARY = "CartPole clients with different pole lengths: QAvg vs env-embedding/fedper/ditto/local (Jin et al. 2022)"
 
-_AGENT = {"double_q": True, "lr": 1e-3, "hidden_sizes": (64, 64), "learning_starts": 500, "train_freq": 2,
+_AGENT = {"double_q": True, "lr": 1e-3, "hidden_sizes": (64, 64), "learning_starts": 500, "train_freq": 4,
           "target_update_interval": 250, "exploration_steps": 4000, "batch_size": 64}
 SWEEP_LEVELS = (0.0, 0.5, 1.0)
 SWEEP_STRATEGIES = ("fedavg", "fedper", "local")
@@ -37,8 +37,8 @@ def experiment(quick: bool = False) -> Experiment:
             strategies=("fedavg", "env-embedding", "fedper", "ditto", "local"),
         )
     return Experiment(
-        scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=5, heterogeneity=1.0, rounds=15,
-        steps_per_round=1000, eval_every=3, eval_episodes=2, final_eval_episodes=5, agent="dqn",
+        scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=5, heterogeneity=1.0, rounds=12,
+        steps_per_round=1000, eval_every=4, eval_episodes=2, final_eval_episodes=5, agent="dqn",
         agent_config=dict(_AGENT), strategies=("fedavg", "env-embedding", "fedper", "ditto", "local"),
     )
 
