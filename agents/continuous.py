@@ -43,6 +43,7 @@ from torch import nn
 
 from agents.base import Agent, AgentError, Weights
 from agents.buffers import ReplayBuffer
+from agents.config import ConfigChecks
 from agents.dqn import CHECKPOINT_FORMAT
 from agents.nets import ACTIVATIONS, activation_class, mlp
 
@@ -55,7 +56,7 @@ def _is_int(v: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig:
+class OffPolicyConfig(ConfigChecks):
     """Hyperparameters shared by DDPG, TD3 and SAC. Steps are env steps and persist across ``learn`` calls.
 
     Every ``train_freq`` env steps (once ``learning_starts`` steps have been taken with uniform random
@@ -100,38 +101,6 @@ class OffPolicyConfig:
         if not sizes or not all(_is_int(h) and h >= 1 for h in sizes):
             raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty sequence of ints >= 1")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    # validation helpers (they coerce numpy / integral-float values to plain Python types)
-    def _int(self, name: str, lo: int) -> None:
-        v = getattr(self, name)
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not _is_int(v) or v < lo:
-            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
-        object.__setattr__(self, name, int(v))
-
-    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-        v = getattr(self, name)
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
-            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
-        object.__setattr__(self, name, float(v))
-
-    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        if getattr(self, name) not in allowed:
-            raise AgentError(f"{name}={getattr(self, name)!r} not supported; allowed: {', '.join(allowed)}")
-
-    def _bool(self, name: str) -> None:
-        if not isinstance(getattr(self, name), bool | np.bool_):
-            raise AgentError(f"{name}={getattr(self, name)!r} must be a bool")
-        object.__setattr__(self, name, bool(getattr(self, name)))
-
 
 def resolve_config(
     cls: type[OffPolicyConfig], config: OffPolicyConfig | None, overrides: Mapping[str, Any], algo: str

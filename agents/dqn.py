@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from agents import register_agent
 from agents.base import Agent, AgentError, Weights
 from agents.buffers import ReplayBuffer
+from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, QNetwork
 
 CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
@@ -47,7 +48,7 @@ CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(ConfigChecks):
     """DQN hyperparameters. Steps are environment steps and persist across ``learn`` calls.
 
     Defaults are small-problem defaults (CartPole-sized MLPs, budgets of 10⁴–10⁵ steps), in the spirit of
@@ -110,33 +111,6 @@ class DQNConfig:
         if not all(_is_int(h) and h >= 1 for h in sizes):
             raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    # validation helpers (they coerce numpy / integral-float values to plain Python types)
-    def _int(self, name: str, lo: int) -> None:
-        v = getattr(self, name)
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not _is_int(v) or v < lo:
-            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
-        object.__setattr__(self, name, int(v))
-
-    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-        v = getattr(self, name)
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
-            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
-        object.__setattr__(self, name, float(v))
-
-    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        if getattr(self, name) not in allowed:
-            raise AgentError(f"{name}={getattr(self, name)!r} not supported; allowed: {', '.join(allowed)}")
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)

@@ -43,6 +43,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents.base import Agent, AgentError, Weights
+from agents.config import ConfigChecks
 from agents.dqn import CHECKPOINT_FORMAT
 from agents.nets import ACTIVATIONS
 from agents.normalization import RewardScaler, RunningMeanStd
@@ -53,7 +54,7 @@ from agents.rollout import RolloutBuffer
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class OnPolicyConfig:
+class OnPolicyConfig(ConfigChecks):
     """Hyperparameters common to the on-policy agents; each algorithm subclasses it (new defaults, new
     fields) and extends :meth:`_validate`. Steps are environment steps and persist across ``learn`` calls."""
 
@@ -107,43 +108,6 @@ class OnPolicyConfig:
         if not all(is_int(h) and h >= 1 for h in sizes):
             raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    # validation helpers (they coerce numpy / integral-float values to plain Python types)
-    def _int(self, name: str, lo: int) -> None:
-        v = getattr(self, name)
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not is_int(v) or v < lo:
-            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
-        object.__setattr__(self, name, int(v))
-
-    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-        v = getattr(self, name)
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
-            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
-        object.__setattr__(self, name, float(v))
-
-    def _optional_float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-        if getattr(self, name) is not None:
-            self._float(name, lo, hi, lo_open=lo_open)
-
-    def _bool(self, *names: str) -> None:
-        for name in names:
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise AgentError(f"{name}={getattr(self, name)!r} must be a bool")
-            object.__setattr__(self, name, bool(getattr(self, name)))
-
-    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        if getattr(self, name) not in allowed:
-            raise AgentError(f"{name}={getattr(self, name)!r} not supported; allowed: {', '.join(allowed)}")
-
 
 def is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)

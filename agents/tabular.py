@@ -44,6 +44,7 @@ import torch
 
 from agents import register_agent
 from agents.base import Agent, AgentError, Weights
+from agents.config import ConfigChecks
 
 CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
 Q_KEY = "q_table"
@@ -80,7 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TabularConfig:
+class TabularConfig(ConfigChecks):
     """Q-learning / SARSA hyperparameters. Steps are environment steps and persist across ``learn`` calls."""
 
     alpha: float = 0.1  # constant step size α
@@ -120,28 +121,6 @@ class TabularConfig:
                 if not all(math.isfinite(v) for v in value):
                     raise AgentError(f"{name}={value!r} must be finite")
                 object.__setattr__(self, name, value)
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    def _int(self, name: str, lo: int) -> None:
-        v = getattr(self, name)
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if not _is_int(v) or v < lo:
-            raise AgentError(f"{name}={getattr(self, name)!r} out of range: must be an int >= {lo}")
-        object.__setattr__(self, name, int(v))
-
-    def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-        v = getattr(self, name)
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
-            raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")
-        object.__setattr__(self, name, float(v))
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
