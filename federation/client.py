@@ -96,6 +96,10 @@ class Client:
         if ditto_lambda is not None:
             used += self._fit_personal(weights, float(ditto_lambda), steps - global_steps)
         self.samples_seen += used
+        if cfg.get("report_embedding"):
+            emb = self.agent.get_weights().get("embedding")
+            if emb is not None:
+                metrics.update({f"embedding/{i}": float(v) for i, v in enumerate(emb.ravel())})
         return FitResult(
             client_id=self.client_id,
             weights=self.agent.get_shared_weights(),

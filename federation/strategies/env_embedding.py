@@ -1,16 +1,21 @@
 """Environment embeddings (Jin, Peng, Yang, Wang, Zhang 2022, "Federated Reinforcement Learning with
 Environment Heterogeneity", AISTATS, Sec. 5 "personalization"): every client feeds a learnable
 low-dimensional embedding of its environment to a shared network together with the state; only the network
-is averaged (FedAvg), the embedding stays on the client. A new client starts from the initial (zero)
-embedding, the value every client started from.
+is averaged (FedAvg), the embedding stays on the client's model. A new client starts from the mean of the
+existing clients' embeddings (Jin et al.'s initialisation for unseen environments): for that, clients
+report their embedding vector (``dim`` numbers, not the network) in the round's metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import numpy as np
+
+from agents.base import Weights
 from federation.strategies.base import check_number
 from federation.strategies.fedavg import FedAvg
+from federation.types import FitResult
 
 
 class EnvEmbedding(FedAvg):
@@ -19,10 +24,27 @@ class EnvEmbedding(FedAvg):
 
     def __init__(self, *, dim: int = 4) -> None:
         self.dim = int(check_number("dim", dim, 1, 1024, integer=True))
+        self.embeddings: dict[int, np.ndarray] = {}
 
     @property
     def agent_overrides(self) -> Mapping[str, object]:  # type: ignore[override]
         return {"embedding_dim": self.dim}
+
+    def fit_config(self, rnd: int) -> dict[str, float | int | str]:
+        return {"report_embedding": 1}
+
+    def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
+        for r in results:
+            vec = [r.metrics.get(f"embedding/{i}") for i in range(self.dim)]
+            if all(v is not None for v in vec):
+                self.embeddings[r.client_id] = np.asarray(vec, dtype=np.float32)
+        return super().aggregate_train(rnd, weights, results)
+
+    def new_client_personal_weights(self) -> Weights:
+        """What a client joining later starts from: the mean of the known clients' embeddings."""
+        if not self.embeddings:
+            return {"embedding": np.zeros(self.dim, dtype=np.float32)}
+        return {"embedding": np.mean(np.stack(list(self.embeddings.values())), axis=0).astype(np.float32)}
 
     def params(self) -> dict[str, float | int | str]:
         return {"dim": self.dim}

@@ -60,6 +60,17 @@ def test_personal_parameters_never_leave_the_client(monkeypatch, name, personal,
     assert not np.allclose(heads[0], heads[1])
 
 
+def test_new_env_embedding_client_starts_from_the_mean_embedding():
+    clients = _clients(embedding_dim=3)
+    strat = make_strategy("env-embedding", dim=3)
+    run_federation(clients, strat, rounds=2, seed=0, eval_seeds=(1,))
+    mean = np.mean([c.agent.get_weights()["embedding"] for c in clients], axis=0)
+    np.testing.assert_allclose(strat.new_client_personal_weights()["embedding"], mean, rtol=1e-6)
+    newcomer = _clients(n=1, embedding_dim=3)[0]
+    newcomer.agent.set_weights(strat.new_client_personal_weights())
+    np.testing.assert_allclose(newcomer.agent.get_weights()["embedding"], mean, rtol=1e-6)
+
+
 def test_fedper_refuses_agents_without_a_personal_head():
     with pytest.raises(FederationError, match="personal='head'"):
         run_federation(_clients(n=2), make_strategy("fedper"), rounds=1, seed=0)
