@@ -69,9 +69,9 @@ Sec. III-A: current channels, previous interference, remaining payload and time)
 | index              | feature                                                        | normalisation, bounds      |
 |--------------------|----------------------------------------------------------------|----------------------------|
 | ``[0, R)``         | own V2V channel gain on each RB (dB, incl. fading and antennas)| ``(g + 100) / 20``, [-5, 5]|
-| ``[R, 2R)``        | interference + noise received on each RB in the previous slot  | ``(I_dBm + 90) / 10``,     |
+| ``[R, 2R)``        | channel gain from this V2V transmitter to the BS on each RB    | ``(g + 100) / 20``, [-5, 5]|
+| ``[2R, 3R)``       | interference + noise received on each RB in the previous slot  | ``(I_dBm + 90) / 10``,     |
 |                    |                                                                | [-5, 20]                   |
-| ``[2R, 3R)``       | channel gain from this V2V transmitter to the BS on each RB    | ``(g + 100) / 20``, [-5, 5]|
 | ``3R``             | remaining payload / payload                                    | [0, 1]                     |
 | ``3R + 1``         | remaining time / deadline                                      | [0, 1]                     |
 
