@@ -102,6 +102,7 @@ class OffPolicyConfig(ConfigChecks):
             raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty sequence of ints >= 1")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
 
+
 def resolve_config(
     cls: type[OffPolicyConfig], config: OffPolicyConfig | None, overrides: Mapping[str, Any], algo: str
 ) -> Any:
