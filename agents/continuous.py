@@ -29,7 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,8 +42,8 @@ from torch import nn
 
 from agents.base import Agent, AgentError, Weights
 from agents.buffers import ReplayBuffer
+from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.dqn import CHECKPOINT_FORMAT
 from agents.nets import ACTIVATIONS, activation_class, mlp
 
 LOG_2 = math.log(2.0)
@@ -615,8 +614,6 @@ class OffPolicyAgent(Agent):
         algorithm state atomically (temp file in the same directory, then ``os.replace``). The replay buffer
         is not saved."""
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "agent": self.name,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
             "config": dataclasses.asdict(self.config),
@@ -629,17 +626,7 @@ class OffPolicyAgent(Agent):
             "anchor": dict(self._anchor),
             "extra": {k: v.detach().clone() for k, v in self._extra_state().items()},
         }
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_checkpoint(path, self.name, payload)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
@@ -648,16 +635,7 @@ class OffPolicyAgent(Agent):
         network shapes differ. The agent keeps its own config (optimiser step sizes are reset to it).
         """
         p = os.fspath(path)
-        try:
-            payload = torch.load(p, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise AgentError(f"checkpoint {p!r} does not exist") from None
-        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
-            raise AgentError(f"{p!r} is not a readable agent checkpoint: {exc}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise AgentError(f"{p!r} is not an FRL agent checkpoint")
-        if payload.get("agent") != self.name:
-            raise AgentError(f"checkpoint {p!r} is for agent {payload.get('agent')!r}, not {self.name!r}")
+        payload = read_checkpoint(p, self.name)
         modules, saved = self._modules(), payload.get("modules")
         if not isinstance(saved, Mapping) or set(saved) != set(modules):
             raise AgentError(

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +39,9 @@ import torch.nn.functional as F
 from agents import register_agent
 from agents.base import Agent, AgentError, Weights
 from agents.buffers import ReplayBuffer
+from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, QNetwork
-
-CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -445,8 +443,6 @@ class DQNAgent(Agent):
         """Write weights, target, optimiser state, step counter, RNG state and FedProx anchor atomically
         (temp file in the same directory, then ``os.replace``). The replay buffer is not saved."""
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "agent": self.name,
             "obs_dim": self.obs_dim,
             "num_actions": self.num_actions,
             "config": dataclasses.asdict(self.config),
@@ -457,17 +453,7 @@ class DQNAgent(Agent):
             "rng_state": json.dumps(self._rng.bit_generator.state),
             "anchor": dict(self._anchor),
         }
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_checkpoint(path, self.name, payload)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
@@ -475,18 +461,7 @@ class DQNAgent(Agent):
         Refuses (AgentError, nothing modified) a file that is not a DQN checkpoint or whose network shapes
         differ. The agent keeps its own config (the optimiser's lr is reset to ``config.lr``).
         """
-        try:
-            payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise AgentError(f"checkpoint {os.fspath(path)!r} does not exist") from None
-        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
-            raise AgentError(f"{os.fspath(path)!r} is not a readable agent checkpoint: {exc}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise AgentError(f"{os.fspath(path)!r} is not an FRL agent checkpoint")
-        if payload.get("agent") != self.name:
-            raise AgentError(
-                f"checkpoint {os.fspath(path)!r} is for agent {payload.get('agent')!r}, not {self.name!r}"
-            )
+        payload = read_checkpoint(path, self.name)
         expected = {k: tuple(v.shape) for k, v in self.q.state_dict().items()}
         for part in ("q", "target"):
             got = payload.get(part)

@@ -32,7 +32,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -43,8 +42,8 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from agents.base import Agent, AgentError, Weights
+from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.dqn import CHECKPOINT_FORMAT
 from agents.nets import ACTIVATIONS
 from agents.normalization import RewardScaler, RunningMeanStd
 from agents.parallel_adapter import AGENT_MASK, ParallelToVector, is_parallel_env
@@ -709,8 +708,6 @@ class OnPolicyAgent(Agent):
         atomically (temp file in the same directory, then ``os.replace``). The pending rollout is not
         saved (like DQN's replay buffer)."""
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "agent": self.name,
             "obs_dim": self.obs_dim,
             "num_outputs": self.num_outputs,
             "continuous": self.continuous,
@@ -724,17 +721,7 @@ class OnPolicyAgent(Agent):
             "obs_rms": self.obs_rms.state_dict() if self.obs_rms is not None else None,
             "reward_rms": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
         }
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_checkpoint(path, self.name, payload)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
@@ -745,16 +732,7 @@ class OnPolicyAgent(Agent):
         ``set_weights``, the running episode and the pending rollout are kept.
         """
         name = os.fspath(path)
-        try:
-            payload = torch.load(name, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise AgentError(f"checkpoint {name!r} does not exist") from None
-        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
-            raise AgentError(f"{name!r} is not a readable agent checkpoint: {exc}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise AgentError(f"{name!r} is not an FRL agent checkpoint")
-        if payload.get("agent") != self.name:
-            raise AgentError(f"checkpoint {name!r} is for agent {payload.get('agent')!r}, not {self.name!r}")
+        payload = read_checkpoint(name, self.name)
         expected = {k: tuple(v.shape) for k, v in self.policy.state_dict().items()}
         got = payload.get("policy")
         shapes = {k: tuple(v.shape) for k, v in got.items()} if isinstance(got, Mapping) else None

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +43,9 @@ import torch
 
 from agents import register_agent
 from agents.base import Agent, AgentError, Weights
+from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 
-CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
 Q_KEY = "q_table"
 
 #: Tuned settings by env id, shared by both agents: ``env_kwargs`` go to ``gymnasium.make(env_id,
@@ -447,8 +446,6 @@ class TabularAgent(Agent):
         """Write the table, step counter, RNG state and FedProx anchor atomically (temp file in the same
         directory, then ``os.replace``), as tensors so ``torch.load(weights_only=True)`` reads it."""
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "agent": self.name,
             "n_states": self.n_states,
             "num_actions": self.num_actions,
             "config": json.dumps(dataclasses.asdict(self.config)),
@@ -457,17 +454,7 @@ class TabularAgent(Agent):
             "rng_state": json.dumps(self._rng.bit_generator.state),
             "anchor": None if self._anchor is None else torch.from_numpy(self._anchor.copy()),
         }
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_checkpoint(path, self.name, payload)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
@@ -475,16 +462,7 @@ class TabularAgent(Agent):
         Refuses (AgentError, nothing modified) a file that is not a checkpoint of this agent or whose table
         shape differs. The agent keeps its own config."""
         where = os.fspath(path)
-        try:
-            payload = torch.load(where, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise AgentError(f"checkpoint {where!r} does not exist") from None
-        except Exception as exc:  # unpickling errors of all kinds: not a checkpoint of ours
-            raise AgentError(f"{where!r} is not a readable agent checkpoint: {exc}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise AgentError(f"{where!r} is not an FRL agent checkpoint")
-        if payload.get("agent") != self.name:
-            raise AgentError(f"checkpoint {where!r} is for agent {payload.get('agent')!r}, not {self.name!r}")
+        payload = read_checkpoint(where, self.name)
         q = payload.get("q")
         shape = tuple(q.shape) if isinstance(q, torch.Tensor) else None
         if shape != self.q.shape:
