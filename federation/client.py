@@ -72,7 +72,7 @@ class Client:
         metrics: dict[str, float] = {}
         weights: Mapping[str, np.ndarray] = ins.weights
         if "select_from" in cfg:
-            weights, self.cluster, scores = self._select_cluster(weights, int(cfg["select_from"]))
+            weights, self.cluster = self._select_cluster(weights, int(cfg["select_from"]))
             metrics["ifca/cluster"] = float(self.cluster)
         if weights:
             self.agent.set_weights(weights)
@@ -120,14 +120,14 @@ class Client:
         self.personal_agent.learn(self._personal_env, steps)
         return steps
 
-    def _select_cluster(self, weights: Mapping[str, np.ndarray], n: int) -> tuple[Weights, int, list[float]]:
+    def _select_cluster(self, weights: Mapping[str, np.ndarray], n: int) -> tuple[Weights, int]:
         """IFCA (Ghosh et al. 2020): take the cluster model with the best estimated objective on this
         client — here the greedy return of one evaluation episode on the client's own env."""
         models = split_clusters(weights, n)
         seed = int(np.random.default_rng([self.client_id, self.samples_seen]).integers(2**31 - 1))
         scores = [self.evaluate(m, [seed])["return"] for m in models]
         best = int(np.argmax(scores))
-        return models[best], best, scores
+        return models[best], best
 
     def _new_env(self) -> gym.Env:
         if self._make_env is None:

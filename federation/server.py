@@ -18,7 +18,7 @@ import numpy as np
 from agents.base import Weights
 from federation.client import Client, split_clusters
 from federation.compression import apply_delta, delta, make_compressor
-from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
+from federation.devices import DeviceProfile, SimClock, make_device_profiles, make_round_policy
 from federation.strategies.base import Strategy, validate_results
 from federation.strategies.fedavg import fedbuff_update
 from federation.types import FederationError, FitIns, FitResult, weights_nbytes
@@ -184,8 +184,6 @@ def run_federation(
             maybe_evaluate(rnd)
         history.global_weights = global_weights
         return history
-
-    from federation.devices import SimClock
 
     clock = SimClock()
     for rnd in range(1, rounds + 1):

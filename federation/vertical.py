@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -148,6 +149,7 @@ class VerticalFRL:
         self.bytes_gradients = 0
         self._env: Any = None
         self._cur: np.ndarray | None = None
+        self._ep_ret = 0.0  # team return of the running episode, carried across learn() calls
 
     # ----- acting ----------------------------------------------------------------------------------------
     def _stack(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -181,7 +183,7 @@ class VerticalFRL:
         if env is not self._env:
             obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
             self._env, self._cur = env, self._stack(obs)
-        losses, returns, ep_ret = [], [], getattr(self, "_ep_ret", 0.0)
+        losses, returns, ep_ret = [], [], self._ep_ret
         for _ in range(num_steps):
             acts = self.act({a: self._cur[i] for i, a in enumerate(self.agents)}, explore=True)
             nxt, rew, term, trunc, _ = env.step(acts)
@@ -260,14 +262,17 @@ class VerticalFRL:
         return {k: v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
 
 
-def evaluate_team(env: Any, learner: VerticalFRL, seeds: list[int]) -> dict[str, float]:
-    """Greedy team return (sum over steps of the mean agent reward), one episode per seed."""
+def evaluate_team(env: Any, policy: VerticalFRL | Callable[[dict[str, Any]], dict[str, Any]],
+                  seeds: list[int]) -> dict[str, float]:
+    """Team return (sum over steps of the mean agent reward), one episode per seed, of a learner (acting
+    greedily) or of any joint policy ``obs_dict -> action_dict`` (e.g. the env's parallel heuristics)."""
+    act = (lambda obs: policy.act(obs, explore=False)) if isinstance(policy, VerticalFRL) else policy
     rets = []
     for s in seeds:
         obs, _ = env.reset(seed=int(s))
         total, done = 0.0, False
         while not done:
-            obs, rew, term, trunc, _ = env.step(learner.act(obs, explore=False))
+            obs, rew, term, trunc, _ = env.step(act(obs))
             total += float(np.mean(list(rew.values())))
             done = any(term.values()) or any(trunc.values()) or not env.agents
         rets.append(total)

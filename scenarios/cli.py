@@ -127,19 +127,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"deadline:deadline_s=30"`` → ``("deadline", {"deadline_s": 30.0})``."""
+    """``"deadline:deadline_s=30"`` → ``("deadline", {"deadline_s": 30})``; every value must be a number."""
+    from federation.strategies import parse_spec
     from federation.types import FederationError
 
-    name, *parts = text.strip().split(":")
-    params: dict[str, Any] = {}
-    for part in parts:
-        key, eq, val = part.partition("=")
-        if not eq:
-            raise FederationError(f"bad parameter {part!r} in {text!r}; use name:key=value")
-        try:
-            params[key] = int(val) if val.lstrip("-").isdigit() else float(val)
-        except ValueError:
-            raise FederationError(f"parameter {key}={val!r} in {text!r} is not a number") from None
+    name, params = parse_spec(text)
+    for key, val in params.items():
+        if isinstance(val, str):
+            raise FederationError(f"parameter {key}={val!r} in {text!r} is not a number")
     return name, params
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from envs.cv2x import PARALLEL_BASELINES, parallel_env
 from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback
 
@@ -81,17 +79,8 @@ def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> Experim
         if name == "exhaustive":
             continue
         env = parallel_env()
-        policy = factory(env, exp.seed)
-        rets = []
-        for s in final_seeds:
-            obs, _ = env.reset(seed=s)
-            total, done = 0.0, False
-            while not done:
-                obs, rew, term, trunc, _ = env.step(policy(obs))
-                total += float(np.mean(list(rew.values())))
-                done = any(term.values()) or any(trunc.values()) or not env.agents
-            rets.append(total)
-        methods[name] = {"kind": "heuristic", "mean_return": float(np.mean(rets)),
-                         "worst_client_return": float(np.mean(rets)), "per_client_return": [float(np.mean(rets))]}
+        ret = evaluate_team(env, factory(env, exp.seed), final_seeds)["return"]
+        methods[name] = {"kind": "heuristic", "mean_return": ret, "worst_client_return": ret,
+                         "per_client_return": [ret]}
     return ExperimentResult(experiment=exp, rows=rows, methods=methods, client_configs=[],
                             wall_time_s=time.perf_counter() - start)

@@ -75,18 +75,27 @@ def _value(text: str) -> float | int | str:
     return text
 
 
-def parse_strategy_spec(spec: str) -> tuple[str, dict[str, float | int | str]]:
-    """``"fedprox:mu=0.5"`` → ``("fedprox", {"mu": 0.5})``; validated by building the strategy once."""
+def parse_spec(spec: str) -> tuple[str, dict[str, float | int | str]]:
+    """``"name:key=value:key=value"`` → ``(name, {key: value})``; values become int or float when they parse.
+
+    The one syntax for every "pick a component and set its knobs" option (strategies, round policies,
+    compression)."""
     name, *parts = spec.strip().split(":")
     params: dict[str, float | int | str] = {}
     for part in parts:
         key, eq, val = part.partition("=")
         if not eq or not key:
-            raise FederationError(f"bad strategy parameter {part!r} in {spec!r}; use name:key=value")
+            raise FederationError(f"bad parameter {part!r} in {spec!r}; use name:key=value")
         params[key.strip()] = _value(val.strip())
+    return name.strip(), params
+
+
+def parse_strategy_spec(spec: str) -> tuple[str, dict[str, float | int | str]]:
+    """``"fedprox:mu=0.5"`` → ``("fedprox", {"mu": 0.5})``; validated by building the strategy once."""
+    name, params = parse_spec(spec)
     make_strategy(name, **params)
     return name, params
 
 
 __all__ = ["DESCRIPTIONS", "STRATEGIES", "FedAvg", "Local", "Strategy", "check_number", "make_strategy",
-           "parse_strategy_spec", "strategy_params", "validate_results", "weighted_average"]
+           "parse_spec", "parse_strategy_spec", "strategy_params", "validate_results", "weighted_average"]
