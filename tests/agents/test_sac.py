@@ -18,58 +18,16 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from agents import AgentError, agent_class
 from agents.continuous import SquashedGaussianActor
 from agents.sac import PRESETS, SACAgent
+from tests.agents.continuous_task import LinearBandit, assert_weights_equal, mean_reward
 
 torch.set_num_threads(1)
 
 TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
 
 
-class LinearBandit(gym.Env):
-    """Contextual bandit in 10-step episodes ending by truncation (so targets bootstrap): obs
-    ``x ~ U[−1, 1]²``, best action ``a* = 0.5 + x_0 − 0.5 x_1`` within asymmetric bounds ``[−1, 3]``,
-    reward ``−(a − a*)²``."""
-
-    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    action_space = gym.spaces.Box(-1.0, 3.0, (1,), np.float32)
-
-    def _obs(self) -> np.ndarray:
-        self._x = self.np_random.uniform(-1.0, 1.0, 2).astype(np.float32)
-        return self._x
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self._t = 0
-        return self._obs(), {}
-
-    def step(self, action):
-        assert self.action_space.contains(np.asarray(action, np.float32)), action
-        reward = -float((action[0] - (0.5 + self._x[0] - 0.5 * self._x[1])) ** 2)
-        self._t += 1
-        return self._obs(), reward, False, self._t >= 10, {}
-
-
-def mean_reward(policy, n: int = 300, seed: int = 123) -> float:
-    env = LinearBandit()
-    obs, _ = env.reset(seed=seed)
-    total = 0.0
-    for _ in range(n):
-        obs, r, term, trunc, _ = env.step(policy(obs))
-        total += r
-        if term or trunc:
-            obs, _ = env.reset()
-    return total / n
-
-
 def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[SACAgent, gym.Env]:
     env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
     return SACAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype == np.float32
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def modules_equal(m1: torch.nn.Module, m2: torch.nn.Module) -> bool:
