@@ -14,6 +14,12 @@ where m ≤ n is cut at the first terminated *or* truncated transition and at th
 truncated episode (time limit) still bootstraps from its last ``next_obs``; only termination cuts the
 bootstrap (Pardo et al. 2018, "Time Limits in Reinforcement Learning"). The target is then
 ``R + discount · Q(next_obs)``.
+
+Vector envs (``num_envs = N > 1``, e.g. the agents of a PettingZoo env sharing one learner): a step writes N
+consecutive rows with :meth:`ReplayBuffer.add_batch`, so sub-env ``e``'s transitions sit ``N`` rows apart and
+the n-step lookahead walks with stride ``N`` (the layout of Stable-Baselines3's ``(buffer_size / n_envs,
+n_envs)`` arrays, flattened). Rows that are not transitions (dead agents, the reset step of NEXT_STEP
+autoreset) are stored with ``valid`` False and never sampled.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ class ReplayBuffer:
 
     Parameters: ``capacity`` transitions; observation and action shapes/dtypes (e.g. ``(4,), float32``
     and ``(), int64``); ``rng`` the owner's ``numpy.random.Generator`` (sampling is uniform with
-    replacement). ``n_step`` and ``gamma`` define the returned returns and discounts.
+    replacement). ``n_step`` and ``gamma`` define the returned returns and discounts. ``num_envs`` rows are
+    written per :meth:`add_batch`; the capacity is rounded up to a multiple of it.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class ReplayBuffer:
         *,
         n_step: int = 1,
         gamma: float = 0.99,
+        num_envs: int = 1,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity={capacity} must be >= 1")
@@ -64,7 +72,10 @@ class ReplayBuffer:
             raise ValueError(f"n_step={n_step} must be >= 1")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma={gamma} must be in [0, 1]")
-        self.capacity = int(capacity)
+        if num_envs < 1:
+            raise ValueError(f"num_envs={num_envs} must be >= 1")
+        self.num_envs = int(num_envs)
+        self.capacity = -(-int(capacity) // self.num_envs) * self.num_envs
         self.n_step = int(n_step)
         self.gamma = float(gamma)
         self.rng = rng
@@ -74,6 +85,8 @@ class ReplayBuffer:
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=bool)
         self.truncated = np.zeros(self.capacity, dtype=bool)
+        self.valid = np.ones(self.capacity, dtype=bool)
+        self._invalid = 0  # number of stored rows with valid False (sampling skips them)
         self.pos = 0  # next write index
         self.size = 0
 
@@ -89,7 +102,7 @@ class ReplayBuffer:
         terminated: bool,
         truncated: bool,
     ) -> None:
-        """Store one transition (overwrites the oldest when full)."""
+        """Store one transition (overwrites the oldest when full); single-env buffers only."""
         i = self.pos
         self.obs[i] = obs
         self.actions[i] = action
@@ -101,18 +114,54 @@ class ReplayBuffer:
         if self.size < self.capacity:
             self.size += 1
 
+    def add_batch(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        valid: np.ndarray,
+    ) -> None:
+        """Store one vector step: ``num_envs`` rows (arrays with that leading axis); rows with ``valid``
+        False are kept in place (so the stride-N lookahead stays aligned) but never sampled."""
+        N, i = self.num_envs, self.pos
+        rows = slice(i, i + N)
+        if self.size == self.capacity:
+            self._invalid -= int(N - np.count_nonzero(self.valid[rows]))
+        self.obs[rows] = obs
+        self.actions[rows] = actions
+        self.rewards[rows] = rewards
+        self.next_obs[rows] = next_obs
+        self.terminated[rows] = terminated
+        self.truncated[rows] = truncated
+        self.valid[rows] = valid
+        self._invalid += int(N - np.count_nonzero(valid))
+        self.pos = 0 if i + N == self.capacity else i + N
+        if self.size < self.capacity:
+            self.size += N
+
+    @property
+    def num_valid(self) -> int:
+        """Stored rows that are transitions (what :meth:`sample` draws from)."""
+        return self.size - self._invalid
+
     def mark_episode_end(self) -> None:
         """Mark the newest transition as truncated: its episode was abandoned (e.g. the env changed), so
         an n-step lookahead must not run into the next, unrelated transition. Bootstrapping from its
         ``next_obs`` stays valid."""
         if self.size:
-            self.truncated[self.pos - 1] = True  # pos - 1 == -1 wraps to the last slot, as intended
+            newest = (self.pos - self.num_envs) % self.capacity  # the newest step's first row
+            self.truncated[newest : newest + self.num_envs] = True
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """Uniformly sample ``batch_size`` transitions (with replacement) as numpy arrays."""
-        if self.size == 0:
+        if self.num_valid == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = self.rng.integers(0, self.size, size=batch_size)
+        if self._invalid:
+            idx = self._redraw_invalid(idx)
         if self.n_step == 1:
             term = self.terminated[idx]
             return ReplayBatch(
@@ -125,17 +174,32 @@ class ReplayBuffer:
             )
         return self._sample_n_step(idx)
 
+    def _redraw_invalid(self, idx: np.ndarray) -> np.ndarray:
+        """Uniform over the valid rows: redraw the invalid picks (rejection sampling, a few rounds while
+        most rows are valid), then fall back to drawing from the explicit list of valid rows."""
+        for _ in range(8):
+            bad = ~self.valid[idx]
+            if not bad.any():
+                return idx
+            idx[bad] = self.rng.integers(0, self.size, size=int(bad.sum()))
+        bad = ~self.valid[idx]
+        if bad.any():
+            choices = np.flatnonzero(self.valid[: self.size])
+            idx[bad] = choices[self.rng.integers(0, len(choices), size=int(bad.sum()))]
+        return idx
+
     def _sample_n_step(self, idx: np.ndarray) -> ReplayBatch:
-        cap = self.capacity
-        # transitions stored at or after idx (in time order): idx, idx+1, ..., newest (= pos - 1)
-        avail = (self.pos - idx) % cap
-        avail[avail == 0] = cap if self.size == cap else 0  # only reachable when full (idx == pos, oldest)
+        cap, N = self.capacity, self.num_envs
+        # steps of idx's sub-env stored at or after idx (in time order): idx, idx+N, ..., its newest row
+        base = idx - idx % N
+        avail = ((self.pos - base) % cap) // N
+        avail[avail == 0] = cap // N if self.size == cap else 0  # only when full (idx's step is the oldest)
         ret = np.zeros(idx.shape, dtype=np.float64)
         disc = np.ones(idx.shape, dtype=np.float64)
         last = idx.copy()
         alive = np.ones(idx.shape, dtype=bool)
         for k in range(self.n_step):
-            j = (idx + k) % cap
+            j = (idx + k * N) % cap
             take = alive & (k < avail)
             ret += np.where(take, disc * self.rewards[j], 0.0)
             disc = np.where(take, disc * self.gamma, disc)

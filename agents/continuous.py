@@ -45,6 +45,7 @@ from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, activation_class, mlp
+from agents.vector_stepping import VectorStepper, as_vector_env, updates_due
 
 LOG_2 = math.log(2.0)
 
@@ -196,10 +197,12 @@ class _NumpyFastPath(nn.Module):
         self._plan: list[tuple[np.ndarray, np.ndarray, Callable | None]] | None = None
 
     def head_output(self, obs: np.ndarray) -> np.ndarray:
+        """The head's output for one observation ``(obs_dim,)`` or a batch ``(N, obs_dim)``."""
         plan = self._plan if self._plan is not None else self._build_plan()
         h = obs
+        batched = obs.ndim == 2
         for weight, bias, act in plan:
-            h = weight @ h
+            h = h @ weight.T if batched else weight @ h
             h += bias
             if act is not None:
                 h = act(h)
@@ -251,7 +254,8 @@ class DeterministicActor(_NumpyFastPath):
         return torch.tanh(self.head(self.body(obs)))
 
     def action(self, obs: np.ndarray) -> np.ndarray:
-        """``μ(obs)`` for one float32 observation, as a fresh numpy array (the acting fast path)."""
+        """``μ(obs)`` for one float32 observation (or a batch of rows), as a fresh numpy array (the acting
+        fast path)."""
         return np.tanh(self.head_output(obs))
 
 
@@ -292,10 +296,10 @@ class SquashedGaussianActor(_NumpyFastPath):
         return torch.tanh(u), log_prob - self._log_prob_const
 
     def action(self, obs: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
-        """``tanh(m + σ·noise)`` for one float32 observation (``tanh(m)``, the mode's image, if noise is
-        None), as a fresh numpy array (the acting fast path)."""
+        """``tanh(m + σ·noise)`` for one float32 observation or a batch of rows (``tanh(m)``, the mode's
+        image, if noise is None), as a fresh numpy array (the acting fast path)."""
         out = self.head_output(obs)
-        mean, log_std = out[: self.act_dim], out[self.act_dim :]
+        mean, log_std = out[..., : self.act_dim], out[..., self.act_dim :]
         if noise is None:
             return np.tanh(mean)
         return np.tanh(mean + np.exp(np.clip(log_std, self.log_std_min, self.log_std_max)) * noise)
@@ -366,15 +370,7 @@ class OffPolicyAgent(Agent):
         if cfg.personal == "head":
             self.personal_prefixes = ("actor.head.", "critic.head.")
 
-        self.buffer = ReplayBuffer(
-            cfg.buffer_size,
-            self._obs_shape,
-            np.float32,
-            (self.act_dim,),
-            np.float32,
-            self._rng,
-            gamma=cfg.gamma,
-        )
+        self.buffer = self._new_buffer(1)
 
         # FedProx anchor: "actor.*"/"critic.*" -> tensor of the last weights given to set_weights.
         self._anchor: dict[str, torch.Tensor] = {}
@@ -383,7 +379,8 @@ class OffPolicyAgent(Agent):
         # Interaction state that persists across learn() calls.
         self.total_steps = 0
         self.num_updates = 0
-        self._env: gym.Env | None = None
+        self._env: Any = None
+        self._stepper: VectorStepper | None = None  # set while learning on a VectorEnv / ParallelEnv
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
         self._episode_length = 0
@@ -395,7 +392,8 @@ class OffPolicyAgent(Agent):
 
     @abstractmethod
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """A normalised action in ``[−1, 1]^A`` for one stored (float32) observation."""
+        """A normalised action in ``[−1, 1]^A`` for one stored (float32) observation ``(obs_dim,)``, or
+        one row of actions per row of a batch ``(N, obs_dim)`` (vector envs)."""
 
     @abstractmethod
     def _update(self) -> dict[str, float]:
@@ -416,8 +414,9 @@ class OffPolicyAgent(Agent):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
 
-    def _reset_noise(self) -> None:
-        """Called at every episode start (temporally correlated exploration noise resets here)."""
+    def _reset_noise(self, rows: np.ndarray | None = None) -> None:
+        """Called at every episode start (temporally correlated exploration noise resets here): of the
+        single env (``rows`` None) or of the sub-envs ``rows`` of a vector env."""
 
     def _extra_state(self) -> dict[str, torch.Tensor]:
         """Algorithm state a checkpoint keeps besides modules and optimisers, as tensors that *share
@@ -436,14 +435,32 @@ class OffPolicyAgent(Agent):
             raise AgentError(f"observation shape {x.shape} does not match the expected {self._obs_shape}")
         return x
 
+    def _stored_batch(self, obs: Any) -> np.ndarray:
+        x = np.array(obs, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1:] != self._obs_shape:
+            raise AgentError(f"observation batch shape {x.shape} does not match (N, {self.obs_dim})")
+        return x
+
+    def _new_buffer(self, num_envs: int) -> ReplayBuffer:
+        cfg = self.config
+        return ReplayBuffer(
+            cfg.buffer_size, self._obs_shape, np.float32, (self.act_dim,), np.float32, self._rng,
+            gamma=cfg.gamma, num_envs=num_envs,
+        )
+
     def _to_env(self, a: np.ndarray) -> np.ndarray:
         """``[−1, 1]^A`` → ``[low, high]``: ``low + (a + 1)/2 · (high − low)``, clipped against rounding."""
         return np.clip(self._act_mid + self._act_half * a, self._act_low, self._act_high)
 
     # ----- learning ------------------------------------------------------------------------------------
-    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+    def learn(self, env: Any, num_steps: int) -> dict[str, float]:
         """Interact with ``env`` for ``num_steps`` steps, storing transitions and training every
         ``train_freq`` steps once ``learning_starts`` steps (with uniform random actions) have been taken.
+
+        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one actor acts for
+        every agent, batched, and all their transitions feed one replay buffer: parameter sharing, as in
+        FLDDPG-style swarms). For the vector forms ``num_steps`` counts steps summed over sub-envs, rounded
+        up to a multiple of ``num_envs``, and ``train_freq`` / ``learning_starts`` count summed steps too.
 
         The running episode continues across calls on the same env object; a new env object is reset with
         a seed drawn from the agent's generator. Returns the mean of each loss over this call's updates
@@ -455,6 +472,8 @@ class OffPolicyAgent(Agent):
             raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
         if env is not self._env:
             self._start(env)
+        if self._stepper is not None:
+            return self._learn_vector(num_steps)
         cfg = self.config
         rng, buffer, act_dim = self._rng, self.buffer, self.act_dim
         learning_starts, train_freq, gradient_steps = cfg.learning_starts, cfg.train_freq, cfg.gradient_steps
@@ -492,7 +511,39 @@ class OffPolicyAgent(Agent):
                         sums[key] = sums.get(key, 0.0) + value
                         counts[key] = counts.get(key, 0) + 1
         self._obs = obs
+        return self._stats(sums, counts, returns, lengths)
 
+    def _learn_vector(self, num_steps: int) -> dict[str, float]:
+        """:meth:`learn` on a VectorEnv / ParallelEnv: one batched actor pass per step for all sub-envs."""
+        cfg, st = self.config, self._stepper
+        assert st is not None
+        rng, buffer, N = self._rng, self.buffer, st.num_envs
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for _ in range(-(-num_steps // N)):
+            obs = st.obs
+            if self.total_steps < cfg.learning_starts:
+                a = rng.uniform(-1.0, 1.0, (N, self.act_dim)).astype(np.float32)
+            else:
+                a = self._policy(obs, True)
+            tr = st.step(self._to_env(a))
+            buffer.add_batch(obs, a, tr.rewards, tr.next_obs, tr.terminated, tr.truncated, tr.valid)
+            done = tr.done
+            if done.any():
+                self._reset_noise(np.flatnonzero(done))
+            t_prev = self.total_steps
+            self.total_steps = t = t_prev + N
+            if buffer.num_valid:
+                for _ in range(updates_due(t_prev, t, cfg.train_freq, cfg.learning_starts) * cfg.gradient_steps):
+                    for key, value in self._update().items():
+                        sums[key] = sums.get(key, 0.0) + value
+                        counts[key] = counts.get(key, 0) + 1
+        returns, lengths = st.drain_episodes()
+        return self._stats(sums, counts, returns, lengths)
+
+    def _stats(
+        self, sums: dict[str, float], counts: dict[str, int], returns: list[float], lengths: list[int]
+    ) -> dict[str, float]:
         stats = {key: sums[key] / counts[key] for key in sums}
         if returns:
             stats["train/episode_return"] = float(np.mean(returns))
@@ -502,9 +553,16 @@ class OffPolicyAgent(Agent):
         stats["train/steps"] = float(self.total_steps)
         return stats
 
-    def _start(self, env: gym.Env) -> None:
-        """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed."""
-        obs_space, act_space = env.observation_space, env.action_space
+    def _start(self, env: Any) -> None:
+        """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed.
+
+        A VectorEnv / ParallelEnv with a different number of sub-envs than the replay buffer's layout gets
+        a fresh buffer (the stored transitions cannot be re-strided)."""
+        venv = as_vector_env(env)
+        if venv is not None:
+            obs_space, act_space = venv.single_observation_space, venv.single_action_space
+        else:
+            obs_space, act_space = env.observation_space, env.action_space
         ok = (
             isinstance(act_space, gym.spaces.Box)
             and act_space.shape == self.action_space.shape
@@ -517,12 +575,21 @@ class OffPolicyAgent(Agent):
             raise AgentError(
                 f"env observation space {obs_space!r} does not match the agent's {self.observation_space!r}"
             )
+        num_envs = 1 if venv is None else int(venv.num_envs)
+        if self.buffer.num_envs != num_envs:
+            self.buffer = self._new_buffer(num_envs)
         self.buffer.mark_episode_end()
-        obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
+        seed = int(self._rng.integers(2**31 - 1))
         self._env = env
-        self._obs = self._to_stored(obs)
         self._episode_return, self._episode_length = 0.0, 0
-        self._reset_noise()
+        if venv is not None:
+            self._stepper = VectorStepper(venv, self._stored_batch, seed)
+            self._obs = None
+            self._reset_noise(np.arange(num_envs))
+        else:
+            self._stepper = None
+            self._obs = self._to_stored(env.reset(seed=seed)[0])
+            self._reset_noise()
 
     def _sample(self) -> tuple[torch.Tensor, ...]:
         """A replay batch as tensors ``(obs, actions, rewards, next_obs, discounts)`` sharing the numpy
@@ -684,6 +751,7 @@ class OffPolicyAgent(Agent):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_env"] = None
+        state["_stepper"] = None
         state["_obs"] = None
         state["_gen"] = self._gen.get_state()
         return state

@@ -84,23 +84,33 @@ class DDPGAgent(OffPolicyAgent):
         self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
         self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
         self._ou_state = np.zeros(self.act_dim, dtype=np.float32)
+        self._ou_batch: np.ndarray | None = None  # per-sub-env OU states on a vector env (not checkpointed)
 
     def _targets(self) -> dict[str, torch.nn.Module]:
         return {"actor": self.actor_target, "critic": self.critic_target}
 
     # ----- exploration noise -----------------------------------------------------------------------------
-    def _noise(self) -> np.ndarray:
+    def _noise(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Behaviour noise for one action ``(A,)`` or a batch ``(N, A)`` (one OU process per sub-env)."""
         cfg = self.config
-        eps = self._rng.standard_normal(self.act_dim, dtype=np.float32)
+        eps = self._rng.standard_normal(shape, dtype=np.float32)
         if cfg.noise_type == "gaussian":
             return cfg.exploration_noise * eps
         # Ornstein–Uhlenbeck (Uhlenbeck & Ornstein 1930), Euler–Maruyama step with mean 0
-        x = self._ou_state
+        if len(shape) == 1:
+            x = self._ou_state
+        else:
+            if self._ou_batch is None or self._ou_batch.shape != shape:
+                self._ou_batch = np.zeros(shape, dtype=np.float32)
+            x = self._ou_batch
         x += -cfg.ou_theta * x * cfg.ou_dt + cfg.exploration_noise * math.sqrt(cfg.ou_dt) * eps
         return x.copy()
 
-    def _reset_noise(self) -> None:
-        self._ou_state[:] = 0.0
+    def _reset_noise(self, rows: np.ndarray | None = None) -> None:
+        if rows is None:
+            self._ou_state[:] = 0.0
+        elif self._ou_batch is not None:
+            self._ou_batch[rows[rows < len(self._ou_batch)]] = 0.0
 
     def _extra_state(self) -> dict[str, torch.Tensor]:
         return {"ou_state": torch.from_numpy(self._ou_state)}  # shares memory: load() copies into it
@@ -108,7 +118,7 @@ class DDPGAgent(OffPolicyAgent):
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         a = self.actor.action(obs)
         if explore:
-            a += self._noise()
+            a += self._noise(a.shape)
             np.clip(a, -1.0, 1.0, out=a)
         return a
 

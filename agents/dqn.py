@@ -42,6 +42,7 @@ from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, QNetwork
+from agents.vector_stepping import VectorStepper, as_vector_env, updates_due
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -192,16 +193,7 @@ class DQNAgent(Agent):
             self.personal_prefixes = (*self.personal_prefixes, "embedding")
         self.prox_mu = cfg.prox_mu  # may be changed per round by the strategy (set_proximal)
 
-        self.buffer = ReplayBuffer(
-            cfg.buffer_size,
-            self._obs_shape,
-            np.int64 if self._obs_discrete else np.float32,
-            (),
-            np.int64,
-            self._rng,
-            n_step=cfg.n_step,
-            gamma=cfg.gamma,
-        )
+        self.buffer = self._new_buffer(1)
 
         # FedProx anchor: name -> tensor of the last weights given to set_weights (only while prox_mu > 0).
         self._anchor: dict[str, torch.Tensor] = {}
@@ -209,7 +201,8 @@ class DQNAgent(Agent):
 
         # Interaction state that persists across learn() calls.
         self.total_steps = 0
-        self._env: gym.Env | None = None
+        self._env: Any = None
+        self._stepper: VectorStepper | None = None  # set while learning on a VectorEnv / ParallelEnv
         self._obs: np.ndarray | int | None = None
         self._episode_return = 0.0
         self._episode_length = 0
@@ -242,6 +235,34 @@ class DQNAgent(Agent):
             raise AgentError(f"observation shape {x.shape} does not match the expected {self._obs_shape}")
         return x
 
+    def _stored_batch(self, obs: Any) -> np.ndarray:
+        """A batch of observations (leading axis: sub-envs) as stored: float32 rows or 0-based indices."""
+        if self._obs_discrete:
+            x = np.asarray(obs, dtype=np.int64) - self._obs_start
+            if x.ndim != 1 or ((x < 0) | (x >= self.obs_dim)).any():
+                raise AgentError(
+                    f"observations {obs!r} are not a batch in Discrete({self.obs_dim}, start={self._obs_start})"
+                )
+            return x
+        x = np.array(obs, dtype=np.float32)
+        if x.shape[1:] != self._obs_shape or x.ndim != 2:
+            raise AgentError(f"observation batch shape {x.shape} does not match (N, {self.obs_dim})")
+        return x
+
+    def _new_buffer(self, num_envs: int) -> ReplayBuffer:
+        cfg = self.config
+        return ReplayBuffer(
+            cfg.buffer_size,
+            self._obs_shape,
+            np.int64 if self._obs_discrete else np.float32,
+            (),
+            np.int64,
+            self._rng,
+            n_step=cfg.n_step,
+            gamma=cfg.gamma,
+            num_envs=num_envs,
+        )
+
     def _encode(self, stored: np.ndarray | int) -> torch.Tensor:
         """Stored observation(s) → network input (one-hot rows for Discrete observations)."""
         if self._obs_discrete:
@@ -252,9 +273,15 @@ class DQNAgent(Agent):
         return self.q.greedy_action(self._encode(stored))
 
     # ----- learning ------------------------------------------------------------------------------------
-    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+    def learn(self, env: Any, num_steps: int) -> dict[str, float]:
         """Interact with ``env`` for ``num_steps`` steps, storing transitions and training every
         ``train_freq`` steps once ``learning_starts`` steps have been taken.
+
+        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one Q-network acts
+        for every agent, batched, and learns from all their transitions: parameter sharing). For the
+        vector forms ``num_steps`` counts steps summed over sub-envs, rounded up to a multiple of
+        ``num_envs``; updates and target syncs keep the single-env rate per step (``train_freq`` and
+        ``target_update_interval`` count summed steps too).
 
         The running episode continues across calls on the same env object; a new env object is reset with
         a seed drawn from the agent's generator. Returns ``loss/td`` (mean over this call's updates; absent
@@ -265,6 +292,8 @@ class DQNAgent(Agent):
             raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
         if env is not self._env:
             self._start(env)
+        if self._stepper is not None:
+            return self._learn_vector(num_steps)
         cfg = self.config
         rng, buffer = self._rng, self.buffer
         start, n_actions = self._action_start, self.num_actions
@@ -305,7 +334,36 @@ class DQNAgent(Agent):
                 if t % target_every == 0:
                     self._update_target()
         self._obs = obs
+        return self._stats(loss_sum, n_updates, returns, lengths)
 
+    def _learn_vector(self, num_steps: int) -> dict[str, float]:
+        """:meth:`learn` on a VectorEnv / ParallelEnv: ε-greedy for all sub-envs in one forward pass."""
+        cfg, st = self.config, self._stepper
+        assert st is not None
+        rng, buffer, N = self._rng, self.buffer, st.num_envs
+        start, n_actions = self._action_start, self.num_actions
+        loss_sum, n_updates = 0.0, 0
+        for _ in range(-(-num_steps // N)):
+            obs = st.obs
+            with torch.no_grad():
+                a = self.q(self._encode(obs)).argmax(1).numpy()
+            explore = rng.random(N) < self.epsilon
+            if explore.any():
+                a = np.where(explore, rng.integers(n_actions, size=N), a)
+            tr = st.step(a + start if start else a)
+            buffer.add_batch(obs, a, tr.rewards, tr.next_obs, tr.terminated, tr.truncated, tr.valid)
+            t_prev = self.total_steps
+            self.total_steps = t = t_prev + N
+            if buffer.num_valid:
+                for _ in range(updates_due(t_prev, t, cfg.train_freq, cfg.learning_starts) * cfg.gradient_steps):
+                    loss_sum += self._update()
+                    n_updates += 1
+            for _ in range(min(1, updates_due(t_prev, t, cfg.target_update_interval, cfg.learning_starts))):
+                self._update_target()
+        returns, lengths = st.drain_episodes()
+        return self._stats(loss_sum, n_updates, returns, lengths)
+
+    def _stats(self, loss_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
         stats: dict[str, float] = {}
         if n_updates:
             stats["loss/td"] = loss_sum / n_updates
@@ -317,9 +375,16 @@ class DQNAgent(Agent):
         stats["train/steps"] = float(self.total_steps)
         return stats
 
-    def _start(self, env: gym.Env) -> None:
-        """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed."""
-        obs_space, act_space = env.observation_space, env.action_space
+    def _start(self, env: Any) -> None:
+        """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed.
+
+        A VectorEnv / ParallelEnv with a different number of sub-envs than the replay buffer's layout gets
+        a fresh buffer (the stored transitions cannot be re-strided)."""
+        venv = as_vector_env(env)
+        if venv is not None:
+            obs_space, act_space = venv.single_observation_space, venv.single_action_space
+        else:
+            obs_space, act_space = env.observation_space, env.action_space
         expected_actions = (self.num_actions, self._action_start)
         if not isinstance(act_space, gym.spaces.Discrete) or (
             (int(act_space.n), int(act_space.start)) != expected_actions
@@ -335,10 +400,18 @@ class DQNAgent(Agent):
             raise AgentError(
                 f"env observation space {obs_space!r} does not match the agent's {self.observation_space!r}"
             )
+        num_envs = 1 if venv is None else int(venv.num_envs)
+        if self.buffer.num_envs != num_envs:
+            self.buffer = self._new_buffer(num_envs)
         self.buffer.mark_episode_end()  # n-step lookahead must not chain into the new env's transitions
-        obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
+        seed = int(self._rng.integers(2**31 - 1))
         self._env = env
-        self._obs = self._to_stored(obs)
+        if venv is not None:
+            self._stepper = VectorStepper(venv, self._stored_batch, seed)
+            self._obs = None
+        else:
+            self._stepper = None
+            self._obs = self._to_stored(env.reset(seed=seed)[0])
         self._episode_return, self._episode_length = 0.0, 0
 
     def _update(self) -> float:
@@ -493,5 +566,6 @@ class DQNAgent(Agent):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_env"] = None
+        state["_stepper"] = None
         state["_obs"] = None
         return state

@@ -111,7 +111,8 @@ class SACAgent(OffPolicyAgent):
         return float(self.log_alpha.detach().exp())
 
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        noise = self._rng.standard_normal(self.act_dim, dtype=np.float32) if explore else None
+        shape = (*obs.shape[:-1], self.act_dim)  # one row per observation row
+        noise = self._rng.standard_normal(shape, dtype=np.float32) if explore else None
         return self.actor.action(obs, noise)
 
     def _update(self) -> dict[str, float]:

@@ -45,6 +45,7 @@ from agents import register_agent
 from agents.base import Agent, AgentError, Weights
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
+from agents.vector_stepping import VectorStepper, as_vector_env
 
 Q_KEY = "q_table"
 
@@ -222,6 +223,30 @@ class _StateIndexer:
         np.minimum(cell, self.bins - 1, out=cell)
         return int(cell @ self.strides)
 
+    def batch(self, obs: Any) -> np.ndarray:
+        """State indices ``(N,)`` int64 of a batch of observations (leading axis: sub-envs)."""
+        if self.kind == "discrete":
+            x = np.asarray(obs, dtype=np.int64) - self.start
+            if x.ndim != 1 or ((x < 0) | (x >= self.n_states)).any():
+                raise AgentError(
+                    f"observations {obs!r} are not a batch in Discrete({self.n_states}, start={self.start})"
+                )
+            return x
+        if self.kind == "multidiscrete":
+            x = np.asarray(obs, dtype=np.int64) - self.starts
+            try:
+                if x.ndim != 2:
+                    raise ValueError
+                return np.ravel_multi_index(tuple(x.T), self.nvec).astype(np.int64)
+            except ValueError:
+                raise AgentError(f"observations {obs!r} are not a batch in {self.space!r}") from None
+        x = np.asarray(obs, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise AgentError(f"observation batch shape {x.shape} does not match (N, {self.dim})")
+        cell = ((np.clip(x, self.low, self.high) - self.low) * self.scale).astype(np.int64)
+        np.minimum(cell, self.bins - 1, out=cell)
+        return cell @ self.strides
+
     def matches(self, space: gym.Space) -> bool:
         if self.kind == "discrete":
             return isinstance(space, gym.spaces.Discrete) and (int(space.n), int(space.start)) == (
@@ -272,7 +297,9 @@ class TabularAgent(Agent):
 
         # Interaction state that persists across learn() calls.
         self.total_steps = 0
-        self._env: gym.Env | None = None
+        self._env: Any = None
+        self._stepper: VectorStepper | None = None  # set while learning on a VectorEnv / ParallelEnv
+        self._pending: np.ndarray | None = None  # SARSA on a vector env: next action per sub-env (−1: none)
         self._state: int | None = None
         self._action: int | None = None  # SARSA: the next action, already chosen
         self._episode_return = 0.0
@@ -303,8 +330,14 @@ class TabularAgent(Agent):
         return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
 
     # ----- learning ------------------------------------------------------------------------------------
-    def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
+    def learn(self, env: Any, num_steps: int) -> dict[str, float]:
         """Interact with ``env`` for ``num_steps`` steps, updating the table after every step.
+
+        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one table acts and
+        learns for every agent: parameter sharing). For the vector forms ``num_steps`` counts steps summed
+        over sub-envs, rounded up to a multiple of ``num_envs``, and the TD updates of one vector step are
+        applied together, each computed from the table before that step (``numpy.add.at``, so two agents
+        updating the same entry both count).
 
         The running episode continues across calls on the same env object; a new env object is reset with
         a seed drawn from the agent's generator. Returns ``loss/td`` (mean squared TD error of this call's
@@ -315,6 +348,8 @@ class TabularAgent(Agent):
             raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
         if env is not self._env:
             self._start(env)
+        if self._stepper is not None:
+            return self._learn_vector(num_steps)
         cfg = self.config
         q, index, explore = self.q, self._index, self._explore
         alpha, gamma, start = cfg.alpha, cfg.gamma, self._action_start
@@ -362,10 +397,59 @@ class TabularAgent(Agent):
                 s, a = s2, a2
         self.total_steps = t
         self._state, self._action = s, a
+        return self._stats(sq_sum, num_steps if train else 0, returns, lengths)
 
+    def _explore_batch(self, states: np.ndarray, eps: float) -> np.ndarray:
+        """ε-greedy actions for a batch of states, greedy ties broken uniformly at random."""
+        rng, q = self._rng, self.q[states]
+        keys = rng.random(q.shape) * (q == q.max(axis=1, keepdims=True))  # argmax: a random best action
+        a = keys.argmax(axis=1)
+        explore = rng.random(len(states)) < eps
+        if explore.any():
+            a = np.where(explore, rng.integers(self.num_actions, size=len(states)), a)
+        return a
+
+    def _learn_vector(self, num_steps: int) -> dict[str, float]:
+        """:meth:`learn` on a VectorEnv / ParallelEnv (see there)."""
+        cfg, st = self.config, self._stepper
+        assert st is not None
+        q, N, start = self.q, st.num_envs, self._action_start
+        alpha, gamma, sarsa, train = cfg.alpha, cfg.gamma, self.on_policy, self._trainable
+        prox = self.prox_mu > 0.0 and self._anchor is not None
+        keep, anchor = 1.0 - cfg.alpha * self.prox_mu, self._anchor
+        pending = self._pending if self._pending is not None else np.full(N, -1, dtype=np.int64)
+        sq_sum, n_updates = 0.0, 0
+        for _ in range(-(-num_steps // N)):
+            s = st.obs
+            a = self._explore_batch(s, self.epsilon)
+            if sarsa:
+                a = np.where(pending >= 0, pending, a)
+            tr = st.step(a + start if start else a)
+            self.total_steps += N
+            s2, v = tr.next_obs, tr.valid
+            a2 = np.full(N, -1, dtype=np.int64)
+            if sarsa:  # the next action, with the ε of the step it will be taken at
+                a2 = np.where(v & ~tr.terminated, self._explore_batch(s2, self.epsilon), -1)
+                boot = q[s2, np.maximum(a2, 0)]
+            else:
+                boot = q[s2].max(axis=1)
+            if train and v.any():
+                target = tr.rewards + np.where(tr.terminated, 0.0, gamma * boot)
+                delta = (target - q[s, a])[v]
+                np.add.at(q, (s[v], a[v]), (alpha * delta).astype(q.dtype))
+                sq_sum += float(delta @ delta)
+                n_updates += len(delta)
+                if prox:  # the FedProx step after each of the k updates, in closed form
+                    q[...] = anchor + keep ** len(delta) * (q - anchor)
+            pending = np.where(tr.done, -1, a2)  # a new episode starts without a chosen action
+        self._pending = pending
+        returns, lengths = st.drain_episodes()
+        return self._stats(sq_sum, n_updates, returns, lengths)
+
+    def _stats(self, sq_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
         stats: dict[str, float] = {}
-        if num_steps and train:
-            stats["loss/td"] = sq_sum / num_steps
+        if n_updates:
+            stats["loss/td"] = sq_sum / n_updates
         if returns:
             stats["train/episode_return"] = float(np.mean(returns))
             stats["train/episode_length"] = float(np.mean(lengths))
@@ -374,22 +458,29 @@ class TabularAgent(Agent):
         stats["train/steps"] = float(self.total_steps)
         return stats
 
-    def _start(self, env: gym.Env) -> None:
+    def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""
-        act_space = env.action_space
+        venv = as_vector_env(env)
+        act_space = env.action_space if venv is None else venv.single_action_space
+        obs_space = env.observation_space if venv is None else venv.single_observation_space
         if not isinstance(act_space, gym.spaces.Discrete) or (int(act_space.n), int(act_space.start)) != (
             self.num_actions, self._action_start
         ):
             raise AgentError(f"env action space {act_space!r} does not match the agent's {self.action_space!r}")
-        if not self._index.matches(env.observation_space):
+        if not self._index.matches(obs_space):
             raise AgentError(
-                f"env observation space {env.observation_space!r} does not match the agent's "
-                f"{self.observation_space!r}"
+                f"env observation space {obs_space!r} does not match the agent's {self.observation_space!r}"
             )
-        obs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
+        seed = int(self._rng.integers(2**31 - 1))
         self._env = env
-        self._state, self._action = self._index(obs), None
         self._episode_return, self._episode_length = 0.0, 0
+        self._pending = None
+        if venv is not None:
+            self._stepper = VectorStepper(venv, self._index.batch, seed)
+            self._state, self._action = None, None
+        else:
+            self._stepper = None
+            self._state, self._action = self._index(env.reset(seed=seed)[0]), None
 
     # ----- weights ---------------------------------------------------------------------------------------
     def get_weights(self) -> Weights:
@@ -489,6 +580,8 @@ class TabularAgent(Agent):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_env"] = None
+        state["_stepper"] = None
+        state["_pending"] = None
         state["_state"] = None
         state["_action"] = None
         return state

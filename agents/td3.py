@@ -88,7 +88,7 @@ class TD3Agent(OffPolicyAgent):
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         a = self.actor.action(obs)
         if explore:
-            a += self.config.exploration_noise * self._rng.standard_normal(self.act_dim, dtype=np.float32)
+            a += self.config.exploration_noise * self._rng.standard_normal(a.shape, dtype=np.float32)
             np.clip(a, -1.0, 1.0, out=a)
         return a
 

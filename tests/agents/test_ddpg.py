@@ -101,7 +101,7 @@ def test_multi_dim_actions_and_ou_noise():
     assert np.isfinite(stats["loss/critic"]) and agent.act(env.reset()[0]).shape == (3,)
     # OU noise is temporally correlated and restarts from 0 at each episode start
     agent._reset_noise()
-    xs = np.array([agent._noise() for _ in range(500)])
+    xs = np.array([agent._noise((3,)) for _ in range(500)])
     assert np.corrcoef(xs[:-1, 0], xs[1:, 0])[0, 1] > 0.9
     agent._reset_noise()
     assert np.all(agent._ou_state == 0.0)
