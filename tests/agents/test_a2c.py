@@ -13,6 +13,7 @@ import torch
 
 from agents import AgentError, agent_class
 from agents.a2c import PRESETS, A2CAgent, A2CConfig
+from tests.agents.common import assert_weights_equal, eval_return
 
 torch.set_num_threads(1)
 
@@ -22,26 +23,6 @@ TINY = dict(hidden_sizes=(32,), n_steps=8)
 def make_agent(env_id: str = "CartPole-v1", seed: int = 0, **kw) -> tuple[A2CAgent, gym.Env]:
     env = gym.make(env_id)
     return A2CAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype == np.float32
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-
-
-def _eval(env: gym.Env, policy, episodes: int = 10) -> float:
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        done, ret = False, 0.0
-        while not done:
-            obs, r, terminated, truncated, _ = env.step(policy(obs))
-            ret += float(r)
-            done = terminated or truncated
-        returns.append(ret)
-    return float(np.mean(returns))
 
 
 def test_registered_and_presets_are_valid():
@@ -88,8 +69,8 @@ def test_a2c_beats_random_on_cartpole():
     agent, env = make_agent(hidden_sizes=(64, 64), n_steps=16, lr=1e-3)
     agent.learn(env, 6_000)
     rng = np.random.default_rng(0)
-    random_return = _eval(gym.make("CartPole-v1"), lambda _: int(rng.integers(2)))
-    a2c_return = _eval(gym.make("CartPole-v1"), lambda o: agent.act(o, explore=False))
+    random_return = eval_return(gym.make("CartPole-v1"), lambda _: int(rng.integers(2)))
+    a2c_return = eval_return(gym.make("CartPole-v1"), lambda o: agent.act(o, explore=False))
     assert random_return < 40
     assert a2c_return >= 3 * random_return, (a2c_return, random_return)
 

@@ -11,13 +11,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from agents import AgentError, agent_class
 from agents.continuous import DeterministicActor, EnsembleCritic, EnsembleLinear
 from agents.ddpg import PRESETS, DDPGAgent, DDPGConfig
 from agents.td3 import TD3Agent
-from tests.agents.continuous_task import LinearBandit, assert_weights_equal, mean_reward
+from tests.agents.common import LinearBandit, ResetCounter, assert_weights_equal, mean_reward, modules_equal
 
 torch.set_num_threads(1)
 
@@ -27,26 +26,6 @@ TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
 def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[DDPGAgent, gym.Env]:
     env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
     return DDPGAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_modules_equal(m1: nn.Module, m2: nn.Module) -> None:
-    s1, s2 = m1.state_dict(), m2.state_dict()
-    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
-
-
-class ResetCounter(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.reset_seeds: list[int | None] = []
-        self.actions: list[np.ndarray] = []
-
-    def reset(self, *, seed=None, options=None):
-        self.reset_seeds.append(seed)
-        return super().reset(seed=seed, options=options)
-
-    def step(self, action):
-        self.actions.append(np.array(action))
-        return super().step(action)
 
 
 # ----- basic runs ----------------------------------------------------------------------------------------
@@ -191,14 +170,14 @@ def test_weights_names_round_trip_and_targets_follow():
     b, _ = make_agent(seed=1)
     b.set_weights(w)
     assert_weights_equal(b.get_weights(), w)
-    assert_modules_equal(b.actor_target, b.actor)
-    assert_modules_equal(b.critic_target, b.critic)
+    assert modules_equal(b.actor_target, b.actor)
+    assert modules_equal(b.critic_target, b.critic)
     w["actor.head.bias"][:] = 123.0  # returned arrays are copies
     assert not np.any(a.get_weights()["actor.head.bias"] == 123.0)
     b.set_weights({"critic.head.bias": np.zeros((1, 1, 1))})  # a subset, float64 accepted
     np.testing.assert_array_equal(b.get_weights()["critic.head.bias"], 0.0)
     assert torch.equal(b.critic_target.head.bias, torch.zeros(1, 1, 1))
-    assert_modules_equal(b.actor_target, b.actor)  # untouched keys keep their targets
+    assert modules_equal(b.actor_target, b.actor)  # untouched keys keep their targets
 
 
 @pytest.mark.parametrize(
@@ -221,8 +200,8 @@ def test_set_weights_rejects_and_changes_nothing(bad, key):
     with pytest.raises(AgentError, match=key.replace(".", r"\.")):
         agent.set_weights(bad)
     assert_weights_equal(agent.get_weights(), before)
-    assert_modules_equal(agent.actor_target, targets[0])
-    assert_modules_equal(agent.critic_target, targets[1])
+    assert modules_equal(agent.actor_target, targets[0])
+    assert modules_equal(agent.critic_target, targets[1])
 
 
 def test_personal_heads_stay_local():
@@ -264,8 +243,8 @@ def test_save_load_round_trip_continues_identically(tmp_path):
     b, _ = make_agent(seed=9, prox_mu=0.1, noise_type="ou")
     b.load(path)
     assert_weights_equal(b.get_weights(), a.get_weights())
-    assert_modules_equal(b.actor_target, a.actor_target)
-    assert_modules_equal(b.critic_target, a.critic_target)
+    assert modules_equal(b.actor_target, a.actor_target)
+    assert modules_equal(b.critic_target, a.critic_target)
     assert (b.total_steps, b.num_updates) == (a.total_steps, a.num_updates) == (120, 71)
     sa, sb = a.critic_optimizer.state_dict()["state"], b.critic_optimizer.state_dict()["state"]
     assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)

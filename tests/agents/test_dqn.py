@@ -15,6 +15,7 @@ from agents import AgentError, agent_class
 from agents.buffers import ReplayBuffer
 from agents.dqn import DQNAgent, DQNConfig
 from agents.nets import QNetwork
+from tests.agents.common import ResetCounter, assert_weights_equal, eval_return
 
 torch.set_num_threads(1)
 
@@ -25,23 +26,6 @@ TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50, train_freq=2,
 def make_agent(env_id: str = "CartPole-v1", seed: int = 0, **kw) -> tuple[DQNAgent, gym.Env]:
     env = gym.make(env_id)
     return DQNAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype == np.float32
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-
-
-class ResetCounter(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.reset_seeds: list[int | None] = []
-
-    def reset(self, *, seed=None, options=None):
-        self.reset_seeds.append(seed)
-        return super().reset(seed=seed, options=options)
 
 
 # ----- basic runs ----------------------------------------------------------------------------------------
@@ -123,20 +107,6 @@ def test_greedy_fast_path_matches_forward_and_survives_copies():
 
 
 # ----- learning ------------------------------------------------------------------------------------------
-def _eval_cartpole(policy, episodes: int = 10) -> float:
-    env = gym.make("CartPole-v1")
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        done, ret = False, 0.0
-        while not done:
-            obs, r, terminated, truncated, _ = env.step(policy(obs))
-            ret += r
-            done = terminated or truncated
-        returns.append(ret)
-    return float(np.mean(returns))
-
-
 def test_dqn_beats_random_on_cartpole():
     agent, env = make_agent(
         lr=1e-3,
@@ -151,8 +121,8 @@ def test_dqn_beats_random_on_cartpole():
     )
     agent.learn(env, 4_000)
     rng = np.random.default_rng(0)
-    random_return = _eval_cartpole(lambda _: int(rng.integers(2)))
-    dqn_return = _eval_cartpole(lambda o: agent.act(o, explore=False))
+    random_return = eval_return(gym.make("CartPole-v1"), lambda _: int(rng.integers(2)))
+    dqn_return = eval_return(gym.make("CartPole-v1"), lambda o: agent.act(o, explore=False))
     assert random_return < 40
     assert dqn_return >= 3 * random_return, (dqn_return, random_return)
 

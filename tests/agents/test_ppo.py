@@ -4,7 +4,6 @@ ParallelEnv adapter): contract, determinism, learning, checkpoints."""
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import pickle
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
-from pettingzoo import ParallelEnv
 from pettingzoo.test import parallel_api_test
 
 from agents import AgentError, agent_class
@@ -22,6 +20,7 @@ from agents.parallel_adapter import AGENT_MASK, ParallelToVector
 from agents.policies import ActorCritic
 from agents.ppo import PRESETS, PPOAgent, PPOConfig
 from agents.rollout import RolloutBuffer, gae
+from tests.agents.common import BitMatch, ResetCounter, assert_weights_equal, eval_return
 
 torch.set_num_threads(1)
 
@@ -31,23 +30,6 @@ TINY = dict(hidden_sizes=(32,), n_steps=64, batch_size=32, n_epochs=2)
 def make_agent(env_id: str = "CartPole-v1", seed: int = 0, **kw) -> tuple[PPOAgent, gym.Env]:
     env = gym.make(env_id)
     return PPOAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype == np.float32
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-
-
-class ResetCounter(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.reset_seeds: list[int | None] = []
-
-    def reset(self, *, seed=None, options=None):
-        self.reset_seeds.append(seed)
-        return super().reset(seed=seed, options=options)
 
 
 class TargetEnv(gym.Env):
@@ -70,47 +52,6 @@ class TargetEnv(gym.Env):
         self.pos = float(np.clip(self.pos + 0.25 * a, -2, 2))
         self.t += 1
         return self._obs(), -abs(self.pos - self.target), False, self.t >= 16, {}
-
-
-class BitMatch(ParallelEnv):
-    """Three agents; each sees a random bit (one-hot) and earns 1 for outputting it. Agent i's episode
-    lasts 3 + 2i steps (a0 and a1 terminate, a2 is truncated), so dead agents are padding for a while."""
-
-    metadata = {"name": "bit_match_v0"}
-
-    def __init__(self) -> None:
-        self.possible_agents = ["a0", "a1", "a2"]
-        self.agents: list[str] = []
-        self._rng = np.random.default_rng()
-
-    @functools.cache  # noqa: B019 (the API test wants the same space object)
-    def observation_space(self, agent):
-        return gym.spaces.Box(0.0, 1.0, (2,), np.float32)
-
-    @functools.cache  # noqa: B019
-    def action_space(self, agent):
-        return gym.spaces.Discrete(2)
-
-    def _observe(self):
-        self.bits = {a: int(self._rng.integers(2)) for a in self.agents}
-        return {a: np.eye(2, dtype=np.float32)[b] for a, b in self.bits.items()}
-
-    def reset(self, seed=None, options=None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self.agents, self.t = list(self.possible_agents), 0
-        return self._observe(), {a: {} for a in self.agents}
-
-    def step(self, actions):
-        self.t += 1
-        rewards = {a: float(int(actions[a]) == self.bits[a]) for a in self.agents}
-        ends = {a: self.t >= 3 + 2 * i for i, a in enumerate(self.possible_agents) if a in self.agents}
-        term = {a: ends[a] and a != "a2" for a in self.agents}
-        trunc = {a: ends[a] and a == "a2" for a in self.agents}
-        obs = self._observe()
-        infos = {a: {} for a in self.agents}
-        self.agents = [a for a in self.agents if not ends[a]]
-        return obs, rewards, term, trunc, infos
 
 
 # ----- registration / presets ----------------------------------------------------------------------------
@@ -448,27 +389,14 @@ def test_value_clipping_and_target_kl_run():
 
 
 # ----- learning ------------------------------------------------------------------------------------------
-def _eval(env: gym.Env, policy, episodes: int = 10) -> float:
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + i)
-        done, ret = False, 0.0
-        while not done:
-            obs, r, terminated, truncated, _ = env.step(policy(obs))
-            ret += float(r)
-            done = terminated or truncated
-        returns.append(ret)
-    return float(np.mean(returns))
-
-
 def test_ppo_beats_random_on_cartpole():
     agent, env = make_agent(
         hidden_sizes=(64, 64), n_steps=256, batch_size=256, n_epochs=4, lr=3e-3, gamma=0.98, gae_lambda=0.8
     )
     agent.learn(env, 12_000)
     rng = np.random.default_rng(0)
-    random_return = _eval(gym.make("CartPole-v1"), lambda _: int(rng.integers(2)))
-    ppo_return = _eval(gym.make("CartPole-v1"), lambda o: agent.act(o, explore=False))
+    random_return = eval_return(gym.make("CartPole-v1"), lambda _: int(rng.integers(2)))
+    ppo_return = eval_return(gym.make("CartPole-v1"), lambda o: agent.act(o, explore=False))
     assert random_return < 40
     assert ppo_return >= 3 * random_return, (ppo_return, random_return)
 
@@ -489,8 +417,8 @@ def test_ppo_beats_random_on_continuous_target_task():
     )
     agent.learn(env, 6_000)
     rng = np.random.default_rng(0)
-    random_return = _eval(TargetEnv(), lambda _: rng.uniform(-1, 1, size=1).astype(np.float32))
-    ppo_return = _eval(TargetEnv(), lambda o: agent.act(o, explore=False))
+    random_return = eval_return(TargetEnv(), lambda _: rng.uniform(-1, 1, size=1).astype(np.float32))
+    ppo_return = eval_return(TargetEnv(), lambda o: agent.act(o, explore=False))
     assert ppo_return > 0.5 * random_return, (ppo_return, random_return)  # returns are negative
 
 

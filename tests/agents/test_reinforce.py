@@ -13,6 +13,7 @@ import torch
 
 from agents import AgentError, agent_class
 from agents.reinforce import PRESETS, REINFORCEAgent, REINFORCEConfig
+from tests.agents.common import assert_weights_equal
 
 torch.set_num_threads(1)
 
@@ -22,12 +23,6 @@ TINY = dict(hidden_sizes=(32,), n_steps=64)
 def make_agent(env_id: str | gym.Env = "CartPole-v1", seed: int = 0, **kw) -> tuple[REINFORCEAgent, gym.Env]:
     env = gym.make(env_id) if isinstance(env_id, str) else env_id
     return REINFORCEAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 class Chain(gym.Env):

@@ -18,7 +18,7 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from agents import AgentError, agent_class
 from agents.continuous import SquashedGaussianActor
 from agents.sac import PRESETS, SACAgent
-from tests.agents.continuous_task import LinearBandit, assert_weights_equal, mean_reward
+from tests.agents.common import LinearBandit, assert_weights_equal, mean_reward, modules_equal
 
 torch.set_num_threads(1)
 
@@ -28,11 +28,6 @@ TINY = dict(hidden_sizes=(32,), batch_size=16, learning_starts=50)
 def make_agent(env_id: str = "Pendulum-v1", seed: int = 0, **kw) -> tuple[SACAgent, gym.Env]:
     env = gym.make(env_id) if env_id != "bandit" else LinearBandit()
     return SACAgent(env.observation_space, env.action_space, seed=seed, **{**TINY, **kw}), env
-
-
-def modules_equal(m1: torch.nn.Module, m2: torch.nn.Module) -> bool:
-    s1, s2 = m1.state_dict(), m2.state_dict()
-    return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
 # ----- policy ----------------------------------------------------------------------------------------------

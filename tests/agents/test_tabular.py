@@ -12,6 +12,7 @@ import pytest
 from agents import AgentError, register_agent
 from agents.tabular import PRESETS, QLearningAgent, SARSAAgent, TabularConfig
 from federation.strategies.fedavg import weighted_average
+from tests.agents.common import ResetCounter
 
 AGENTS = (QLearningAgent, SARSAAgent)
 RUN_KEYS = ("env_kwargs", "total_steps")
@@ -38,16 +39,6 @@ def greedy_return(agent, env_id: str) -> float:
         ret += float(r)
         done = term or trunc
     return ret
-
-
-class ResetCounter(gym.Wrapper):
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.resets = 0
-
-    def reset(self, *, seed=None, options=None):
-        self.resets += 1
-        return super().reset(seed=seed, options=options)
 
 
 # ----- registration, basic runs --------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""Shared by the agent tests: tiny learnable tasks (single-agent and PettingZoo), evaluation, equality checks,
+and a wrapper that records resets and actions."""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pettingzoo import ParallelEnv
+
+
+class LinearBandit(gym.Env):
+    """A contextual bandit in episodes of 10 steps (ending by truncation, so targets bootstrap):
+    obs ``x ~ U[−1, 1]^d``, the best action is the linear ``a* = 0.5 + x_0 − 0.5 x_1`` (in every action
+    dimension), reward ``−mean((a − a*)²)``. The action bounds ``[−1, 3]`` are asymmetric on purpose."""
+
+    def __init__(self, obs_dim: int = 2, act_dim: int = 1) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (obs_dim,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 3.0, (act_dim,), np.float32)
+        self._t = 0
+
+    def _obs(self) -> np.ndarray:
+        self._x = self.np_random.uniform(-1.0, 1.0, self.observation_space.shape).astype(np.float32)
+        return self._x
+
+    def best_action(self, x: np.ndarray) -> float:
+        return 0.5 + x[0] - 0.5 * x[1]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        reward = -float(np.mean((np.asarray(action) - self.best_action(self._x)) ** 2))
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 10, {}
+
+
+def mean_reward(policy, n: int = 300, seed: int = 123) -> float:
+    env = LinearBandit()
+    obs, _ = env.reset(seed=seed)
+    total = 0.0
+    for _ in range(n):
+        obs, r, term, trunc, _ = env.step(policy(obs))
+        total += r
+        if term or trunc:
+            obs, _ = env.reset()
+    return total / n
+
+
+def assert_weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype == np.float32
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def modules_equal(m1: torch.nn.Module, m2: torch.nn.Module) -> bool:
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    return s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def eval_return(env: gym.Env, policy, episodes: int = 10) -> float:
+    """Mean undiscounted return of ``policy`` over ``episodes`` episodes seeded 10000, 10001, ..."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=10_000 + i)
+        done, ret = False, 0.0
+        while not done:
+            obs, r, terminated, truncated, _ = env.step(policy(obs))
+            ret += float(r)
+            done = terminated or truncated
+        returns.append(ret)
+    return float(np.mean(returns))
+
+
+class ResetCounter(gym.Wrapper):
+    """Records the seed of every reset and every action taken."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.reset_seeds: list[int | None] = []
+        self.actions: list[np.ndarray] = []
+
+    @property
+    def resets(self) -> int:
+        return len(self.reset_seeds)
+
+    def reset(self, *, seed=None, options=None):
+        self.reset_seeds.append(seed)
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.actions.append(np.array(action))
+        return super().step(action)
+
+
+# ----- PettingZoo tasks (one learner acting for every agent) -------------------------------------------------
+class BitMatch(ParallelEnv):
+    """Three agents; each sees a random bit (one-hot) and earns 1 for outputting it. Agent i's episode
+    lasts 3 + 2i steps (a0 and a1 terminate, a2 is truncated), so dead agents are padding for a while."""
+
+    metadata = {"name": "bit_match_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["a0", "a1", "a2"]
+        self.agents: list[str] = []
+        self._rng = np.random.default_rng()
+
+    @functools.cache  # noqa: B019 (the API test wants the same space object)
+    def observation_space(self, agent):
+        return gym.spaces.Box(0.0, 1.0, (2,), np.float32)
+
+    @functools.cache  # noqa: B019
+    def action_space(self, agent):
+        return gym.spaces.Discrete(2)
+
+    def _observe(self):
+        self.bits = {a: int(self._rng.integers(2)) for a in self.agents}
+        return {a: np.eye(2, dtype=np.float32)[b] for a, b in self.bits.items()}
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents, self.t = list(self.possible_agents), 0
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        rewards = {a: float(int(actions[a]) == self.bits[a]) for a in self.agents}
+        ends = {a: self.t >= 3 + 2 * i for i, a in enumerate(self.possible_agents) if a in self.agents}
+        term = {a: ends[a] and a != "a2" for a in self.agents}
+        trunc = {a: ends[a] and a == "a2" for a in self.agents}
+        obs = self._observe()
+        infos = {a: {} for a in self.agents}
+        self.agents = [a for a in self.agents if not ends[a]]
+        return obs, rewards, term, trunc, infos
+
+
+class BanditSwarm(ParallelEnv):
+    """Four agents, each facing its own :class:`LinearBandit` draw (same spaces and reward). Agent i's
+    episode lasts 6 + 2i steps and then terminates (i even) or is truncated (i odd)."""
+
+    metadata = {"name": "bandit_swarm_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = [f"r{i}" for i in range(4)]
+        self.agents: list[str] = []
+        self._task = LinearBandit()
+        self._rng = np.random.default_rng()
+
+    @functools.cache  # noqa: B019
+    def observation_space(self, agent):
+        return self._task.observation_space
+
+    @functools.cache  # noqa: B019
+    def action_space(self, agent):
+        return self._task.action_space
+
+    def _observe(self):
+        self.x = {a: self._rng.uniform(-1.0, 1.0, 2).astype(np.float32) for a in self.agents}
+        return dict(self.x)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents, self.t = list(self.possible_agents), 0
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        best = {a: self._task.best_action(self.x[a]) for a in self.agents}
+        rewards = {a: -float(np.mean((np.asarray(actions[a]) - best[a]) ** 2)) for a in self.agents}
+        ends = {a: self.t >= 6 + 2 * int(a[1:]) for a in self.agents}
+        term = {a: ends[a] and int(a[1:]) % 2 == 0 for a in self.agents}
+        trunc = {a: ends[a] and int(a[1:]) % 2 == 1 for a in self.agents}
+        obs = self._observe()
+        infos = {a: {} for a in self.agents}
+        self.agents = [a for a in self.agents if not ends[a]]
+        return obs, rewards, term, trunc, infos
