@@ -39,16 +39,16 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import VectorEnv
 
 from agents.base import Agent, AgentError, Weights
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS
 from agents.normalization import RewardScaler, RunningMeanStd
-from agents.parallel_adapter import AGENT_MASK, ParallelToVector, is_parallel_env
 from agents.policies import ActorCritic, personal_prefixes
 from agents.rollout import RolloutBuffer
+from agents.vector_stepping import VectorStepper, as_vector_env
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class OnPolicyAgent(Agent):
         self._venv: gym.Env | VectorEnv | None = None
         self._vector = False
         self._num_envs = 1
-        self._autoreset = AutoresetMode.SAME_STEP
+        self._stepper: VectorStepper | None = None  # drives _venv when it is a VectorEnv
         self._obs: Any = None  # current raw observation(s): float32 (N, d) / (d,) or int index(es)
         self._active = np.ones(1, dtype=bool)
         self._ep_return = np.zeros(1)
@@ -358,20 +358,13 @@ class OnPolicyAgent(Agent):
     def _start(self, env: Any) -> None:
         """Adopt a new env: wrap a ParallelEnv, check spaces, close the pending rollout as a truncation,
         (re)allocate the buffer if the number of sub-envs changed, reset with a seed."""
-        venv = ParallelToVector(env) if is_parallel_env(env) else env
-        if isinstance(venv, VectorEnv):
-            vector, n = True, int(venv.num_envs)
+        venv = as_vector_env(env)
+        if venv is not None:
+            n = int(venv.num_envs)
             obs_space, act_space = venv.single_observation_space, venv.single_action_space
-            mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-            autoreset = mode if isinstance(mode, AutoresetMode) else AutoresetMode(mode)
-        elif isinstance(venv, gym.Env):
-            vector, n, autoreset = False, 1, AutoresetMode.SAME_STEP
-            obs_space, act_space = venv.observation_space, venv.action_space
         else:
-            raise AgentError(
-                f"{self.algorithm} learns from a gymnasium Env, a gymnasium VectorEnv or a PettingZoo "
-                f"ParallelEnv; got {type(env).__name__}"
-            )
+            n = 1
+            obs_space, act_space = env.observation_space, env.action_space
         self._check_spaces(obs_space, act_space)
         if self.buffer is not None and self.buffer.pos > 0:
             self._close_pending_rollout()
@@ -390,14 +383,15 @@ class OnPolicyAgent(Agent):
             self._new_rollout_noise()
         if self.reward_scaler is not None:
             self.reward_scaler.resize(n)
-        obs, info = venv.reset(seed=int(self._rng.integers(2**31 - 1)))
-        self._env, self._venv, self._vector, self._num_envs, self._autoreset = env, venv, vector, n, autoreset
-        if vector:
-            self._obs = self._stored_batch(obs)
-            mask = info.get(AGENT_MASK) if isinstance(info, Mapping) else None
-            self._active = np.ones(n, dtype=bool) if mask is None else np.array(mask, dtype=bool)
+        seed = int(self._rng.integers(2**31 - 1))
+        self._env, self._vector, self._num_envs = env, venv is not None, n
+        if venv is not None:
+            self._stepper = VectorStepper(venv, self._stored_batch, seed)
+            self._venv = venv
+            self._obs, self._active = self._stepper.obs, self._stepper.active
         else:
-            self._obs = self._to_stored(obs)
+            self._stepper, self._venv = None, env
+            self._obs = self._to_stored(env.reset(seed=seed)[0])
             self._active = np.ones(1, dtype=bool)
         self._ep_return = np.zeros(n)
         self._ep_length = np.zeros(n, dtype=np.int64)
@@ -527,24 +521,25 @@ class OnPolicyAgent(Agent):
         self.total_steps += n
 
     def _collect_vector(self, n: int) -> None:
-        """``n`` steps of a VectorEnv (``num_envs`` sub-envs) into rows ``pos .. pos + n`` of the buffer."""
-        buf, env = self.buffer, self._venv
-        t0, N = buf.pos, buf.num_envs
+        """``n`` steps of a VectorEnv (``num_envs`` sub-envs) into rows ``pos .. pos + n`` of the buffer.
+        :class:`agents.vector_stepping.VectorStepper` says which rows are transitions (autoreset modes,
+        padded agents) and what each ended episode's final observation was."""
+        buf, st = self.buffer, self._stepper
+        assert st is not None
+        t0 = buf.pos
         self._refresh_norm()
         actor = self.policy.np_actor
         continuous, a_start = self.continuous, self._action_start
         if continuous:
             std = np.exp(self.policy.np_log_std())
         discrete_obs = self._obs_discrete
-        mode = self._autoreset
-        obs, active = self._obs, self._active
-        ep_ret, ep_len = self._ep_return, self._ep_length
         for t in range(t0, t0 + n):
+            obs = st.obs
             x = self._encode_batch(obs)
             if buf.raw_obs is not None:
                 buf.raw_obs[t] = obs
             buf.obs[t] = obs if discrete_obs else x
-            buf.valid[t] = active
+            buf.valid[t] = st.active
             out = actor(x)
             if continuous:
                 a = out + std * self._noise[t]
@@ -554,42 +549,20 @@ class OnPolicyAgent(Agent):
                 a = (out + self._noise[t]).argmax(axis=1)
                 buf.actions[t] = a
                 env_a = a + a_start if a_start else a
-            next_obs, reward, terminated, truncated, info = env.step(env_a)
-            terminated = np.asarray(terminated, dtype=bool) & active
-            truncated = np.asarray(truncated, dtype=bool) & active
-            done = terminated | truncated
-            buf.rewards[t] = np.where(active, reward, 0.0)
-            buf.dones[t] = done
-            boot = truncated & ~terminated
+            tr = st.step(env_a)
+            buf.rewards[t] = tr.rewards
+            buf.dones[t] = tr.done
+            boot = tr.truncated & ~tr.terminated  # time limit: bootstrap from V(final observation)
             buf.bootstrap[t] = boot
-            ep_ret += buf.rewards[t]
-            ep_len += active
-            if done.any():
-                for i in np.flatnonzero(done):
-                    self._returns.append(float(ep_ret[i]))
-                    self._lengths.append(int(ep_len[i]))
-                ep_ret[done], ep_len[done] = 0.0, 0
-                if boot.any():
-                    if mode == AutoresetMode.SAME_STEP:
-                        final = info["final_obs"]
-                        final = np.stack([np.asarray(final[i]) for i in np.flatnonzero(boot)])
-                    else:  # NEXT_STEP and DISABLED return the final observation itself
-                        final = np.asarray(next_obs)[boot]
-                    final = self._stored_batch(final)
-                    buf.final_obs[t][boot] = final if discrete_obs else self._encode_batch(final)
-                if mode == AutoresetMode.DISABLED:
-                    next_obs, info = env.reset(options={"reset_mask": done})
-            obs = self._stored_batch(next_obs)
-            if mode == AutoresetMode.NEXT_STEP:
-                active = ~done  # the next step of a finished sub-env is its reset: padding
-            else:
-                active = np.ones(N, dtype=bool)
-            mask = info.get(AGENT_MASK) if isinstance(info, Mapping) else None
-            if mask is not None:
-                active = active & np.asarray(mask, dtype=bool)
-        self._obs, self._active = obs, active
+            if boot.any():
+                final = tr.next_obs[boot]
+                buf.final_obs[t][boot] = final if discrete_obs else self._encode_batch(final)
+        returns, lengths = st.drain_episodes()
+        self._returns.extend(returns)
+        self._lengths.extend(lengths)
+        self._obs, self._active = st.obs, st.active
         buf.pos = t0 + n
-        self.total_steps += n * N
+        self.total_steps += n * st.num_envs
 
     # ----- helpers for the algorithms ------------------------------------------------------------------
     def _current_input(self) -> torch.Tensor:
@@ -775,6 +748,7 @@ class OnPolicyAgent(Agent):
         state = self.__dict__.copy()
         state["_env"] = None
         state["_venv"] = None
+        state["_stepper"] = None
         return state
 
 

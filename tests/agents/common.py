@@ -10,6 +10,11 @@ import numpy as np
 import torch
 from pettingzoo import ParallelEnv
 
+#: DDPG/TD3/SAC settings that learn :class:`LinearBandit` (and :class:`BanditSwarm`) within a few hundred steps
+BANDIT = dict(
+    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
+)
+
 
 class LinearBandit(gym.Env):
     """A contextual bandit in episodes of 10 steps (ending by truncation, so targets bootstrap):

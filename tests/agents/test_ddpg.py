@@ -16,7 +16,7 @@ from agents import AgentError, agent_class
 from agents.continuous import DeterministicActor, EnsembleCritic, EnsembleLinear
 from agents.ddpg import PRESETS, DDPGAgent, DDPGConfig
 from agents.td3 import TD3Agent
-from tests.agents.common import LinearBandit, ResetCounter, assert_weights_equal, mean_reward, modules_equal
+from tests.agents.common import BANDIT, LinearBandit, ResetCounter, assert_weights_equal, mean_reward, modules_equal
 
 torch.set_num_threads(1)
 
@@ -126,9 +126,6 @@ def test_ensemble_critic_equals_separate_networks_and_actor_pass_freezes_it():
 
 # ----- learning ------------------------------------------------------------------------------------------
 # a few hundred updates of tiny networks: the learned policy is within ~0.1 of the best action
-BANDIT = dict(
-    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
-)
 
 
 def test_ddpg_beats_random_on_linear_bandit():

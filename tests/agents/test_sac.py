@@ -18,7 +18,7 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from agents import AgentError, agent_class
 from agents.continuous import SquashedGaussianActor
 from agents.sac import PRESETS, SACAgent
-from tests.agents.common import LinearBandit, assert_weights_equal, mean_reward, modules_equal
+from tests.agents.common import BANDIT, LinearBandit, assert_weights_equal, mean_reward, modules_equal
 
 torch.set_num_threads(1)
 
@@ -95,9 +95,6 @@ def test_fixed_alpha_and_target_entropy():
 
 
 # ----- learning ------------------------------------------------------------------------------------------
-BANDIT = dict(
-    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
-)
 
 
 def test_sac_beats_random_on_linear_bandit():

@@ -14,7 +14,7 @@ import torch
 
 from agents import AgentError, agent_class
 from agents.td3 import PRESETS, TD3Agent
-from tests.agents.common import LinearBandit, assert_weights_equal, mean_reward, modules_equal
+from tests.agents.common import BANDIT, LinearBandit, assert_weights_equal, mean_reward, modules_equal
 
 torch.set_num_threads(1)
 
@@ -75,9 +75,6 @@ def test_target_smoothing_noise_is_clipped():
 
 
 # ----- learning ------------------------------------------------------------------------------------------
-BANDIT = dict(
-    hidden_sizes=(32,), batch_size=32, learning_starts=100, actor_lr=5e-3, critic_lr=5e-3, gamma=0.5, tau=0.05
-)
 
 
 def test_td3_beats_random_on_linear_bandit():
