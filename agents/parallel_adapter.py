@@ -2,8 +2,9 @@
 
 :class:`ParallelToVector` presents a ParallelEnv as a ``gymnasium.vector.VectorEnv`` whose sub-environments
 are the env's ``possible_agents`` (``num_envs`` = their number, in that order): observations, actions,
-rewards, terminations and truncations are batched along the first axis, so a PPO/A2C agent acts for all
-agents with one batched forward pass and learns from all of their experience — parameter sharing, as in
+rewards, terminations and truncations are batched along the first axis, so any agent of the zoo acts for all
+agents with one batched forward pass and learns from all of their experience (agents reach it through
+:class:`agents.vector_stepping.VectorStepper`, which every ``learn`` uses for vector forms) — parameter sharing, as in
 Gupta, Egorov & Kochenderfer (2017, "Cooperative Multi-agent Control Using Deep Reinforcement Learning",
 AAMAS workshops) and Terry et al. (2020, "Revisiting Parameter Sharing in Multi-Agent Deep RL").
 

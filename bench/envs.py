@@ -13,7 +13,6 @@ status 1 if any env is below its floor.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -32,11 +31,6 @@ import envs  # noqa: E402
 SINGLE_FLOOR = 20_000.0
 PARALLEL_FLOOR = 2_000.0
 REFERENCE = "CartPole-v1"
-
-
-def _load(entry_point: str) -> Any:
-    module, _, attr = entry_point.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def bench_single(env_id: str, steps: int, seed: int, repeats: int) -> float:
@@ -58,9 +52,9 @@ def bench_single(env_id: str, steps: int, seed: int, repeats: int) -> float:
     return best
 
 
-def bench_parallel(entry_point: str, steps: int, seed: int, repeats: int) -> float:
+def bench_parallel(entry: Any, steps: int, seed: int, repeats: int) -> float:
     """Best joint steps/s of a PettingZoo parallel env with every live agent taking a random action."""
-    env = _load(entry_point)()
+    env = entry.parallel_factory()()
     env.reset(seed=seed)
     actions: dict[str, list[Any]] = {}
     for i, agent in enumerate(env.possible_agents):
@@ -91,7 +85,7 @@ def run(steps: int, repeats: int, seed: int, only: str | None = None) -> list[di
                      "steps_per_s": bench_single(entry.env_id, steps, seed, repeats), "floor": SINGLE_FLOOR})
         if entry.parallel_entry_point:
             rows.append({"env": entry.parallel_entry_point, "kind": "parallel",
-                         "steps_per_s": bench_parallel(entry.parallel_entry_point, steps, seed, repeats),
+                         "steps_per_s": bench_parallel(entry, steps, seed, repeats),
                          "floor": PARALLEL_FLOOR})
     for row in rows:
         row["ratio"] = row["steps_per_s"] / ref

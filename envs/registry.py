@@ -7,6 +7,7 @@ package ``envs`` registers every entry with gymnasium as ``frl/<Name>-v0`` so ``
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,14 @@ class EnvEntry:
     parallel_entry_point: str | None = None   # "envs.cv2x:parallel_env" for PettingZoo forms
     max_episode_steps: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def parallel_factory(self) -> Callable[..., Any]:
+        """The PettingZoo ``parallel_env`` function of this env (``EnvConfigError`` if it has none)."""
+        if not self.parallel_entry_point:
+            have = ", ".join(sorted(e.env_id for e in ENV_ENTRIES.values() if e.parallel_entry_point))
+            raise EnvConfigError(f"env {self.env_id!r} has no PettingZoo parallel form; envs with one: {have}")
+        module, _, name = self.parallel_entry_point.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 ENV_ENTRIES: dict[str, EnvEntry] = {}

@@ -50,3 +50,48 @@ def evaluate_policy(
         out[k] = kpi_sum[k] / total_weight if total_weight > 0 else 0.0
     out["episode_length"] = steps / max(len(seeds), 1)
     return out
+
+
+def evaluate_parallel(
+    env: Any,
+    policy: Callable[[np.ndarray], Any] | Callable[[dict[str, Any]], dict[str, Any]],
+    seeds: Sequence[int],
+    kpis: Sequence[str] = (),
+    *,
+    joint: bool = False,
+) -> dict[str, float]:
+    """One episode per seed of a PettingZoo ``ParallelEnv``, run until every agent is done.
+
+    ``policy`` maps one agent's observation to its action (a shared-parameter learner acting for every
+    agent id), or with ``joint=True`` an observation dict to an action dict (the env's parallel heuristics).
+    ``return`` is the mean over agents of each agent's episode return (``return_std`` its spread over
+    episodes); ``team_return`` sums the mean live-agent reward over steps. KPIs are averaged over the
+    agent-steps whose info carries them.
+    """
+    per_episode, team = np.empty(len(seeds)), np.empty(len(seeds))
+    kpi_sum, kpi_n = dict.fromkeys(kpis, 0.0), dict.fromkeys(kpis, 0)
+    steps = 0
+    for i, s in enumerate(seeds):
+        obs, _ = env.reset(seed=int(s))
+        totals = dict.fromkeys(env.possible_agents, 0.0)
+        team_total = 0.0
+        while env.agents:
+            live = list(env.agents)
+            actions = policy(obs) if joint else {a: policy(obs[a]) for a in live}
+            obs, rewards, _, _, infos = env.step(actions)
+            for a, r in rewards.items():
+                totals[a] += float(r)
+            team_total += float(np.mean([float(r) for r in rewards.values()])) if rewards else 0.0
+            for info in infos.values():
+                for k in kpis:
+                    if k in info:
+                        kpi_sum[k] += float(info[k])
+                        kpi_n[k] += 1
+            steps += 1
+        per_episode[i] = float(np.mean(list(totals.values())))
+        team[i] = team_total
+    out = {"return": float(per_episode.mean()), "return_std": float(per_episode.std()),
+           "team_return": float(team.mean()), "episode_length": steps / max(len(seeds), 1)}
+    for k in kpis:
+        out[k] = kpi_sum[k] / kpi_n[k] if kpi_n[k] else 0.0
+    return out

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=_bounded_int("seed", 0, 2**32 - 1), default=0)
     tr.add_argument("--out", type=Path, default=None, help="results directory (default runs/train-<agent>/<time>)")
     tr.add_argument("--save", type=Path, default=None, help="also save the trained agent (checkpoint file)")
+    tr.add_argument("--parallel", action="store_true",
+                    help="train on the env's PettingZoo form: one agent with shared parameters acts for all agents")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -210,15 +212,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
                file=sys.stderr)
-    result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed,
+    result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed, parallel=args.parallel,
                           on_progress=lambda m, r, n: bar.update(1))
     bar.close()
     write_results(out, result)
     if args.save is not None:
         agent.save(args.save)
     m = result.methods[args.agent]
-    print(f"{args.agent} on {args.env_id}: final evaluation return {m['mean_return']:.2f} after {args.steps} steps "
-          f"({m['train_time_s']:.1f} s)")
+    form = " (PettingZoo form, shared parameters)" if args.parallel else ""
+    print(f"{args.agent} on {args.env_id}{form}: final evaluation return {m['mean_return']:.2f} after {args.steps} "
+          f"steps ({m['train_time_s']:.1f} s)")
+    others = [f"{k} {v['mean_return']:.2f}" for k, v in result.methods.items() if k != args.agent]
+    if others:
+        print("heuristics on the same episodes: " + ", ".join(others))
     print(f"results: {out}")
     return 0
 

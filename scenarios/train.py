@@ -2,6 +2,11 @@
 
 Why: before federating an algorithm on a domain, one wants to know what it does alone on that env (and on
 the textbook envs its hyperparameters were tuned for). The results use the same files as ``frl run``.
+
+``parallel=True`` trains on the env's PettingZoo form instead: one agent acts for every agent id with shared
+parameters (batched; how a multi-agent client trains) and is evaluated by
+:func:`federation.evaluation.evaluate_parallel` (mean per-agent episode return), beside the env's parallel
+heuristics when it has them.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import numpy as np
 
 import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
-from envs.registry import ENV_ENTRIES
-from federation.evaluation import evaluate_policy
+from envs.registry import ENV_ENTRIES, env_entry
+from federation.evaluation import evaluate_parallel, evaluate_policy
 from scenarios.experiment import Experiment, ExperimentResult, ScenarioError
 
 
@@ -28,17 +33,28 @@ def make_env_checked(env_id: str) -> gym.Env:
 
 
 def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10, eval_episodes: int = 5,
-          agent_config: dict[str, Any] | None = None,
+          agent_config: dict[str, Any] | None = None, parallel: bool = False,
           on_progress: Callable[[str, int, int], None] | None = None) -> tuple[ExperimentResult, Any]:
-    """Train ``agent`` for ``steps`` env steps, evaluating greedily ``evals`` times; returns results and agent."""
+    """Train ``agent`` for ``steps`` env steps, evaluating greedily ``evals`` times; returns results and agent.
+
+    With ``parallel`` the env's PettingZoo form is used (``steps`` summed over agents)."""
     if steps < 1:
         raise ScenarioError(f"steps={steps} is out of range; allowed: integer >= 1")
     cls = agent_class(agent)
-    env, eval_env = make_env_checked(env_id), make_env_checked(env_id)
+    if parallel:
+        if env_id not in ENV_ENTRIES:
+            make_env_checked(env_id)  # names the allowed ids for an unknown one
+        factory = env_entry(env_id).parallel_factory()
+        env, eval_env = factory(), factory()
+        agent0 = env.possible_agents[0]
+        obs_space, act_space = env.observation_space(agent0), env.action_space(agent0)
+    else:
+        env, eval_env = make_env_checked(env_id), make_env_checked(env_id)
+        obs_space, act_space = env.observation_space, env.action_space
+        env.reset(seed=seed)
     entry = ENV_ENTRIES.get(env_id)
     kpis = entry.kpis if entry else ()
-    learner = cls(env.observation_space, env.action_space, seed=seed, **(agent_config or {}))
-    env.reset(seed=seed)
+    learner = cls(obs_space, act_space, seed=seed, **(agent_config or {}))
     chunk = max(1, steps // evals)
     rounds = (steps + chunk - 1) // chunk
     seeds = [int(s) for s in np.random.SeedSequence([seed, 77]).generate_state(eval_episodes)]
@@ -52,20 +68,30 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
         done += n
         rows.extend((agent, rnd, 0, k, v) for k, v in stats.items())
         rows.append((agent, rnd, 0, "train/steps_per_s", n / max(time.perf_counter() - t0, 1e-9)))
-        ev = evaluate_policy(eval_env, lambda o: learner.act(o, explore=False), seeds, kpis,
-                             entry.kpi_weight if entry else None)
+        greedy = lambda o: learner.act(o, explore=False)  # noqa: E731
+        if parallel:
+            ev = evaluate_parallel(eval_env, greedy, seeds, kpis)
+        else:
+            ev = evaluate_policy(eval_env, greedy, seeds, kpis, entry.kpi_weight if entry else None)
         rows.extend((agent, rnd, 0, f"own/{k}", v) for k, v in ev.items())
         if on_progress:
             on_progress(agent, rnd, rounds)
     final = {k: v for _, r, _, k, v in rows if r == rounds and k.startswith("own/")}
+    methods: dict[str, dict[str, Any]] = {}
     method = {"kind": "local", "evaluated_model": "own", "mean_return": final["own/return"],
               "worst_client_return": final["own/return"], "per_client_return": [final["own/return"]],
               "samples_per_client": steps, "train_time_s": time.perf_counter() - start,
               **{k: final[f"own/{k}"] for k in kpis}}
+    if parallel:  # the env's joint heuristics on the same episodes, for reference
+        for name, make_policy in (entry.extra.get("parallel_baselines", {}) if entry else {}).items():
+            ev = evaluate_parallel(eval_env, make_policy(eval_env, seed), seeds, kpis, joint=True)
+            methods[name] = {"kind": "baseline", "evaluated_model": "heuristic", "mean_return": ev["return"],
+                             "worst_client_return": ev["return"], "per_client_return": [ev["return"]],
+                             **{k: ev[k] for k in kpis}}
     exp = Experiment(scenario=f"train-{agent}", env_id=env_id, n_clients=1, heterogeneity=0.0, rounds=rounds,
                      steps_per_round=chunk, eval_every=1, eval_episodes=eval_episodes,
                      final_eval_episodes=eval_episodes, agent=agent, agent_config=dict(agent_config or {}),
                      strategies=("local",), baselines=(), seed=seed)
-    result = ExperimentResult(experiment=exp, rows=rows, methods={agent: method}, client_configs=[],
+    result = ExperimentResult(experiment=exp, rows=rows, methods={agent: method, **methods}, client_configs=[],
                               wall_time_s=time.perf_counter() - start)
     return result, learner

@@ -5,7 +5,6 @@ under a seed, expose its KPIs in ``info``, turn heterogeneity 0 into identical c
 heuristic baseline. Every PettingZoo form must pass PettingZoo's parallel API and seed tests.
 """
 
-import importlib
 
 import gymnasium as gym
 import numpy as np
@@ -101,20 +100,15 @@ def test_every_baseline_acts_legally(entry, baseline):
             obs, _ = env.reset()
 
 
-def _parallel_factory(entry):
-    module, fn = entry.parallel_entry_point.split(":")
-    return getattr(importlib.import_module(module), fn)
-
-
 @pytest.mark.parametrize("entry", PARALLEL, ids=[e.env_id for e in PARALLEL])
 def test_pettingzoo_parallel_api(entry):
     from pettingzoo.test import parallel_api_test
 
-    parallel_api_test(_parallel_factory(entry)(), num_cycles=200)
+    parallel_api_test(entry.parallel_factory()(), num_cycles=200)
 
 
 @pytest.mark.parametrize("entry", PARALLEL, ids=[e.env_id for e in PARALLEL])
 def test_pettingzoo_parallel_seed(entry):
     from pettingzoo.test import parallel_seed_test
 
-    parallel_seed_test(_parallel_factory(entry))
+    parallel_seed_test(entry.parallel_factory())

@@ -91,7 +91,23 @@ def test_train_writes_results_and_a_loadable_checkpoint(tmp_path, capsys):
     agent_class("dqn")(env.observation_space, env.action_space).load(ckpt)
 
 
+def test_train_parallel_uses_the_pettingzoo_form_beside_its_heuristics(tmp_path, capsys):
+    out = tmp_path / "p"
+    assert main(["train", "dqn", "frl/CV2X-v0", "--parallel", "--steps", "400", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "PettingZoo form" in printed and "sps" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    methods = summary["methods"]
+    assert {"dqn", "random", "greedy", "sps"} <= set(methods)
+    rows = (out / "metrics.csv").read_text().splitlines()
+    steps = [float(r.split(",")[-1]) for r in rows if ",train/steps," in r]
+    assert steps[-1] == 400  # agent-steps summed over the 4 links
+
+
 @pytest.mark.parametrize("argv, needles", [
+    (["train", "dqn", "frl/MecOffloading-v0", "--parallel"], ["MecOffloading", "no PettingZoo", "frl/CV2X-v0"]),
+    (["train", "ddpg", "frl/CV2X-v0", "--parallel"], ["Box", "Discrete"]),
     (["train", "dqn", "Pendulum-v1"], ["Discrete"]),
     (["train", "dqn", "Nope-v0"], ["Nope-v0", "allowed"]),
     (["train", "no-agent", "CartPole-v1"], ["no-agent", "allowed", "dqn", "ppo"]),
