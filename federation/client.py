@@ -20,7 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import Agent, Weights
-from federation.evaluation import evaluate_policy
+from agents.parallel_adapter import is_parallel_env
+from federation.evaluation import evaluate_parallel, evaluate_policy
 from federation.types import FitIns, FitResult
 
 
@@ -163,8 +164,12 @@ class Client:
         return self._evaluate_agent(tuned, seeds)
 
     def _evaluate_agent(self, agent: Agent, seeds: Sequence[int]) -> dict[str, float]:
-        return evaluate_policy(self.eval_env, lambda o: agent.act(o, explore=False), seeds, self.kpis,
-                               self.kpi_weight)
+        """Greedy episodes on the evaluation env; a PettingZoo env (a multi-agent client, one agent acting
+        for every agent id) is scored by the mean per-agent return."""
+        greedy = lambda o: agent.act(o, explore=False)  # noqa: E731
+        if is_parallel_env(self.eval_env):
+            return evaluate_parallel(self.eval_env, greedy, seeds, self.kpis)
+        return evaluate_policy(self.eval_env, greedy, seeds, self.kpis, self.kpi_weight)
 
 
 def _prefixed(prefix: str, stats: Mapping[str, float]) -> dict[str, float]:

@@ -26,12 +26,22 @@ from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
 from federation.compression import make_compressor
 from federation.devices import make_device_profiles, make_round_policy
+from federation.evaluation import evaluate_parallel
 from federation.server import SystemConfig, evaluate_clients, summarize_system
 from federation.strategies import STRATEGIES, make_strategy, parse_strategy_spec
 
 
 class ScenarioError(ValueError):
     """A bad experiment knob: names the value and what is allowed."""
+
+
+ENV_FORMS = ("single", "parallel")
+
+
+def baselines_of(entry: EnvEntry, env_form: str) -> Mapping[str, Any]:
+    """The heuristics of an env's form: ``(env, seed) -> policy`` (joint ``obs dict -> action dict`` policies
+    for the PettingZoo form, from ``entry.extra["parallel_baselines"]``)."""
+    return entry.extra.get("parallel_baselines", {}) if env_form == "parallel" else entry.baselines
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class Experiment:
     round_policy_params: Mapping[str, float | int] = field(default_factory=dict)
     compression: str = "none"  # none · int8 · topk
     compression_params: Mapping[str, float | int | bool] = field(default_factory=dict)
+    # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
+    # agent acts for every agent id with shared parameters (a multi-agent client) and is scored per agent
+    env_form: str = "single"
 
     def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -85,11 +98,14 @@ class Experiment:
              f"device_heterogeneity={self.device_heterogeneity!r} is out of range; allowed: [0, 1]")
         make_round_policy(self.round_policy, **dict(self.round_policy_params))
         make_compressor(self.compression, **dict(self.compression_params))
+        need(self.env_form in ENV_FORMS, f"env_form={self.env_form!r} is not known; allowed: {', '.join(ENV_FORMS)}")
         entry = env_entry(self.env_id)
+        if self.env_form == "parallel":
+            entry.parallel_factory()  # refuses envs without a PettingZoo form, naming those with one
+        known = baselines_of(entry, self.env_form)
         if self.baselines is not None:
-            bad = [b for b in self.baselines if b not in entry.baselines]
-            need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; "
-                          f"allowed: {', '.join(entry.baselines)}")
+            bad = [b for b in self.baselines if b not in known]
+            need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
         agent_class(self.agent)
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,8 +162,16 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
         compression=exp.compression, compression_params=dict(exp.compression_params),
     )
 
-    def make_env(cfg: Any) -> gym.Env:
-        return gym.make(entry.env_id, config=cfg)
+    parallel = exp.env_form == "parallel"
+    factory = entry.parallel_factory() if parallel else None
+
+    def make_env(cfg: Any) -> Any:
+        return factory(config=cfg) if factory is not None else gym.make(entry.env_id, config=cfg)
+
+    def spaces(env: Any) -> tuple[gym.Space, gym.Space]:
+        if parallel:  # one agent acts for every agent id: all share the first agent's spaces
+            return env.observation_space(env.possible_agents[0]), env.action_space(env.possible_agents[0])
+        return env.observation_space, env.action_space
 
     for spec in exp.strategies:
         sname, sparams = parse_strategy_spec(spec)
@@ -159,11 +183,11 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             env_seed, agent_seed, _ = seeds[cid]
             env = make_env(cfg)
             env.reset(seed=env_seed)
-            env.action_space.seed(env_seed)
+            if not parallel:
+                env.action_space.seed(env_seed)
             clients.append(Client(
                 cid, env, make_env(cfg),
-                lambda env=env, s=agent_seed, cls=cls, kw=agent_kw: cls(env.observation_space, env.action_space,
-                                                                        seed=s, **kw),
+                lambda env=env, s=agent_seed, cls=cls, kw=agent_kw: cls(*spaces(env), seed=s, **kw),
                 steps_per_round=exp.steps_per_round, kpis=entry.kpis, kpi_weight=entry.kpi_weight,
                 make_env=lambda cfg=cfg: make_env(cfg),
             ))
@@ -198,13 +222,17 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             summary_extra[f"worst_client_{key}"] = float(np.min(vals))
         methods[spec] = _summarize(per_client, entry, kind="federated" if strategy.federated else "local",
                                    extra=summary_extra)
-    for bname in (exp.baselines if exp.baselines is not None else tuple(entry.baselines)):
+    heuristics = baselines_of(entry, exp.env_form)
+    for bname in (exp.baselines if exp.baselines is not None else tuple(heuristics)):
         per_client = []
         for cid, cfg in enumerate(configs):
             env = make_env(cfg)
-            policy = entry.baselines[bname](env, seeds[cid][1])
-            ev = evaluate_policy(env, policy, _eval_seeds(seeds[cid][2], exp.final_eval_episodes), entry.kpis,
-                                 entry.kpi_weight)
+            policy = heuristics[bname](env, seeds[cid][1])
+            eval_seeds = _eval_seeds(seeds[cid][2], exp.final_eval_episodes)
+            if parallel:
+                ev = evaluate_parallel(env, policy, eval_seeds, entry.kpis, joint=True)
+            else:
+                ev = evaluate_policy(env, policy, eval_seeds, entry.kpis, entry.kpi_weight)
             per_client.append(ev)
             rows.extend((bname, final_round, cid, f"final/{k}", v) for k, v in ev.items())
         methods[bname] = _summarize(per_client, entry, kind="heuristic", extra={})

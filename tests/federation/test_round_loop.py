@@ -75,3 +75,41 @@ def test_round_loop_refuses_bad_knobs(kw):
     args = {"rounds": 1, "seed": 0, **kw}
     with pytest.raises(FederationError):
         run_federation([object()], Local(), **args)  # type: ignore[list-item]
+
+
+# ----- multi-agent clients (PettingZoo form) -------------------------------------------------------------
+def _cv2x_parallel(**kw):
+    from scenarios.experiment import Experiment
+
+    return Experiment(scenario="cv2x-parallel-test", env_id="frl/CV2X-v0", n_clients=2, heterogeneity=0.5, rounds=2,
+                      steps_per_round=200, eval_every=1, eval_episodes=1, final_eval_episodes=1,
+                      agent_config={"hidden_sizes": (16,), "learning_starts": 50, "batch_size": 16},
+                      strategies=("fedavg",), baselines=("greedy", "random"), env_form="parallel", **kw)
+
+
+def test_multi_agent_clients_federate_on_the_pettingzoo_form():
+    res = run_experiment(_cv2x_parallel(seed=1))
+    again = run_experiment(_cv2x_parallel(seed=1))
+    assert res.rows == again.rows  # reproducible
+    steps = [v for m, r, c, k, v in res.rows if k == "train/steps" and c == 0]
+    assert steps[-1] == 400  # each client's agent counts the steps of all its agents (4 links)
+    assert set(res.methods) == {"fedavg", "greedy", "random"}  # the parallel heuristics of the env
+    assert res.methods["greedy"]["mean_return"] > res.methods["random"]["mean_return"]
+    assert len(res.methods["fedavg"]["per_client_return"]) == 2
+    assert 0.0 <= res.methods["fedavg"]["v2v_delivery_prob"] <= 1.0
+
+
+@pytest.mark.parametrize("kw, needles", [
+    ({"env_form": "swarm"}, ["swarm", "single", "parallel"]),
+    ({"env_form": "parallel", "env_id": "frl/MecOffloading-v0"}, ["no PettingZoo", "frl/CV2X-v0"]),
+    ({"env_form": "parallel", "baselines": ("sps", "bug2")}, ["bug2", "greedy"]),
+])
+def test_env_form_knob_is_checked(kw, needles):
+    from envs.registry import EnvConfigError
+    from scenarios.experiment import ScenarioError
+
+    exp = dataclasses.replace(_cv2x_parallel(), **kw)
+    with pytest.raises((ScenarioError, EnvConfigError)) as info:
+        exp.validate()
+    for n in needles:
+        assert n in str(info.value)
