@@ -45,7 +45,7 @@ from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, activation_class, mlp
-from agents.vector_stepping import VectorStepper, as_vector_env, updates_due
+from agents.vector_stepping import VectorStepper, adopt_env, updates_due
 
 LOG_2 = math.log(2.0)
 
@@ -558,11 +558,7 @@ class OffPolicyAgent(Agent):
 
         A VectorEnv / ParallelEnv with a different number of sub-envs than the replay buffer's layout gets
         a fresh buffer (the stored transitions cannot be re-strided)."""
-        venv = as_vector_env(env)
-        if venv is not None:
-            obs_space, act_space = venv.single_observation_space, venv.single_action_space
-        else:
-            obs_space, act_space = env.observation_space, env.action_space
+        venv, obs_space, act_space = adopt_env(env)
         ok = (
             isinstance(act_space, gym.spaces.Box)
             and act_space.shape == self.action_space.shape

@@ -42,7 +42,7 @@ from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, QNetwork
-from agents.vector_stepping import VectorStepper, as_vector_env, updates_due
+from agents.vector_stepping import VectorStepper, adopt_env, updates_due
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -380,11 +380,7 @@ class DQNAgent(Agent):
 
         A VectorEnv / ParallelEnv with a different number of sub-envs than the replay buffer's layout gets
         a fresh buffer (the stored transitions cannot be re-strided)."""
-        venv = as_vector_env(env)
-        if venv is not None:
-            obs_space, act_space = venv.single_observation_space, venv.single_action_space
-        else:
-            obs_space, act_space = env.observation_space, env.action_space
+        venv, obs_space, act_space = adopt_env(env)
         expected_actions = (self.num_actions, self._action_start)
         if not isinstance(act_space, gym.spaces.Discrete) or (
             (int(act_space.n), int(act_space.start)) != expected_actions

@@ -48,7 +48,7 @@ from agents.nets import ACTIVATIONS
 from agents.normalization import RewardScaler, RunningMeanStd
 from agents.policies import ActorCritic, personal_prefixes
 from agents.rollout import RolloutBuffer
-from agents.vector_stepping import VectorStepper, as_vector_env
+from agents.vector_stepping import VectorStepper, adopt_env
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -358,13 +358,8 @@ class OnPolicyAgent(Agent):
     def _start(self, env: Any) -> None:
         """Adopt a new env: wrap a ParallelEnv, check spaces, close the pending rollout as a truncation,
         (re)allocate the buffer if the number of sub-envs changed, reset with a seed."""
-        venv = as_vector_env(env)
-        if venv is not None:
-            n = int(venv.num_envs)
-            obs_space, act_space = venv.single_observation_space, venv.single_action_space
-        else:
-            n = 1
-            obs_space, act_space = env.observation_space, env.action_space
+        venv, obs_space, act_space = adopt_env(env)
+        n = 1 if venv is None else int(venv.num_envs)
         self._check_spaces(obs_space, act_space)
         if self.buffer is not None and self.buffer.pos > 0:
             self._close_pending_rollout()

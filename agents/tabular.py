@@ -45,7 +45,7 @@ from agents import register_agent
 from agents.base import Agent, AgentError, Weights
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.vector_stepping import VectorStepper, as_vector_env
+from agents.vector_stepping import VectorStepper, adopt_env
 
 Q_KEY = "q_table"
 
@@ -460,9 +460,7 @@ class TabularAgent(Agent):
 
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""
-        venv = as_vector_env(env)
-        act_space = env.action_space if venv is None else venv.single_action_space
-        obs_space = env.observation_space if venv is None else venv.single_observation_space
+        venv, obs_space, act_space = adopt_env(env)
         if not isinstance(act_space, gym.spaces.Discrete) or (int(act_space.n), int(act_space.start)) != (
             self.num_actions, self._action_start
         ):

@@ -49,6 +49,15 @@ def as_vector_env(env: Any) -> VectorEnv | None:
     )
 
 
+def adopt_env(env: Any) -> tuple[VectorEnv | None, gym.Space, gym.Space]:
+    """``(vector form or None, observation space, action space)`` of what a learner was given: the
+    per-sub-env (per-agent) spaces for a VectorEnv / ParallelEnv, the env's own for a single Env."""
+    venv = as_vector_env(env)
+    if venv is not None:
+        return venv, venv.single_observation_space, venv.single_action_space
+    return None, env.observation_space, env.action_space
+
+
 @dataclass
 class VectorTransition:
     """One vector step, arrays with leading axis ``num_envs``. Rows with ``valid`` False are padding

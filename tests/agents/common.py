@@ -3,8 +3,6 @@ and a wrapper that records resets and actions."""
 
 from __future__ import annotations
 
-import functools
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -105,85 +103,87 @@ class ResetCounter(gym.Wrapper):
 
 
 # ----- PettingZoo tasks (one learner acting for every agent) -------------------------------------------------
-class BitMatch(ParallelEnv):
+class StaggeredTask(ParallelEnv):
+    """A PettingZoo task whose agent ``i`` lives ``first + stride * i`` steps, then terminates or (if
+    ``truncates(i)``) is truncated, so dead agents are padding for a while. Subclasses draw observations
+    (``_draw``, per live agent) and score actions (``_reward``)."""
+
+    metadata = {"name": "staggered_task_v0"}
+    first, stride = 3, 2
+
+    def __init__(self, agents: list[str], obs_space: gym.Space, act_space: gym.Space) -> None:
+        self.possible_agents = agents
+        self.agents: list[str] = []
+        self._spaces = obs_space, act_space
+        self._rng = np.random.default_rng()
+
+    def observation_space(self, agent):
+        return self._spaces[0]  # the same object every call, as the API test wants
+
+    def action_space(self, agent):
+        return self._spaces[1]
+
+    def truncates(self, i: int) -> bool:
+        return False
+
+    def _observe(self):
+        self.current = {a: self._draw() for a in self.agents}
+        return dict(self.current)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.agents, self.t = list(self.possible_agents), 0
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        index = {a: i for i, a in enumerate(self.possible_agents)}
+        rewards = {a: self._reward(self.current[a], actions[a]) for a in self.agents}
+        ends = {a: self.t >= self.first + self.stride * index[a] for a in self.agents}
+        term = {a: ends[a] and not self.truncates(index[a]) for a in self.agents}
+        trunc = {a: ends[a] and self.truncates(index[a]) for a in self.agents}
+        obs = self._observe()
+        infos = {a: {} for a in self.agents}
+        self.agents = [a for a in self.agents if not ends[a]]
+        return obs, rewards, term, trunc, infos
+
+
+class BitMatch(StaggeredTask):
     """Three agents; each sees a random bit (one-hot) and earns 1 for outputting it. Agent i's episode
-    lasts 3 + 2i steps (a0 and a1 terminate, a2 is truncated), so dead agents are padding for a while."""
+    lasts 3 + 2i steps (a0 and a1 terminate, a2 is truncated)."""
 
     metadata = {"name": "bit_match_v0"}
 
     def __init__(self) -> None:
-        self.possible_agents = ["a0", "a1", "a2"]
-        self.agents: list[str] = []
-        self._rng = np.random.default_rng()
+        super().__init__(["a0", "a1", "a2"], gym.spaces.Box(0.0, 1.0, (2,), np.float32), gym.spaces.Discrete(2))
 
-    @functools.cache  # noqa: B019 (the API test wants the same space object)
-    def observation_space(self, agent):
-        return gym.spaces.Box(0.0, 1.0, (2,), np.float32)
+    def truncates(self, i: int) -> bool:
+        return i == 2
 
-    @functools.cache  # noqa: B019
-    def action_space(self, agent):
-        return gym.spaces.Discrete(2)
+    def _draw(self):
+        return np.eye(2, dtype=np.float32)[int(self._rng.integers(2))]
 
-    def _observe(self):
-        self.bits = {a: int(self._rng.integers(2)) for a in self.agents}
-        return {a: np.eye(2, dtype=np.float32)[b] for a, b in self.bits.items()}
-
-    def reset(self, seed=None, options=None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self.agents, self.t = list(self.possible_agents), 0
-        return self._observe(), {a: {} for a in self.agents}
-
-    def step(self, actions):
-        self.t += 1
-        rewards = {a: float(int(actions[a]) == self.bits[a]) for a in self.agents}
-        ends = {a: self.t >= 3 + 2 * i for i, a in enumerate(self.possible_agents) if a in self.agents}
-        term = {a: ends[a] and a != "a2" for a in self.agents}
-        trunc = {a: ends[a] and a == "a2" for a in self.agents}
-        obs = self._observe()
-        infos = {a: {} for a in self.agents}
-        self.agents = [a for a in self.agents if not ends[a]]
-        return obs, rewards, term, trunc, infos
+    def _reward(self, obs, action) -> float:
+        return float(int(action) == int(obs[1]))
 
 
-class BanditSwarm(ParallelEnv):
+class BanditSwarm(StaggeredTask):
     """Four agents, each facing its own :class:`LinearBandit` draw (same spaces and reward). Agent i's
     episode lasts 6 + 2i steps and then terminates (i even) or is truncated (i odd)."""
 
     metadata = {"name": "bandit_swarm_v0"}
+    first = 6
 
     def __init__(self) -> None:
-        self.possible_agents = [f"r{i}" for i in range(4)]
-        self.agents: list[str] = []
         self._task = LinearBandit()
-        self._rng = np.random.default_rng()
+        super().__init__([f"r{i}" for i in range(4)], self._task.observation_space, self._task.action_space)
 
-    @functools.cache  # noqa: B019
-    def observation_space(self, agent):
-        return self._task.observation_space
+    def truncates(self, i: int) -> bool:
+        return i % 2 == 1
 
-    @functools.cache  # noqa: B019
-    def action_space(self, agent):
-        return self._task.action_space
+    def _draw(self):
+        return self._rng.uniform(-1.0, 1.0, 2).astype(np.float32)
 
-    def _observe(self):
-        self.x = {a: self._rng.uniform(-1.0, 1.0, 2).astype(np.float32) for a in self.agents}
-        return dict(self.x)
-
-    def reset(self, seed=None, options=None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self.agents, self.t = list(self.possible_agents), 0
-        return self._observe(), {a: {} for a in self.agents}
-
-    def step(self, actions):
-        self.t += 1
-        best = {a: self._task.best_action(self.x[a]) for a in self.agents}
-        rewards = {a: -float(np.mean((np.asarray(actions[a]) - best[a]) ** 2)) for a in self.agents}
-        ends = {a: self.t >= 6 + 2 * int(a[1:]) for a in self.agents}
-        term = {a: ends[a] and int(a[1:]) % 2 == 0 for a in self.agents}
-        trunc = {a: ends[a] and int(a[1:]) % 2 == 1 for a in self.agents}
-        obs = self._observe()
-        infos = {a: {} for a in self.agents}
-        self.agents = [a for a in self.agents if not ends[a]]
-        return obs, rewards, term, trunc, infos
+    def _reward(self, obs, action) -> float:
+        return -float(np.mean((np.asarray(action) - self._task.best_action(obs)) ** 2))
