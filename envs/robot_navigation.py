@@ -156,7 +156,9 @@ the same observation/action spaces as the single-robot env; each robot's lidar a
 as discs of radius ``robot_radius``. A robot that collides (with an obstacle or another robot -- both robots
 of a robot-robot contact) or reaches its goal ends its episode and is removed from the arena (PettingZoo
 semantics: it leaves ``agents``). All robots are integrated, ray-cast and collision-checked together in one
-vectorised numpy pass; ``info`` adds ``robot_collision``.
+vectorised numpy pass; ``info`` adds ``robot_collision``. ``PARALLEL_BASELINES`` run go-to-goal,
+potential-field and random on every robot (joint ``obs dict -> action dict`` policies; bug2 needs one
+robot's odometry and has no swarm form).
 
 ## References
 
@@ -209,6 +211,7 @@ from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, che
 
 __all__ = [
     "BASELINES",
+    "PARALLEL_BASELINES",
     "ENTRY",
     "ENTRY_DISCRETE",
     "KNOBS",
@@ -811,7 +814,7 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
         self._lid_std = float(cfg.lidar_noise_std)
         self._act_std = float(cfg.actuator_noise_std)
         self._dv = float(cfg.discrete_linear_vel)
-        self.discrete_angular = [(2 - a) * 0.5 * float(cfg.discrete_max_angular_vel) for a in range(5)]
+        self.discrete_angular = _discrete_turn_rates(cfg).tolist()
         # Exact collision geometry is only evaluated when the noise-free scan has a return closer than
         # ``_near``. Every generated obstacle (circle radius >= 0.1 m, box sides >= 0.1 m) contains a disc of
         # radius 0.05 m whose centre is within 0.05 * sqrt(2) < 0.071 m of the obstacle's point closest to the
@@ -1158,7 +1161,7 @@ class RobotNavigationSwarmEnv(_ParallelEnv):
         self._rmax = float(cfg.lidar_range_max)
         self._vmax = float(cfg.v_max)
         self._wmax = float(cfg.w_max)
-        self._discrete_w = np.array([(2 - a) * 0.5 * float(cfg.discrete_max_angular_vel) for a in range(5)])
+        self._discrete_w = _discrete_turn_rates(cfg)
         self._fixed_layout, self._fixed_grid = _fixed_world(cfg) if cfg.map_seed >= 0 else (None, None)
         self._rng: np.random.Generator | None = None
         self.layout: _Layout | None = None
@@ -1440,10 +1443,15 @@ def parallel_env_discrete(config: RobotNavigationConfig | None = None, render_mo
 
 
 # ---------------------------------------------------------------------- heuristic baselines
+def _discrete_turn_rates(cfg: RobotNavigationConfig) -> np.ndarray:
+    """The 5 turn rates of the Discrete(5) actions, ``omega = (2 - a) * discrete_max_angular_vel / 2`` [4]."""
+    return np.array([(2 - a) * 0.5 * float(cfg.discrete_max_angular_vel) for a in range(5)])
+
+
 def _actuate(e: Any) -> Callable[[float, float], Any]:
     """Map a physical command (v m/s, omega rad/s) to the env's action (nearest one for Discrete(5))."""
     if e.discrete:
-        table = np.asarray(e.discrete_angular)
+        table = _discrete_turn_rates(e.config)
         return lambda v, w: int(np.argmin(np.abs(table - w)))
     vmax, wmax = e._vmax, e._wmax
 
@@ -1566,6 +1574,21 @@ BASELINES: dict[str, BaselineFactory] = {
     "random": _random,
 }
 
+
+
+def _per_robot(factory: BaselineFactory) -> Callable[[Any, int], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """A single-robot heuristic applied by every live robot of the swarm (it reads only the robot's own
+    observation and the shared robot constants)."""
+    def make(env: Any, seed: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        policy = factory(env, seed)
+        return lambda obs: {a: policy(obs[a]) for a in env.agents}
+    return make
+
+
+PARALLEL_BASELINES: dict[str, Any] = {
+    name: _per_robot(BASELINES[name]) for name in ("go-to-goal", "potential-field", "random")
+}
+
 _KPIS = ("success", "collision", "episode_end", "progress", "path_length_ratio", "clearance")
 
 ENTRY = EnvEntry(
@@ -1581,7 +1604,7 @@ ENTRY = EnvEntry(
     parallel_entry_point="envs.robot_navigation:parallel_env",
     max_episode_steps=None,
     extra={"success_rate": "mean(success) / mean(episode_end)",
-           "collision_rate": "mean(collision) / mean(episode_end)"},
+           "collision_rate": "mean(collision) / mean(episode_end)", "parallel_baselines": PARALLEL_BASELINES},
 )
 
 ENTRY_DISCRETE = EnvEntry(
@@ -1597,6 +1620,6 @@ ENTRY_DISCRETE = EnvEntry(
     parallel_entry_point="envs.robot_navigation:parallel_env_discrete",
     max_episode_steps=None,
     extra={"success_rate": "mean(success) / mean(episode_end)",
-           "collision_rate": "mean(collision) / mean(episode_end)"},
+           "collision_rate": "mean(collision) / mean(episode_end)", "parallel_baselines": PARALLEL_BASELINES},
 )
 

@@ -2,7 +2,8 @@
 
 Every registered env must pass Gymnasium's checker, keep observations inside its space, be deterministic
 under a seed, expose its KPIs in ``info``, turn heterogeneity 0 into identical client configs, and run every
-heuristic baseline. Every PettingZoo form must pass PettingZoo's parallel API and seed tests.
+heuristic baseline. Every PettingZoo form must pass PettingZoo's parallel API and seed tests and run its joint
+heuristics (random among them) for every live agent.
 """
 
 
@@ -112,3 +113,30 @@ def test_pettingzoo_parallel_seed(entry):
     from pettingzoo.test import parallel_seed_test
 
     parallel_seed_test(entry.parallel_factory())
+
+
+PARALLEL_HEURISTICS = [(e, b) for e in PARALLEL for b in e.extra.get("parallel_baselines", {})]
+
+
+def test_every_pettingzoo_form_has_heuristics_including_random():
+    for entry in PARALLEL:
+        names = set(entry.extra.get("parallel_baselines", {}))
+        assert "random" in names and len(names) >= 2, entry.env_id
+
+
+@pytest.mark.parametrize(("entry", "baseline"), PARALLEL_HEURISTICS,
+                         ids=[f"{e.env_id}:{b}" for e, b in PARALLEL_HEURISTICS])
+def test_every_parallel_heuristic_acts_legally_for_every_live_agent(entry, baseline):
+    env = entry.parallel_factory()()
+    policy = entry.extra["parallel_baselines"][baseline](env, 0)
+    obs, _ = env.reset(seed=1)
+    for _ in range(60):
+        if not env.agents:
+            obs, _ = env.reset()
+        actions = policy(obs)
+        assert set(env.agents) <= set(actions)
+        for agent in env.agents:
+            space = env.action_space(agent)
+            a = actions[agent]
+            assert space.contains(np.asarray(a, dtype=space.dtype) if isinstance(space, gym.spaces.Box) else a)
+        obs, *_ = env.step({a: actions[a] for a in env.agents})
