@@ -1,11 +1,10 @@
 """PPO agent and the shared on-policy machinery (rollout buffer + GAE, normalisation, actor-critic nets,
-ParallelEnv adapter): contract, determinism, learning, checkpoints."""
+ParallelEnv adapter): runs, learning, personal parameters, what its checkpoint keeps, validation. (Seeds,
+weights, checkpoints and pickling of every agent: test_agent_contract.py.)"""
 
 from __future__ import annotations
 
 import copy
-import os
-import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -422,64 +421,7 @@ def test_ppo_beats_random_on_continuous_target_task():
     assert ppo_return > 0.5 * random_return, (ppo_return, random_return)  # returns are negative
 
 
-# ----- seeds ---------------------------------------------------------------------------------------------
-def test_same_seed_bitwise_identical_different_seed_differs():
-    runs = []
-    for seed in (3, 3, 4):
-        agent, env = make_agent(seed=seed)
-        agent.learn(env, 150)
-        runs.append(agent.get_weights())
-    assert_weights_equal(runs[0], runs[1])
-    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
-
-
-def test_init_and_learning_do_not_touch_global_rng():
-    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
-    agent, env = make_agent(seed=7, env_id="Pendulum-v1")
-    agent.learn(env, 70)
-    agent.act(env.observation_space.sample())
-    assert torch.equal(torch_state, torch.random.get_rng_state())
-    assert np.array_equal(np_state, np.random.get_state()[1])  # noqa: NPY002
-
-
 # ----- weights -------------------------------------------------------------------------------------------
-def test_weights_round_trip_exact_and_copies():
-    a, env = make_agent(seed=0)
-    a.learn(env, 100)
-    b, _ = make_agent(seed=1)
-    w = a.get_weights()
-    b.set_weights(w)
-    assert_weights_equal(b.get_weights(), w)
-    w["actor.head.bias"][:] = 123.0  # returned arrays are copies
-    assert not np.any(a.get_weights()["actor.head.bias"] == 123.0)
-    b.set_weights({"critic.head.bias": np.zeros(1)})  # a subset, float64 accepted
-    np.testing.assert_array_equal(b.get_weights()["critic.head.bias"], 0.0)
-    x = env.observation_space.sample()
-    a2, _ = make_agent(seed=5)
-    a2.set_weights(a.get_weights())
-    assert a2.act(x, explore=False) == a.act(x, explore=False)
-
-
-@pytest.mark.parametrize(
-    "bad, key",
-    [
-        ({"actor.body.0.weight": np.ones((32, 4), np.float32), "nope.weight": np.zeros(2)}, "nope.weight"),
-        ({"actor.head.bias": np.zeros(3)}, "actor.head.bias"),
-        ({"actor.head.bias": np.zeros(2), "critic.body.0.bias": np.full(32, np.nan)}, "critic.body.0.bias"),
-        ({"critic.head.weight": np.full((1, 32), np.inf)}, "critic.head.weight"),
-    ],
-)
-def test_set_weights_rejects_and_changes_nothing(bad, key):
-    agent, _ = make_agent()
-    before = agent.get_weights()
-    with pytest.raises(AgentError, match=key.replace(".", r"\.")):
-        agent.set_weights(bad)
-    assert_weights_equal(agent.get_weights(), before)
-    with pytest.raises(AgentError, match=key.replace(".", r"\.")):
-        agent.set_anchor(bad)
-    assert agent._anchor == {}
-
-
 def test_personal_heads_and_embedding_stay_local():
     agent, _ = make_agent(personal="head")
     assert agent.personal_prefixes == ("actor.head.", "critic.head.")
@@ -559,67 +501,22 @@ def test_behaviour_log_probs_recorded_before_weights_change():
 
 
 # ----- checkpoints ---------------------------------------------------------------------------------------
-def test_save_load_round_trip(tmp_path):
+def test_checkpoint_keeps_optimiser_generator_anchor_and_normalisation(tmp_path):
     a, env = make_agent("Pendulum-v1", seed=0, prox_mu=0.1, normalize_obs=True, scale_reward=True)
     a.set_weights(a.get_weights())
     a.learn(env, 150)
-    path = tmp_path / "ppo.pt"
-    a.save(path)
-    assert os.listdir(tmp_path) == ["ppo.pt"]  # no temp file left behind
+    a.save(tmp_path / "ppo.pt")
     b, _ = make_agent("Pendulum-v1", seed=9, prox_mu=0.1, normalize_obs=True, scale_reward=True)
-    b.load(path)
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert b.total_steps == a.total_steps == 150 and b.num_updates == a.num_updates == 2
+    b.load(tmp_path / "ppo.pt")
+    assert b.num_updates == a.num_updates == 2
     sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
-    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert sa and all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
     assert a._rng.random() == b._rng.random()
-    assert b._anchor.keys() == a._anchor.keys()
+    assert b._anchor.keys() == a._anchor.keys() != set()
     np.testing.assert_array_equal(b.obs_rms.var, a.obs_rms.var)
     assert b.reward_scaler.rms.count == a.reward_scaler.rms.count
-    x = env.observation_space.sample()
+    x = env.observation_space.sample()  # greedy actions use the restored observation statistics
     np.testing.assert_array_equal(a.act(x, explore=False), b.act(x, explore=False))
-
-
-def test_load_refuses_wrong_files(tmp_path):
-    agent, _ = make_agent()
-    before = agent.get_weights()
-    other, _ = make_agent(hidden_sizes=(8,))
-    other.save(tmp_path / "small.pt")
-    (tmp_path / "text.pt").write_text("not a checkpoint")
-    torch.save({"a": torch.zeros(1)}, tmp_path / "foreign.pt")
-    payload = torch.load(tmp_path / "small.pt", weights_only=True)
-    payload["agent"] = "a2c"
-    torch.save(payload, tmp_path / "a2c.pt")
-    for name, msg in [
-        ("small.pt", "shapes"),
-        ("text.pt", "not a readable agent checkpoint"),
-        ("foreign.pt", "not an FRL agent checkpoint"),
-        ("a2c.pt", "for agent 'a2c'"),
-        ("missing.pt", "does not exist"),
-    ]:
-        with pytest.raises(AgentError, match=msg):
-            agent.load(tmp_path / name)
-    assert_weights_equal(agent.get_weights(), before)
-
-
-def test_pickle_round_trip_keeps_sharing():
-    a, env = make_agent(prox_mu=0.1)
-    a.set_weights(a.get_weights())
-    a.learn(env, 100)
-    b = pickle.loads(pickle.dumps(a))
-    assert b._env is None and a._env is env
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert b.optimizer.param_groups[0]["params"][0] is b.policy.actor.body[0].weight
-    named = dict(b.policy.named_parameters())
-    assert all(p is named[k] for (p, _), k in zip(b._prox_pairs, b._anchor, strict=True))
-    stats = b.learn(gym.make("CartPole-v1"), 60)
-    assert stats["train/steps"] == 160 and stats["train/updates"] == 1
-    assert any(not np.array_equal(b.get_weights()[k], a.get_weights()[k]) for k in a.get_weights())
-    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
-    with torch.no_grad():
-        np.testing.assert_allclose(
-            b.policy.np_actor(x), b.policy.actor_out(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6
-        )
 
 
 # ----- validation ----------------------------------------------------------------------------------------

@@ -1,13 +1,10 @@
-"""SAC agent: squashed-Gaussian policy and its log-probability, temperature tuning, determinism, learning
-on a tiny task, weights, checkpoints, spaces. (The machinery shared with DDPG and TD3 is covered in depth
-by test_ddpg.py.)"""
+"""SAC agent: squashed-Gaussian policy and its log-probability, temperature tuning, learning on a tiny task,
+weights, spaces. (The machinery shared with DDPG and TD3 is covered in depth by test_ddpg.py; seeds, weights,
+checkpoints and pickling of every agent by test_agent_contract.py.)"""
 
 from __future__ import annotations
 
-import copy
 import math
-import os
-import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -108,17 +105,13 @@ def test_sac_beats_random_on_linear_bandit():
 
 
 # ----- seeds ---------------------------------------------------------------------------------------------
-def test_same_seed_bitwise_identical_different_seed_differs_global_rng_untouched():
-    torch_state = torch.random.get_rng_state()
-    runs = []
-    for seed in (3, 3, 4):
-        agent, env = make_agent(seed=seed)
+def test_same_seed_same_temperature():
+    alphas = []
+    for _ in range(2):
+        agent, env = make_agent(seed=3)
         agent.learn(env, 90)
-        runs.append((agent.get_weights(), agent.alpha))
-    assert torch.equal(torch_state, torch.random.get_rng_state())
-    assert_weights_equal(runs[0][0], runs[1][0])
-    assert runs[0][1] == runs[1][1]
-    assert any(not np.array_equal(runs[0][0][k], runs[2][0][k]) for k in runs[0][0])
+        alphas.append(agent.alpha)
+    assert alphas[0] == alphas[1] != 1.0
 
 
 # ----- weights -------------------------------------------------------------------------------------------
@@ -162,46 +155,6 @@ def test_prox_term_pulls_toward_anchor():
 
     free, proximal = drift(0.0), drift(50.0)
     assert proximal < 0.5 * free, (proximal, free)
-
-
-# ----- checkpoints ---------------------------------------------------------------------------------------
-def test_save_load_round_trip_continues_identically(tmp_path):
-    a, env = make_agent(seed=0)
-    a.learn(env, 100)
-    path = tmp_path / "sac.pt"
-    a.save(path)
-    assert os.listdir(tmp_path) == ["sac.pt"]
-    b, _ = make_agent(seed=9)
-    b.load(path)
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert modules_equal(b.critic_target, a.critic_target)
-    assert b.alpha == a.alpha != 1.0
-    assert b.alpha_optimizer.param_groups[0]["params"][0] is b.log_alpha
-    b.buffer = copy.deepcopy(a.buffer)
-    b.buffer.rng = b._rng
-    for agent in (a, b):
-        for _ in range(3):
-            agent._update()  # same replay, RNG and policy-noise generator → bitwise the same steps
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert b.alpha == a.alpha
-
-
-def test_load_refuses_other_algorithms(tmp_path):
-    agent, env = make_agent()
-    from agents.td3 import TD3Agent
-
-    TD3Agent(env.observation_space, env.action_space, **TINY).save(tmp_path / "td3.pt")
-    with pytest.raises(AgentError, match="for agent 'td3', not 'sac'"):
-        agent.load(tmp_path / "td3.pt")
-
-
-def test_pickle_round_trip():
-    a, env = make_agent()
-    a.learn(env, 80)
-    b = pickle.loads(pickle.dumps(a))
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert b.alpha_optimizer.param_groups[0]["params"][0] is b.log_alpha
-    assert b.learn(gym.make("Pendulum-v1"), 30)["train/steps"] == 110
 
 
 # ----- validation ----------------------------------------------------------------------------------------

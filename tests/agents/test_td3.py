@@ -1,11 +1,10 @@
-"""TD3 agent: twin critics, delayed actor/target updates, determinism, learning on a tiny task, weights,
-checkpoints, spaces. (The machinery shared with DDPG and SAC is covered in depth by test_ddpg.py.)"""
+"""TD3 agent: twin critics, delayed actor/target updates, learning on a tiny task, weights, spaces. (The
+machinery shared with DDPG and SAC is covered in depth by test_ddpg.py; seeds, weights, checkpoints and
+pickling of every agent by test_agent_contract.py.)"""
 
 from __future__ import annotations
 
 import copy
-import os
-import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -87,19 +86,6 @@ def test_td3_beats_random_on_linear_bandit():
     assert learned > 0.1 * random_reward, (learned, random_reward)
 
 
-# ----- seeds ---------------------------------------------------------------------------------------------
-def test_same_seed_bitwise_identical_different_seed_differs_global_rng_untouched():
-    torch_state = torch.random.get_rng_state()
-    runs = []
-    for seed in (3, 3, 4):
-        agent, env = make_agent(seed=seed)
-        agent.learn(env, 90)
-        runs.append(agent.get_weights())
-    assert torch.equal(torch_state, torch.random.get_rng_state())
-    assert_weights_equal(runs[0], runs[1])
-    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
-
-
 # ----- weights -------------------------------------------------------------------------------------------
 def test_weights_round_trip_syncs_both_targets():
     a, env = make_agent(seed=0)
@@ -111,15 +97,6 @@ def test_weights_round_trip_syncs_both_targets():
     b.set_weights(w)
     assert_weights_equal(b.get_weights(), w)
     assert modules_equal(b.actor_target, b.actor) and modules_equal(b.critic_target, b.critic)
-
-
-def test_set_weights_rejects_and_changes_nothing():
-    agent, _ = make_agent()
-    before = agent.get_weights()
-    bad = {"actor.head.bias": np.zeros(1), "critic.head.weight": np.zeros((1, 32, 1))}  # one critic only
-    with pytest.raises(AgentError, match=r"critic\.head\.weight.*\(2, 32, 1\)"):
-        agent.set_weights(bad)
-    assert_weights_equal(agent.get_weights(), before)
 
 
 def test_personal_heads_stay_local():
@@ -139,45 +116,6 @@ def test_prox_term_pulls_toward_anchor():
 
     free, proximal = drift(0.0), drift(50.0)
     assert proximal < 0.5 * free, (proximal, free)
-
-
-# ----- checkpoints ---------------------------------------------------------------------------------------
-def test_save_load_round_trip_continues_identically(tmp_path):
-    a, env = make_agent(seed=0)
-    a.learn(env, 101)  # an odd number of updates: the delay counter matters
-    path = tmp_path / "td3.pt"
-    a.save(path)
-    assert os.listdir(tmp_path) == ["td3.pt"]
-    b, _ = make_agent(seed=9)
-    b.load(path)
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert modules_equal(b.actor_target, a.actor_target) and modules_equal(b.critic_target, a.critic_target)
-    assert (b.total_steps, b.num_updates) == (101, 52)
-    b.buffer = copy.deepcopy(a.buffer)
-    b.buffer.rng = b._rng
-    for agent in (a, b):
-        for _ in range(3):
-            agent._update()  # same replay, RNG and smoothing-noise generator → bitwise the same steps
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert modules_equal(b.actor_target, a.actor_target)
-
-
-def test_load_refuses_other_shapes(tmp_path):
-    agent, _ = make_agent()
-    other, _ = make_agent(hidden_sizes=(8,))
-    other.save(tmp_path / "small.pt")
-    with pytest.raises(AgentError, match="shapes"):
-        agent.load(tmp_path / "small.pt")
-
-
-def test_pickle_round_trip():
-    a, env = make_agent()
-    a.learn(env, 80)
-    b = pickle.loads(pickle.dumps(a))
-    assert_weights_equal(b.get_weights(), a.get_weights())
-    assert b.critic_optimizer.param_groups[0]["params"][0] is b.critic.body[0].weight
-    assert b._target_params["actor"][0] is b.actor_target.body[0].weight
-    assert b.learn(gym.make("Pendulum-v1"), 30)["train/steps"] == 110
 
 
 # ----- validation ----------------------------------------------------------------------------------------
