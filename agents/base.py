@@ -17,6 +17,33 @@ import numpy as np
 Weights = dict[str, np.ndarray]
 
 
+def checked_weights(
+    weights: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]], what: str = "weight"
+) -> Weights:
+    """Fresh float32 copies of ``weights`` after checking every entry against ``shapes`` (name -> shape).
+
+    Raises ``AgentError`` naming the key for an unknown name, a non-numeric value, a wrong shape or a
+    non-finite value, before anything is returned: callers commit only what passed, so a refused
+    ``set_weights`` / ``set_anchor`` changes nothing. ``what`` names the values in messages."""
+    if not isinstance(weights, Mapping):
+        raise AgentError(f"{what}s must be a mapping name -> array, got {type(weights).__name__}")
+    out: Weights = {}
+    for key, value in weights.items():
+        if key not in shapes:
+            raise AgentError(f"unknown {what} {key!r}; expected names: {', '.join(shapes)}")
+        try:
+            arr = np.array(value, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise AgentError(f"{what} {key!r} is not a numeric array: {exc}") from None
+        expected = tuple(shapes[key])
+        if arr.shape != expected:
+            raise AgentError(f"{what} {key!r} has shape {arr.shape}, expected {expected}")
+        if not np.isfinite(arr).all():
+            raise AgentError(f"{what} {key!r} contains non-finite values")
+        out[key] = arr
+    return out
+
+
 class AgentError(ValueError):
     """Bad input to an agent (wrong weight names/shapes, unsupported spaces, bad hyperparameters)."""
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, AgentError, Weights
+from agents.base import Agent, AgentError, Weights, checked_weights
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -372,7 +372,9 @@ class OffPolicyAgent(Agent):
 
         self.buffer = self._new_buffer(1)
 
-        # FedProx anchor: "actor.*"/"critic.*" -> tensor of the last weights given to set_weights.
+        # FedProx anchor: "actor.*"/"critic.*" -> tensor of the last weights given to set_weights / set_anchor;
+        # μ starts at config.prox_mu and may be changed per round by the strategy (set_proximal).
+        self.prox_mu = cfg.prox_mu
         self._anchor: dict[str, torch.Tensor] = {}
         self._prox_pairs: dict[str, list[tuple[nn.Parameter, torch.Tensor]]] = {"actor": [], "critic": []}
 
@@ -603,21 +605,34 @@ class OffPolicyAgent(Agent):
         """``loss + (μ/2)·||θ − θ_anchor||²`` over the ``group`` ("actor"/"critic") parameters that have an
         anchor (FedProx, Li et al. 2020, "Federated Optimization in Heterogeneous Networks", eq. 2)."""
         pairs = self._prox_pairs[group]
-        if self.config.prox_mu > 0.0 and pairs:
-            loss = loss + 0.5 * self.config.prox_mu * sum(torch.sum((p - a) ** 2) for p, a in pairs)
+        if self.prox_mu > 0.0 and pairs:
+            loss = loss + 0.5 * self.prox_mu * sum(torch.sum((p - a) ** 2) for p, a in pairs if p.requires_grad)
         return loss
+
+    def _descend(self, loss: torch.Tensor, group: str, *optimizers: torch.optim.Optimizer) -> None:
+        """One step of ``optimizers`` on ``loss`` plus the ``group``'s proximal term; skipped when nothing
+        it depends on is trainable (FedRep's phases freeze whole groups with ``set_trainable``)."""
+        loss = self._prox(loss, group)
+        if not loss.requires_grad:
+            return
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
 
     def _q_for_actor(self, obs: torch.Tensor, action: torch.Tensor, *, first: int | None = None) -> torch.Tensor:
         """``Q_i(s, a)`` for an actor loss: the gradient flows into ``a`` only. The critic's parameters are
         frozen while the graph is recorded (as in OpenAI Spinning Up), so no critic gradient is computed."""
         params = self._params["critic"]
+        trainable = [p.requires_grad for p in params]  # restore set_trainable's choice afterwards
         for p in params:
             p.requires_grad_(False)
         try:
             return self.critic(obs, action, first=first)
         finally:
-            for p in params:
-                p.requires_grad_(True)
+            for p, flag in zip(params, trainable, strict=True):
+                p.requires_grad_(flag)
 
     @torch.no_grad()
     def _polyak(self, name: str) -> None:
@@ -638,22 +653,8 @@ class OffPolicyAgent(Agent):
         freshly broadcast model gets a consistent target). The given values become the FedProx anchor.
         Validates everything first: on an unknown key, wrong shape or non-finite value nothing changes.
         Optimiser states, the replay buffer (and SAC's temperature) stay: they are local to the client."""
-        if not isinstance(weights, Mapping):
-            raise AgentError(f"weights must be a mapping name -> array, got {type(weights).__name__}")
         current = self._state()
-        staged: dict[str, torch.Tensor] = {}
-        for key, value in weights.items():
-            if key not in current:
-                raise AgentError(f"unknown weight {key!r}; expected names: {', '.join(current)}")
-            try:
-                arr = np.asarray(value, dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                raise AgentError(f"weight {key!r} is not a numeric array: {exc}") from None
-            if arr.shape != tuple(current[key].shape):
-                raise AgentError(f"weight {key!r} has shape {arr.shape}, expected {tuple(current[key].shape)}")
-            if not np.isfinite(arr).all():
-                raise AgentError(f"weight {key!r} contains non-finite values")
-            staged[key] = torch.tensor(arr)
+        staged = self._stage(weights, "weight")
         targets = {m: t.state_dict() for m, t in self._targets().items()}
         with torch.no_grad():
             for key, value in staged.items():
@@ -661,9 +662,34 @@ class OffPolicyAgent(Agent):
                 module, _, name = key.partition(".")
                 if module in targets:
                     targets[module][name].copy_(value)
-        if self.config.prox_mu > 0.0:
-            self._anchor.update(staged)
-            self._rebuild_prox_pairs()
+        self._anchor.update(staged)
+        self._rebuild_prox_pairs()
+
+    def _stage(self, weights: Mapping[str, np.ndarray], what: str) -> dict[str, torch.Tensor]:
+        """Checked float32 tensor copies of ``weights`` (:func:`agents.base.checked_weights`)."""
+        shapes = {k: tuple(v.shape) for k, v in self._state().items()}
+        return {k: torch.from_numpy(v) for k, v in checked_weights(weights, shapes, what).items()}
+
+    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set the proximal anchor without touching the parameters (Ditto pulls the personal model toward
+        the global one). Validates everything first: on a bad key, shape or value nothing changes."""
+        self._anchor.update(self._stage(weights, "anchor weight"))
+        self._rebuild_prox_pairs()
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx / Ditto: weight μ of (μ/2)·||θ − θ_anchor||² on the actor and critic losses, the anchor
+        being the last ``set_weights`` / ``set_anchor``."""
+        if not (isinstance(mu, int | float | np.floating) and not isinstance(mu, bool) and math.isfinite(mu)
+                and mu >= 0.0):
+            raise AgentError(f"prox_mu={mu!r} is out of range; allowed: finite >= 0")
+        self.prox_mu = float(mu)
+
+    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
+        """Train only the parameters whose names (``actor.*`` / ``critic.*``) start with one of ``prefixes``
+        (None: all). FedRep (Collins et al. 2021) alternates head-only and body-only local updates."""
+        for m, module in self._shared.items():
+            for n, p in module.named_parameters():
+                p.requires_grad_(prefixes is None or f"{m}.{n}".startswith(tuple(prefixes)))
 
     def _rebuild_prox_pairs(self) -> None:
         self._prox_pairs = {

@@ -132,15 +132,11 @@ class DDPGAgent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)[0]
         critic_loss = F.mse_loss(q, y)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        self._prox(critic_loss, "critic").backward()
-        self.critic_optimizer.step()
+        self._descend(critic_loss, "critic", self.critic_optimizer)
 
         # Actor: ascend Q(s, μ(s)) (deterministic policy gradient); the critic is frozen in this pass.
         actor_loss = -self._q_for_actor(obs, self.actor(obs)).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self._prox(actor_loss, "actor").backward()
-        self.actor_optimizer.step()
+        self._descend(actor_loss, "actor", self.actor_optimizer)
 
         self._polyak("critic")
         self._polyak("actor")

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights
+from agents.base import Agent, AgentError, Weights, checked_weights
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -427,8 +427,10 @@ class DQNAgent(Agent):
         td_loss = F.smooth_l1_loss(q, td_target) if cfg.loss == "huber" else F.mse_loss(q, td_target)
         loss = td_loss
         if self.prox_mu > 0.0 and self._prox_pairs:  # FedProx, Li et al. 2020, eq. (2)
-            prox = sum(torch.sum((p - a) ** 2) for p, a in self._prox_pairs)
+            prox = sum(torch.sum((p - a) ** 2) for p, a in self._prox_pairs if p.requires_grad)
             loss = loss + 0.5 * self.prox_mu * prox
+        if not loss.requires_grad:  # everything frozen (set_trainable): nothing to update
+            return float(td_loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
@@ -455,22 +457,8 @@ class DQNAgent(Agent):
         freshly broadcast model gets a consistent target). The given values become the FedProx anchor.
         Validates everything first: on an unknown key, wrong shape or non-finite value nothing changes.
         The optimiser state (Adam moments) and the replay buffer are kept: they are local to the client."""
-        if not isinstance(weights, Mapping):
-            raise AgentError(f"weights must be a mapping name -> array, got {type(weights).__name__}")
         online, target = self.q.state_dict(), self.target.state_dict()
-        staged: dict[str, torch.Tensor] = {}
-        for key, value in weights.items():
-            if key not in online:
-                raise AgentError(f"unknown weight {key!r}; expected names: {', '.join(online)}")
-            try:
-                arr = np.asarray(value, dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                raise AgentError(f"weight {key!r} is not a numeric array: {exc}") from None
-            if arr.shape != tuple(online[key].shape):
-                raise AgentError(f"weight {key!r} has shape {arr.shape}, expected {tuple(online[key].shape)}")
-            if not np.isfinite(arr).all():
-                raise AgentError(f"weight {key!r} contains non-finite values")
-            staged[key] = torch.tensor(arr)
+        staged = self._stage(weights, online, "weight")
         with torch.no_grad():
             for key, value in staged.items():
                 online[key].copy_(value)
@@ -478,15 +466,18 @@ class DQNAgent(Agent):
         self._anchor.update(staged)
         self._rebuild_prox_pairs()
 
+    @staticmethod
+    def _stage(
+        weights: Mapping[str, np.ndarray], known: Mapping[str, torch.Tensor], what: str
+    ) -> dict[str, torch.Tensor]:
+        """Checked float32 tensor copies of ``weights`` (:func:`agents.base.checked_weights`)."""
+        shapes = {k: tuple(v.shape) for k, v in known.items()}
+        return {k: torch.from_numpy(v) for k, v in checked_weights(weights, shapes, what).items()}
+
     def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
         """Set the proximal anchor without touching the parameters (Ditto's personal model is pulled
-        toward the global model while keeping its own values)."""
-        named = dict(self.q.named_parameters())
-        staged = {}
-        for key, value in weights.items():
-            if key not in named or tuple(np.shape(value)) != tuple(named[key].shape):
-                raise AgentError(f"anchor weight {key!r} does not match the network")
-            staged[key] = torch.tensor(np.asarray(value, dtype=np.float32))
+        toward the global model while keeping its own values). Refuses what ``set_weights`` refuses."""
+        staged = self._stage(weights, dict(self.q.named_parameters()), "anchor weight")
         self._anchor.update(staged)
         self._rebuild_prox_pairs()
 

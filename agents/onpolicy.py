@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, AgentError, Weights
+from agents.base import Agent, AgentError, Weights, checked_weights
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS
@@ -375,7 +375,8 @@ class OnPolicyAgent(Agent):
                 np.float32 if self.continuous else np.int64,
                 keep_raw_obs=self.obs_rms is not None,
             )
-            self._new_rollout_noise()
+            if self._noise is None or self._noise.shape != (self.config.n_steps, n, self.num_outputs):
+                self._new_rollout_noise()  # else: the noise restored by load() for this rollout
         if self.reward_scaler is not None:
             self.reward_scaler.resize(n)
         seed = int(self._rng.integers(2**31 - 1))
@@ -648,23 +649,9 @@ class OnPolicyAgent(Agent):
             p.requires_grad_(prefixes is None or name.startswith(tuple(prefixes)))
 
     def _stage(self, weights: Mapping[str, np.ndarray], what: str) -> dict[str, torch.Tensor]:
-        if not isinstance(weights, Mapping):
-            raise AgentError(f"weights must be a mapping name -> array, got {type(weights).__name__}")
-        current = self.policy.state_dict()
-        staged: dict[str, torch.Tensor] = {}
-        for key, value in weights.items():
-            if key not in current:
-                raise AgentError(f"unknown {what} {key!r}; expected names: {', '.join(current)}")
-            try:
-                arr = np.asarray(value, dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                raise AgentError(f"{what} {key!r} is not a numeric array: {exc}") from None
-            if arr.shape != tuple(current[key].shape):
-                raise AgentError(f"{what} {key!r} has shape {arr.shape}, expected {tuple(current[key].shape)}")
-            if not np.isfinite(arr).all():
-                raise AgentError(f"{what} {key!r} contains non-finite values")
-            staged[key] = torch.tensor(arr)
-        return staged
+        """Checked float32 tensor copies of ``weights`` (:func:`agents.base.checked_weights`)."""
+        shapes = {k: tuple(v.shape) for k, v in self.policy.state_dict().items()}
+        return {k: torch.from_numpy(v) for k, v in checked_weights(weights, shapes, what).items()}
 
     def _rebuild_prox_pairs(self) -> None:
         named = dict(self.policy.named_parameters())
@@ -673,8 +660,9 @@ class OnPolicyAgent(Agent):
     # ----- checkpoints ---------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights, optimiser state, normalisation statistics, counters, RNG state and FedProx anchor
-        atomically (temp file in the same directory, then ``os.replace``). The pending rollout is not
-        saved (like DQN's replay buffer)."""
+        atomically (temp file in the same directory, then ``os.replace``), and the sampling noise already
+        drawn for the next rollout (so a loaded agent continues exactly). The pending rollout is not saved
+        (like DQN's replay buffer)."""
         payload = {
             "obs_dim": self.obs_dim,
             "num_outputs": self.num_outputs,
@@ -688,6 +676,7 @@ class OnPolicyAgent(Agent):
             "anchor": dict(self._anchor),
             "obs_rms": self.obs_rms.state_dict() if self.obs_rms is not None else None,
             "reward_rms": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
+            "rollout_noise": torch.from_numpy(self._noise.copy()) if self._noise is not None else None,
         }
         save_checkpoint(path, self.name, payload)
 
@@ -722,6 +711,11 @@ class OnPolicyAgent(Agent):
             for key, value in got.items():
                 if not torch.isfinite(value).all():
                     raise ValueError(f"weight {key!r} contains non-finite values")
+            noise = payload.get("rollout_noise")
+            if noise is not None:
+                noise = noise.numpy().astype(np.float32)
+                if noise.ndim != 3 or noise.shape[2] != self.num_outputs or not np.isfinite(noise).all():
+                    raise ValueError(f"rollout noise of shape {tuple(noise.shape)} does not fit this agent")
         except Exception as exc:
             raise AgentError(f"checkpoint {name!r} is malformed: {exc}") from None
         for group in optimizer.param_groups:
@@ -737,6 +731,8 @@ class OnPolicyAgent(Agent):
             self.obs_rms = obs_rms
         if reward_rms is not None:
             self.reward_scaler.rms = reward_rms
+        if noise is not None and (self.buffer is None or self.buffer.pos == 0):  # not mid-rollout
+            self._noise = noise
 
     # ----- pickling (worker processes): the env is not part of the agent's state -----------------------
     def __getstate__(self) -> dict[str, Any]:

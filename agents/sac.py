@@ -127,15 +127,13 @@ class SACAgent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)  # (2, B)
         critic_loss = F.mse_loss(q, y.expand_as(q))  # Σ_i ½ MSE(Q_i, y), in one fused op
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        self._prox(critic_loss, "critic").backward()
-        self.critic_optimizer.step()
+        self._descend(critic_loss, "critic", self.critic_optimizer)
 
         # Actor: E[α log π(ã|s) − min_i Q_i(s, ã)], ã = tanh(m + σε) reparameterised (critics frozen).
         new_actions, log_prob = self.actor(obs, self._gen)
         q_new = self._q_for_actor(obs, new_actions).amin(dim=0)
         actor_loss = (alpha * log_prob - q_new).mean()
-        loss = self._prox(actor_loss, "actor")
+        loss = actor_loss
         stats = {"loss/critic": critic_loss.item(), "loss/actor": actor_loss.item()}
         # Temperature: J(log α) = −E[log α · (log π(ã|s) + H̄)] pulls the policy entropy towards H̄. Its
         # parameter is disjoint from the actor's, so one backward pass serves both losses.
@@ -143,12 +141,7 @@ class SACAgent(OffPolicyAgent):
             alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
             loss = loss + alpha_loss
             stats["loss/alpha"] = alpha_loss.item()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_optimizer.step()
-        if cfg.autotune:
-            self.alpha_optimizer.step()
+        self._descend(loss, "actor", self.actor_optimizer, *((self.alpha_optimizer,) if cfg.autotune else ()))
 
         self._polyak("critic")
         self.num_updates += 1

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights
+from agents.base import Agent, AgentError, Weights, checked_weights
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.vector_stepping import VectorStepper, adopt_env
@@ -486,22 +486,7 @@ class TabularAgent(Agent):
         return {Q_KEY: self.q.copy()}
 
     def _check_table(self, weights: Mapping[str, np.ndarray], what: str) -> np.ndarray | None:
-        if not isinstance(weights, Mapping):
-            raise AgentError(f"{what} must be a mapping name -> array, got {type(weights).__name__}")
-        for key in weights:
-            if key != Q_KEY:
-                raise AgentError(f"unknown {what} {key!r}; expected names: {Q_KEY}")
-        if Q_KEY not in weights:
-            return None
-        try:
-            arr = np.asarray(weights[Q_KEY], dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise AgentError(f"{what} {Q_KEY!r} is not a numeric array: {exc}") from None
-        if arr.shape != self.q.shape:
-            raise AgentError(f"{what} {Q_KEY!r} has shape {arr.shape}, expected {self.q.shape}")
-        if not np.isfinite(arr).all():
-            raise AgentError(f"{what} {Q_KEY!r} contains non-finite values")
-        return arr
+        return checked_weights(weights, {Q_KEY: self.q.shape}, what).get(Q_KEY)
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Load the table (validated first: unknown key, wrong shape or non-finite → AgentError, nothing

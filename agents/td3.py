@@ -109,18 +109,14 @@ class TD3Agent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)  # (2, B)
         critic_loss = 2.0 * F.mse_loss(q, y.expand_as(q))  # Σ_i MSE(Q_i, y), in one fused op
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        self._prox(critic_loss, "critic").backward()
-        self.critic_optimizer.step()
+        self._descend(critic_loss, "critic", self.critic_optimizer)
         self.num_updates += 1
         stats = {"loss/critic": critic_loss.item()}
 
         # Delayed actor and target updates: maximise Q_1(s, μ(s)); the critic is frozen in this pass.
         if self.num_updates % cfg.policy_delay == 0:
             actor_loss = -self._q_for_actor(obs, self.actor(obs), first=1).mean()
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            self._prox(actor_loss, "actor").backward()
-            self.actor_optimizer.step()
+            self._descend(actor_loss, "actor", self.actor_optimizer)
             self._polyak("critic")
             self._polyak("actor")
             stats["loss/actor"] = actor_loss.item()

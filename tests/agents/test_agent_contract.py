@@ -10,9 +10,6 @@ per-agent files.
 refused calls: after each refusal every tensor of the two agents' modules (online and target networks) must
 be equal, and after all of them both must keep learning to bitwise the same weights, which also catches a
 touched optimiser, generator, counter or FedProx anchor.
-
-Tests of an agent with a known bug in agents/ are strict xfails naming the bug (the constants below), so
-fixing it turns them into failures that ask for the mark to go.
 """
 
 from __future__ import annotations
@@ -133,44 +130,9 @@ CASES: dict[str, Case] = {
     ]
 }
 
-ON_POLICY = ("a2c", "ppo", "reinforce")
-CONTINUOUS = ("ddpg", "sac", "td3")
 
 
-def agents(known_bugs: Mapping[str, tuple[str, type[BaseException]]] | None = None) -> list:
-    """Every registered agent as a test parameter; one with a known bug in agents/ (name -> (reason, the
-    exception the bug makes the test raise)) is a strict xfail, so a fix shows up as an XPASS failure."""
-    known_bugs = known_bugs or {}
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=known_bugs[n][0], raises=known_bugs[n][1]))
-        if n in known_bugs
-        else n
-        for n in sorted(AGENTS)
-    ]
-
-
-# The agents/ bugs these tests found (reported, not fixed here: agents/ belongs to another change).
-NOISE_NOT_SAVED = (
-    "agents/onpolicy.py draws the sampling noise of the next rollout from the agent's generator right after "
-    "each update (_new_rollout_noise) but does not save it: the checkpoint holds the generator state after "
-    "that draw, so a loaded agent draws other noise (and other reset seeds) than the original"
-)
-NO_HOOKS = (
-    "DDPG/TD3/SAC (agents/continuous.py) implement none of set_proximal, set_anchor and set_trainable (the "
-    "base class raises 'does not support'), though the README promises a FedProx / Ditto term and parameter "
-    "freezing (FedRep) for every agent and federation/client.py calls them for fedprox, ditto and fedrep"
-)
-DQN_ANCHOR = (
-    "agents/dqn.py DQNAgent.set_anchor checks names and shapes only: it accepts non-finite values (a NaN "
-    "anchor makes the FedProx loss NaN) and fails with AttributeError, not AgentError, on a non-mapping"
-)
-DQN_ALL_FROZEN = (
-    "agents/dqn.py DQNAgent._update calls loss.backward() even when set_trainable froze every parameter "
-    "(FedRep's head phase for an agent without personal parameters): RuntimeError 'element 0 of tensors "
-    "does not require grad'; the on-policy and tabular agents skip the step instead"
-)
-ON_POLICY_BUGS = dict.fromkeys(ON_POLICY, (NOISE_NOT_SAVED, AssertionError))
-CONTINUOUS_BUGS = dict.fromkeys(CONTINUOUS, (NO_HOOKS, AgentError))
+AGENT_NAMES = sorted(AGENTS)
 
 
 # ----- helpers -----------------------------------------------------------------------------------------
@@ -257,7 +219,7 @@ def test_every_registered_agent_has_a_case():
 
 
 # ----- seeds -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_same_seed_is_bitwise_reproducible_other_seed_differs_global_rngs_untouched(name):
     case = CASES[name]
     global_states = torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
@@ -276,7 +238,7 @@ def test_same_seed_is_bitwise_reproducible_other_seed_differs_global_rngs_untouc
 
 
 # ----- weights -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_weights_round_trip_exactly_and_are_independent_copies(name):
     case = CASES[name]
     a, _ = learned(case)
@@ -316,7 +278,7 @@ def test_weights_round_trip_exactly_and_are_independent_copies(name):
 WEIGHT_FAULTS = ("unknown-key", "wrong-shape", "non-finite", "non-numeric", "not-a-mapping")
 
 
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_set_weights_refuses_bad_weights_naming_them_and_changes_nothing(name):
     case = CASES[name]
     (agent, env), (twin, twin_env) = learned(case), learned(case)
@@ -328,23 +290,9 @@ def test_set_weights_refuses_bad_weights_naming_them_and_changes_nothing(name):
     assert_learns_like_twin(case, agent, env, twin, twin_env)
 
 
-def anchor_params() -> list:
-    """(agent, faults) pairs: unknown names and wrong shapes, or non-finite values and non-mappings."""
-    out = []
-    for n in sorted(AGENTS):
-        for faults in [("unknown-key", "wrong-shape"), ("non-finite", "not-a-mapping")]:
-            marks = []
-            if n in CONTINUOUS:
-                marks = pytest.mark.xfail(strict=True, reason=NO_HOOKS, raises=AgentError)
-            elif n == "dqn" and "non-finite" in faults:  # "DID NOT RAISE" on NaN, AttributeError on a list
-                marks = pytest.mark.xfail(
-                    strict=True, reason=DQN_ANCHOR, raises=(pytest.fail.Exception, AttributeError)
-                )
-            out.append(pytest.param(n, faults, marks=marks, id=f"{n}-{'-'.join(faults)}"))
-    return out
-
-
-@pytest.mark.parametrize("name, faults", anchor_params())
+@pytest.mark.parametrize("faults", [("unknown-key", "wrong-shape"), ("non-finite", "not-a-mapping")],
+                         ids=["names-shapes", "values-types"])
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_set_anchor_refuses_bad_weights_naming_them_and_changes_nothing(name, faults):
     case = CASES[name]
     anchor = case.make(seed=7).get_weights()
@@ -360,7 +308,7 @@ def test_set_anchor_refuses_bad_weights_naming_them_and_changes_nothing(name, fa
     assert_learns_like_twin(case, agent, env, twin, twin_env)  # the anchor is unchanged too
 
 
-@pytest.mark.parametrize("name", agents(CONTINUOUS_BUGS))
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_set_proximal_takes_a_finite_non_negative_mu_and_names_a_bad_one(name):
     agent = CASES[name].make()
     agent.set_proximal(0.0)
@@ -370,7 +318,7 @@ def test_set_proximal_takes_a_finite_non_negative_mu_and_names_a_bad_one(name):
             agent.set_proximal(mu)
 
 
-@pytest.mark.parametrize("name", agents({**CONTINUOUS_BUGS, "dqn": (DQN_ALL_FROZEN, RuntimeError)}))
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_set_trainable_trains_only_parameters_with_the_given_prefixes(name):
     case = CASES[name]
     agent, env = learned(case)
@@ -389,7 +337,7 @@ def test_set_trainable_trains_only_parameters_with_the_given_prefixes(name):
 
 
 # ----- checkpoints -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_save_load_round_trip_into_a_fresh_agent(name, tmp_path):
     case = CASES[name]
     a, _ = learned(case)
@@ -408,7 +356,7 @@ def test_save_load_round_trip_into_a_fresh_agent(name, tmp_path):
     assert b.learn(case.env(), case.steps)["train/steps"] == 2 * case.steps
 
 
-@pytest.mark.parametrize("name", agents(ON_POLICY_BUGS))
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_loaded_agent_continues_bitwise_like_the_original(name, tmp_path):
     case = CASES[name]
     a, _ = learned(case)
@@ -424,7 +372,7 @@ def test_loaded_agent_continues_bitwise_like_the_original(name, tmp_path):
     assert_weights_equal(b.get_weights(), a.get_weights())
 
 
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_load_refuses_wrong_files_naming_them_and_changes_nothing(name, tmp_path):
     case = CASES[name]
     CASES[case.sibling].make().save(tmp_path / "other-agent.pt")
@@ -456,7 +404,7 @@ class Unpicklable(gym.Wrapper):
         self.lock = threading.Lock()
 
 
-@pytest.mark.parametrize("name", agents())
+@pytest.mark.parametrize("name", AGENT_NAMES)
 def test_copies_leave_the_env_behind_keep_weights_and_learn_like_the_original(name):
     case = CASES[name]
     env = Unpicklable(case.env())

@@ -216,3 +216,41 @@ def test_int8_compression_in_the_loop_cuts_upload_bytes():
                           system=SystemConfig(compression="int8"))
     up = [v for _, _, m, v in hist.rows if m == "comm/bytes_up"]
     assert all(raw / 4.5 < u < raw / 3 for u in up)
+
+
+# ----- every agent family under the strategies that use the proximal / freezing hooks ---------------------
+HOOK_AGENTS = {
+    "dqn": ("CartPole-v1", {"learning_starts": 20, "batch_size": 16, "hidden_sizes": (16,)}),
+    "ppo": ("CartPole-v1", {"n_steps": 32, "batch_size": 32, "hidden_sizes": (16,)}),
+    "td3": ("Pendulum-v1", {"learning_starts": 20, "batch_size": 16, "hidden_sizes": (16,)}),
+    "sac": ("Pendulum-v1", {"learning_starts": 20, "batch_size": 16, "hidden_sizes": (16,)}),
+    "q-learning": ("FrozenLake-v1", {}),
+}
+
+
+@pytest.mark.parametrize("strategy", ["fedprox:mu=0.1", "ditto:lam=0.5", "fedrep"])
+@pytest.mark.parametrize("agent", sorted(HOOK_AGENTS))
+def test_hook_strategies_run_with_every_agent_family(agent, strategy):
+    from federation.strategies import parse_strategy_spec
+
+    env_id, kw = HOOK_AGENTS[agent]
+    name, params = parse_strategy_spec(strategy)
+    strat = make_strategy(name, **params)
+    kw = {**kw, **dict(strat.agent_overrides)}
+    if agent == "q-learning":
+        kw.pop("personal", None)  # a table has no head
+    cls = agent_class(agent)
+    clients = []
+    for cid in range(2):
+        env = gym.make(env_id)
+        env.reset(seed=cid)
+        clients.append(Client(cid, env, gym.make(env_id),
+                              lambda env=env, cid=cid: cls(env.observation_space, env.action_space, seed=cid, **kw),
+                              steps_per_round=40, make_env=lambda: gym.make(env_id)))
+    if agent == "q-learning" and name == "fedrep":  # nothing personal to split off: refused up front
+        with pytest.raises(FederationError, match="personal='head'"):
+            run_federation(clients, strat, rounds=2, seed=0, eval_seeds=(1,))
+        return
+    hist = run_federation(clients, strat, rounds=2, seed=0, eval_seeds=(1,))
+    assert all(np.isfinite(v).all() for v in hist.global_weights.values())
+    assert all(c.samples_seen == 80 for c in clients)
