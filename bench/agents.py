@@ -47,6 +47,8 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.common import parse_only  # noqa: E402
+
 torch.set_num_threads(1)
 
 RUN_KEYS = ("n_envs", "total_steps", "env_kwargs")
@@ -331,11 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-speed", action="store_true")
     g.add_argument("--speed-only", action="store_true")
     args = p.parse_args(argv)
-    known = sorted({r.agent for r in ROWS})
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = [s for s in only if s not in known]
-    if bad:
-        p.exit(2, f"agents.py: error: unknown agent(s) {', '.join(bad)}; allowed: {', '.join(known)}\n")
+    only = parse_only(p, args.only, (r.agent for r in ROWS))
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:

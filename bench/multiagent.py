@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 import envs  # noqa: E402,F401  (registers frl/* envs)
 from agents import agent_class  # noqa: E402
+from bench.common import parse_only  # noqa: E402
 from envs.registry import env_entry  # noqa: E402
 from federation.evaluation import evaluate_parallel  # noqa: E402
 from scenarios.train import train  # noqa: E402
@@ -106,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-learning", action="store_true", help="speed only")
     p.add_argument("--out", type=Path, default=None, help="directory for bench_multiagent.json")
     args = p.parse_args(argv)
-    known = sorted({r.agent for r in ROWS})
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = [s for s in only if s not in known]
-    if bad:
-        p.exit(2, f"multiagent.py: error: unknown agent(s) {', '.join(bad)}; allowed: {', '.join(known)}\n")
+    only = parse_only(p, args.only, (r.agent for r in ROWS))
     rows = [r for r in ROWS if not only or r.agent in only]
     results = []
     print("| agent | env (PettingZoo form) | agents | agent-steps/s parallel | single | ratio |")
