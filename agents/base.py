@@ -9,12 +9,47 @@ list), so strategies can match layers by name and personal parameters can be fil
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 Weights = dict[str, np.ndarray]
+
+
+def is_int(v: Any) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    """An agent's ``seed`` argument as the SeedSequence its generators are spawned from."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if not (is_int(seed) and seed >= 0):
+        raise AgentError(f"seed={seed!r} must be a non-negative int")
+    return np.random.SeedSequence(int(seed))
+
+
+def check_num_steps(num_steps: Any) -> None:
+    """``learn``'s budget must be an int >= 0."""
+    if not is_int(num_steps) or num_steps < 0:
+        raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+
+
+def learn_stats(
+    losses: Mapping[str, float], returns: Sequence[float], lengths: Sequence[int], **totals: float
+) -> dict[str, float]:
+    """What every ``learn`` returns: its mean losses (absent without updates), the mean return and length
+    of the episodes completed in the call (absent if none), their count, then ``totals`` (e.g. steps)."""
+    stats = {k: float(v) for k, v in losses.items()}
+    if returns:
+        stats["train/episode_return"] = float(np.mean(returns))
+        stats["train/episode_length"] = float(np.mean(lengths))
+    stats["train/episodes"] = float(len(returns))
+    stats.update({k: float(v) for k, v in totals.items()})
+    return stats
 
 
 def checked_weights(

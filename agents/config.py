@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from agents.base import AgentError
-
-
-def is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+from agents.base import AgentError, is_int
 
 
 class ConfigChecks:
@@ -27,6 +24,32 @@ class ConfigChecks:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def resolve(cls, config: Any, overrides: Mapping[str, Any], algo: str) -> Any:
+        """``config`` (default ``cls()``) with ``overrides`` applied; a config of another class or an unknown
+        name → AgentError naming the allowed ones."""
+        base = cls() if config is None else config
+        if not isinstance(base, cls):
+            raise AgentError(f"config must be a {cls.__name__}, got {type(base).__name__}")
+        unknown = sorted(set(overrides) - set(cls.names()))
+        if unknown:
+            raise AgentError(
+                f"unknown {algo} hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(cls.names())}"
+            )
+        return dataclasses.replace(base, **overrides) if overrides else base
+
+    def _sizes(self, name: str, *, non_empty: bool = False) -> None:
+        """A sequence of layer widths (ints >= 1), stored as a tuple of ints."""
+        a = "a non-empty" if non_empty else "a"
+        value = getattr(self, name)
+        try:
+            sizes = tuple(value)
+        except TypeError:
+            raise AgentError(f"{name}={value!r} must be {a} sequence of ints >= 1") from None
+        if (non_empty and not sizes) or not all(is_int(h) and h >= 1 for h in sizes):
+            raise AgentError(f"{name}={value!r} must be {a} sequence of ints >= 1")
+        object.__setattr__(self, name, tuple(int(h) for h in sizes))
 
     def _int(self, name: str, lo: int) -> None:
         v = getattr(self, name)

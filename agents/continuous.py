@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, AgentError, Weights, checked_weights
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -51,10 +51,6 @@ LOG_2 = math.log(2.0)
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
-
 @dataclass(frozen=True)
 class OffPolicyConfig(ConfigChecks):
     """Hyperparameters shared by DDPG, TD3 and SAC. Steps are env steps and persist across ``learn`` calls.
@@ -94,26 +90,7 @@ class OffPolicyConfig(ConfigChecks):
         self._float("prox_mu", 0.0, inf)
         self._choice("activation", tuple(ACTIVATIONS))
         self._choice("personal", ("none", "head"))
-        try:
-            sizes = tuple(self.hidden_sizes)
-        except TypeError:
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1") from None
-        if not sizes or not all(_is_int(h) and h >= 1 for h in sizes):
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty sequence of ints >= 1")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-
-def resolve_config(
-    cls: type[OffPolicyConfig], config: OffPolicyConfig | None, overrides: Mapping[str, Any], algo: str
-) -> Any:
-    """``config`` (default ``cls()``) with ``overrides`` applied; unknown names → AgentError."""
-    base = cls() if config is None else config
-    if not isinstance(base, cls):
-        raise AgentError(f"config must be a {cls.__name__}, got {type(base).__name__}")
-    unknown = sorted(set(overrides) - set(cls.names()))
-    if unknown:
-        raise AgentError(f"unknown {algo} hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(cls.names())}")
-    return dataclasses.replace(base, **overrides) if overrides else base
+        self._sizes("hidden_sizes", non_empty=True)
 
 
 # ----- networks ------------------------------------------------------------------------------------------
@@ -332,7 +309,7 @@ class OffPolicyAgent(Agent):
         config: OffPolicyConfig | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = resolve_config(self.config_class, config, overrides, self.algo)
+        self.config = cfg = self.config_class.resolve(config, overrides, self.algo)
         self.observation_space = observation_space
         self.action_space = action_space
 
@@ -355,9 +332,7 @@ class OffPolicyAgent(Agent):
 
         # Randomness: a numpy Generator (exploration, replay sampling, env reset seeds), a torch seed used
         # only in a forked RNG scope for the initialisation, and a torch Generator for update-time noise.
-        if not (_is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
-            raise AgentError(f"seed={seed!r} must be a non-negative int")
-        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        ss = seed_sequence(seed)
         np_ss, init_ss, noise_ss = ss.spawn(3)
         self._rng = np.random.default_rng(np_ss)
         self._gen = torch.Generator().manual_seed(int(noise_ss.generate_state(1, np.uint64)[0] >> 1))
@@ -470,8 +445,7 @@ class OffPolicyAgent(Agent):
         ``train/episode_length`` (means over episodes completed in this call; absent if none),
         ``train/episodes``, ``train/updates`` and ``train/steps`` (totals).
         """
-        if not _is_int(num_steps) or num_steps < 0:
-            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
         if self._stepper is not None:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, checked_weights
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -94,37 +94,12 @@ class DQNConfig(ConfigChecks):
         self._float("exploration_initial_eps", 0.0, 1.0)
         self._float("exploration_final_eps", 0.0, 1.0)
         self._float("prox_mu", 0.0, inf)
-        if self.max_grad_norm is not None:
-            self._float("max_grad_norm", 0.0, inf, lo_open=True)
-        for name in ("double_q", "dueling"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise AgentError(f"{name}={getattr(self, name)!r} must be a bool")
-            object.__setattr__(self, name, bool(getattr(self, name)))
+        self._optional_float("max_grad_norm", 0.0, inf, lo_open=True)
+        self._bool("double_q", "dueling")
         self._choice("activation", tuple(ACTIVATIONS))
         self._choice("loss", ("huber", "mse"))
         self._choice("personal", ("none", "head"))
-        try:
-            sizes = tuple(self.hidden_sizes)
-        except TypeError:
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1") from None
-        if not all(_is_int(h) and h >= 1 for h in sizes):
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
-
-def _resolve_config(config: DQNConfig | None, overrides: Mapping[str, Any]) -> DQNConfig:
-    base = DQNConfig() if config is None else config
-    if not isinstance(base, DQNConfig):
-        raise AgentError(f"config must be a DQNConfig, got {type(base).__name__}")
-    unknown = sorted(set(overrides) - set(DQNConfig.names()))
-    if unknown:
-        raise AgentError(
-            f"unknown DQN hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(DQNConfig.names())}"
-        )
-    return dataclasses.replace(base, **overrides) if overrides else base
+        self._sizes("hidden_sizes")
 
 
 # ----- the agent -----------------------------------------------------------------------------------------
@@ -144,7 +119,7 @@ class DQNAgent(Agent):
         config: DQNConfig | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = _resolve_config(config, overrides)
+        self.config = cfg = DQNConfig.resolve(config, overrides, "DQN")
         self.observation_space = observation_space
         self.action_space = action_space
 
@@ -172,9 +147,7 @@ class DQNAgent(Agent):
 
         # Randomness: one SeedSequence → a numpy Generator (ε-greedy, replay sampling, env reset seeds)
         # and a torch seed used only, in a forked RNG scope, for the network initialisation.
-        if not (_is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
-            raise AgentError(f"seed={seed!r} must be a non-negative int")
-        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        ss = seed_sequence(seed)
         np_ss, torch_ss = ss.spawn(2)
         self._rng = np.random.default_rng(np_ss)
         with torch.random.fork_rng(devices=[]):
@@ -288,8 +261,7 @@ class DQNAgent(Agent):
         if none), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
         this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
         """
-        if not _is_int(num_steps) or num_steps < 0:
-            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
         if self._stepper is not None:

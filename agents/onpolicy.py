@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, AgentError, Weights, checked_weights
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS
@@ -100,16 +100,7 @@ class OnPolicyConfig(ConfigChecks):
         self._bool("normalize_advantage", "shared_body", "ortho_init", "normalize_obs", "scale_reward")
         self._choice("activation", tuple(ACTIVATIONS))
         self._choice("personal", ("none", "head"))
-        try:
-            sizes = tuple(self.hidden_sizes)
-        except TypeError:
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1") from None
-        if not all(is_int(h) and h >= 1 for h in sizes):
-            raise AgentError(f"hidden_sizes={self.hidden_sizes!r} must be a sequence of ints >= 1")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in sizes))
-
-def is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+        self._sizes("hidden_sizes")
 
 
 # ----- the shared agent ----------------------------------------------------------------------------------
@@ -130,7 +121,7 @@ class OnPolicyAgent(Agent):
         config: OnPolicyConfig | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = self._resolve_config(config, overrides)
+        self.config = cfg = self.config_class.resolve(config, overrides, self.algorithm)
         self.observation_space = observation_space
         self.action_space = action_space
 
@@ -175,9 +166,7 @@ class OnPolicyAgent(Agent):
 
         # Randomness: one SeedSequence → a numpy Generator (sampling noise, minibatch order, env reset seeds)
         # and a torch seed used only, in a forked RNG scope, for the network initialisation.
-        if not (is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
-            raise AgentError(f"seed={seed!r} must be a non-negative int")
-        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        ss = seed_sequence(seed)
         np_ss, torch_ss = ss.spawn(2)
         self._rng = np.random.default_rng(np_ss)
         with torch.random.fork_rng(devices=[]):
@@ -225,19 +214,6 @@ class OnPolicyAgent(Agent):
         self._ep_length = np.zeros(1, dtype=np.int64)
         self._returns: list[float] = []
         self._lengths: list[int] = []
-
-    @classmethod
-    def _resolve_config(cls, config: OnPolicyConfig | None, overrides: Mapping[str, Any]) -> OnPolicyConfig:
-        base = cls.config_class() if config is None else config
-        if not isinstance(base, cls.config_class):
-            raise AgentError(f"config must be a {cls.config_class.__name__}, got {type(base).__name__}")
-        names = cls.config_class.names()
-        unknown = sorted(set(overrides) - set(names))
-        if unknown:
-            raise AgentError(
-                f"unknown {cls.algorithm} hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(names)}"
-            )
-        return dataclasses.replace(base, **overrides) if overrides else base
 
     # ----- hooks for the algorithms --------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -304,8 +280,7 @@ class OnPolicyAgent(Agent):
         ``train/updates`` (in this call), ``train/episodes``, ``train/episode_return`` and
         ``train/episode_length`` (means over episodes completed in this call; absent if none) and the
         algorithm's losses averaged over this call's updates (absent if none)."""
-        if not is_int(num_steps) or num_steps < 0:
-            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
         N = self._num_envs

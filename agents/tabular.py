@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, checked_weights
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, is_int, seed_sequence
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.vector_stepping import VectorStepper, adopt_env
@@ -122,10 +122,6 @@ class TabularConfig(ConfigChecks):
                     raise AgentError(f"{name}={value!r} must be finite")
                 object.__setattr__(self, name, value)
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
-
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
 
@@ -133,23 +129,11 @@ def _is_num(v: Any) -> bool:
 def _tuple(value: Any, name: str, kind: type) -> tuple:
     """A scalar or a sequence → a tuple of ints (``kind=int``) or floats."""
     items = (value,) if np.ndim(value) == 0 else tuple(np.asarray(value, dtype=object).ravel())
-    check = (lambda v: _is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else _is_num
+    check = (lambda v: is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else _is_num
     if not items or not all(check(v) for v in items):
         what = "ints" if kind is int else "numbers"
         raise AgentError(f"{name}={value!r} must be one of {what} or a sequence of them")
     return tuple(kind(v) for v in items)
-
-
-def _resolve_config(config: TabularConfig | None, overrides: Mapping[str, Any], algo: str) -> TabularConfig:
-    base = TabularConfig() if config is None else config
-    if not isinstance(base, TabularConfig):
-        raise AgentError(f"config must be a TabularConfig, got {type(base).__name__}")
-    unknown = sorted(set(overrides) - set(TabularConfig.names()))
-    if unknown:
-        raise AgentError(
-            f"unknown {algo} hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(TabularConfig.names())}"
-        )
-    return dataclasses.replace(base, **overrides) if overrides else base
 
 
 # ----- observation → state index -------------------------------------------------------------------------
@@ -274,7 +258,7 @@ class TabularAgent(Agent):
         config: TabularConfig | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = _resolve_config(config, overrides, self.algorithm)
+        self.config = cfg = TabularConfig.resolve(config, overrides, self.algorithm)
         self.observation_space = observation_space
         self.action_space = action_space
         if not isinstance(action_space, gym.spaces.Discrete):
@@ -285,9 +269,7 @@ class TabularAgent(Agent):
         self.n_states = self._index.n_states
 
         # One numpy Generator for everything random (ε-greedy, tie-breaking, env reset seeds).
-        if not (_is_int(seed) and seed >= 0) and not isinstance(seed, np.random.SeedSequence):
-            raise AgentError(f"seed={seed!r} must be a non-negative int")
-        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        ss = seed_sequence(seed)
         self._rng = np.random.default_rng(ss)
 
         self.q = np.full((self.n_states, self.num_actions), cfg.initial_q, dtype=np.float32)
@@ -344,8 +326,7 @@ class TabularAgent(Agent):
         updates), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
         this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
         """
-        if not _is_int(num_steps) or num_steps < 0:
-            raise AgentError(f"num_steps={num_steps!r} must be an int >= 0")
+        check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
         if self._stepper is not None:
