@@ -39,7 +39,7 @@ def check_num_steps(num_steps: Any) -> None:
 
 
 def learn_stats(
-    losses: Mapping[str, float], returns: Sequence[float], lengths: Sequence[int], **totals: float
+    losses: Mapping[str, float], returns: Sequence[float], lengths: Sequence[int], totals: Mapping[str, float]
 ) -> dict[str, float]:
     """What every ``learn`` returns: its mean losses (absent without updates), the mean return and length
     of the episodes completed in the call (absent if none), their count, then ``totals`` (e.g. steps)."""

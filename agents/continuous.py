@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, learn_stats, seed_sequence
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -520,14 +520,9 @@ class OffPolicyAgent(Agent):
     def _stats(
         self, sums: dict[str, float], counts: dict[str, int], returns: list[float], lengths: list[int]
     ) -> dict[str, float]:
-        stats = {key: sums[key] / counts[key] for key in sums}
-        if returns:
-            stats["train/episode_return"] = float(np.mean(returns))
-            stats["train/episode_length"] = float(np.mean(lengths))
-        stats["train/episodes"] = float(len(returns))
-        stats["train/updates"] = float(self.num_updates)
-        stats["train/steps"] = float(self.total_steps)
-        return stats
+        losses = {key: sums[key] / counts[key] for key in sums}
+        totals = {"train/updates": self.num_updates, "train/steps": self.total_steps}
+        return learn_stats(losses, returns, lengths, totals)
 
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed.

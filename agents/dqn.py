@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, learn_stats, seed_sequence
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -336,16 +336,8 @@ class DQNAgent(Agent):
         return self._stats(loss_sum, n_updates, returns, lengths)
 
     def _stats(self, loss_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
-        stats: dict[str, float] = {}
-        if n_updates:
-            stats["loss/td"] = loss_sum / n_updates
-        if returns:
-            stats["train/episode_return"] = float(np.mean(returns))
-            stats["train/episode_length"] = float(np.mean(lengths))
-        stats["train/episodes"] = float(len(returns))
-        stats["train/epsilon"] = float(self.epsilon)
-        stats["train/steps"] = float(self.total_steps)
-        return stats
+        losses = {"loss/td": loss_sum / n_updates} if n_updates else {}
+        return learn_stats(losses, returns, lengths, {"train/epsilon": self.epsilon, "train/steps": self.total_steps})
 
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, close the previous (abandoned) episode, reset with a seed.

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, seed_sequence
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, learn_stats, seed_sequence
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS
@@ -300,14 +300,9 @@ class OnPolicyAgent(Agent):
                 for key, v in self._run_update().items():
                     sums[key] = sums.get(key, 0.0) + v
                 updates += 1
-        stats = {k: v / updates for k, v in sums.items()}
-        if self._returns:
-            stats["train/episode_return"] = float(np.mean(self._returns))
-            stats["train/episode_length"] = float(np.mean(self._lengths))
-        stats["train/episodes"] = float(len(self._returns))
-        stats["train/updates"] = float(updates)
-        stats["train/steps"] = float(self.total_steps)
-        return stats
+        losses = {k: v / updates for k, v in sums.items()}
+        totals = {"train/updates": updates, "train/steps": self.total_steps}
+        return learn_stats(losses, self._returns, self._lengths, totals)
 
     def _run_update(self) -> dict[str, float]:
         if self.config.anneal_lr_steps > 0:  # linear annealing to 0 (Schulman et al. 2017, Table 3/5)

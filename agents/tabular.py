@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, is_int, seed_sequence
+from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, is_int, learn_stats, seed_sequence
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.vector_stepping import VectorStepper, adopt_env
@@ -428,16 +428,8 @@ class TabularAgent(Agent):
         return self._stats(sq_sum, n_updates, returns, lengths)
 
     def _stats(self, sq_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
-        stats: dict[str, float] = {}
-        if n_updates:
-            stats["loss/td"] = sq_sum / n_updates
-        if returns:
-            stats["train/episode_return"] = float(np.mean(returns))
-            stats["train/episode_length"] = float(np.mean(lengths))
-        stats["train/episodes"] = float(len(returns))
-        stats["train/epsilon"] = float(self.epsilon)
-        stats["train/steps"] = float(self.total_steps)
-        return stats
+        losses = {"loss/td": sq_sum / n_updates} if n_updates else {}
+        return learn_stats(losses, returns, lengths, {"train/epsilon": self.epsilon, "train/steps": self.total_steps})
 
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""
