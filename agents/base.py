@@ -32,6 +32,13 @@ def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def linear_epsilon(t: int, start: float, end: float, steps: int) -> float:
+    """ε annealed linearly from ``start`` to ``end`` over ``steps`` steps, then held (Mnih et al. 2015);
+    ``steps = 0`` means ``end`` from the start."""
+    frac = min(1.0, t / steps) if steps > 0 else 1.0
+    return start + frac * (end - start)
+
+
 def check_num_steps(num_steps: Any) -> None:
     """``learn``'s budget must be an int >= 0."""
     if not is_int(num_steps) or num_steps < 0:

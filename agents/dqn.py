@@ -37,7 +37,16 @@ import torch
 import torch.nn.functional as F
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, learn_stats, seed_sequence
+from agents.base import (
+    Agent,
+    AgentError,
+    Weights,
+    check_num_steps,
+    checked_weights,
+    learn_stats,
+    linear_epsilon,
+    seed_sequence,
+)
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
@@ -185,8 +194,8 @@ class DQNAgent(Agent):
     def epsilon(self) -> float:
         """Linearly annealed ε at the current step (Mnih et al. 2015 anneal ε linearly, then hold it)."""
         cfg = self.config
-        frac = min(1.0, self.total_steps / cfg.exploration_steps) if cfg.exploration_steps > 0 else 1.0
-        return cfg.exploration_initial_eps + frac * (cfg.exploration_final_eps - cfg.exploration_initial_eps)
+        return linear_epsilon(self.total_steps, cfg.exploration_initial_eps, cfg.exploration_final_eps,
+                              cfg.exploration_steps)
 
     def act(self, obs: np.ndarray | int, *, explore: bool = True) -> int:
         """ε-greedy action with the current ε when ``explore``, else the greedy action."""

@@ -42,7 +42,17 @@ import numpy as np
 import torch
 
 from agents import register_agent
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, is_int, learn_stats, seed_sequence
+from agents.base import (
+    Agent,
+    AgentError,
+    Weights,
+    check_num_steps,
+    checked_weights,
+    is_int,
+    learn_stats,
+    linear_epsilon,
+    seed_sequence,
+)
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
 from agents.vector_stepping import VectorStepper, adopt_env
@@ -292,8 +302,8 @@ class TabularAgent(Agent):
     def epsilon(self) -> float:
         """Linearly annealed ε at the current step, then held at ``exploration_final_eps``."""
         cfg = self.config
-        frac = min(1.0, self.total_steps / cfg.exploration_steps) if cfg.exploration_steps > 0 else 1.0
-        return cfg.exploration_initial_eps + frac * (cfg.exploration_final_eps - cfg.exploration_initial_eps)
+        return linear_epsilon(self.total_steps, cfg.exploration_initial_eps, cfg.exploration_final_eps,
+                              cfg.exploration_steps)
 
     def act(self, obs: Any, *, explore: bool = True) -> int:
         """ε-greedy action with the current ε when ``explore`` (ties broken at random), else the greedy
