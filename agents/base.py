@@ -32,6 +32,18 @@ def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def flat_observation_layout(space: gym.Space, algo: str) -> tuple[bool, int, int, tuple[int, ...]]:
+    """``(discrete, dim, start, stored shape)`` of an observation space a network agent accepts: a 1-D Box
+    (float vectors of ``dim``) or a Discrete (stored as 0-based indices, one-hot encoded to ``dim``)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return True, int(space.n), int(space.start), ()
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return False, int(space.shape[0]), 0, (int(space.shape[0]),)
+    raise AgentError(
+        f"{algo} supports observation spaces Box with a 1-D shape or Discrete (one-hot encoded); got {space!r}"
+    )
+
+
 def linear_epsilon(t: int, start: float, end: float, steps: int) -> float:
     """ε annealed linearly from ``start`` to ``end`` over ``steps`` steps, then held (Mnih et al. 2015);
     ``steps = 0`` means ``end`` from the start."""

@@ -44,7 +44,7 @@ from agents.base import Agent, AgentError, Weights, check_num_steps, checked_wei
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.nets import ACTIVATIONS, activation_class, mlp
+from agents.nets import ACTIVATIONS, activation_class, mlp, seeded_init
 from agents.vector_stepping import VectorStepper, adopt_env, updates_due
 
 LOG_2 = math.log(2.0)
@@ -336,8 +336,7 @@ class OffPolicyAgent(Agent):
         np_ss, init_ss, noise_ss = ss.spawn(3)
         self._rng = np.random.default_rng(np_ss)
         self._gen = torch.Generator().manual_seed(int(noise_ss.generate_state(1, np.uint64)[0] >> 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(init_ss.generate_state(1, np.uint64)[0]))
+        with seeded_init(init_ss):
             self._build(cfg)
         self._shared = {"actor": self.actor, "critic": self.critic}
         self._params = {k: list(m.parameters()) for k, m in self._shared.items()}

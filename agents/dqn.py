@@ -43,6 +43,7 @@ from agents.base import (
     Weights,
     check_num_steps,
     checked_weights,
+    flat_observation_layout,
     learn_stats,
     linear_epsilon,
     seed_sequence,
@@ -50,7 +51,7 @@ from agents.base import (
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.nets import ACTIVATIONS, QNetwork
+from agents.nets import ACTIVATIONS, QNetwork, seeded_init
 from agents.vector_stepping import VectorStepper, adopt_env, updates_due
 
 
@@ -137,30 +138,18 @@ class DQNAgent(Agent):
             raise AgentError(f"DQN supports Discrete action spaces only; got {action_space!r}")
         self.num_actions = int(action_space.n)
         self._action_start = int(action_space.start)
-        if isinstance(observation_space, gym.spaces.Discrete):
-            self._obs_discrete = True
-            self.obs_dim = int(observation_space.n)
-            self._obs_start = int(observation_space.start)
-            self._obs_shape: tuple[int, ...] = ()
+        self._obs_discrete, self.obs_dim, self._obs_start, self._obs_shape = flat_observation_layout(
+            observation_space, "DQN"
+        )
+        if self._obs_discrete:
             self._eye = torch.eye(self.obs_dim, dtype=torch.float32)
-        elif isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1:
-            self._obs_discrete = False
-            self.obs_dim = int(observation_space.shape[0])
-            self._obs_start = 0
-            self._obs_shape = (self.obs_dim,)
-        else:
-            raise AgentError(
-                "DQN supports observation spaces Box with a 1-D shape or Discrete (one-hot encoded); "
-                f"got {observation_space!r}"
-            )
 
         # Randomness: one SeedSequence → a numpy Generator (ε-greedy, replay sampling, env reset seeds)
         # and a torch seed used only, in a forked RNG scope, for the network initialisation.
         ss = seed_sequence(seed)
         np_ss, torch_ss = ss.spawn(2)
         self._rng = np.random.default_rng(np_ss)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch_ss.generate_state(1, np.uint64)[0]))
+        with seeded_init(torch_ss):
             self.q = QNetwork(
                 self.obs_dim, self.num_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling,
                 embedding_dim=cfg.embedding_dim,

@@ -9,13 +9,24 @@ architecture, ``head.value.weight`` / ``head.advantage.weight``), so FedPer-styl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from agents.base import AgentError
+
+
+@contextmanager
+def seeded_init(ss: np.random.SeedSequence) -> Iterator[None]:
+    """A torch RNG scope seeded from ``ss`` for building networks: initialisation is reproducible from the
+    agent's seed and the global torch RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(ss.generate_state(1, np.uint64)[0]))
+        yield
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

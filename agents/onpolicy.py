@@ -41,10 +41,19 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from agents.base import Agent, AgentError, Weights, check_num_steps, checked_weights, learn_stats, seed_sequence
+from agents.base import (
+    Agent,
+    AgentError,
+    Weights,
+    check_num_steps,
+    checked_weights,
+    flat_observation_layout,
+    learn_stats,
+    seed_sequence,
+)
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.nets import ACTIVATIONS
+from agents.nets import ACTIVATIONS, seeded_init
 from agents.normalization import RewardScaler, RunningMeanStd
 from agents.policies import ActorCritic, personal_prefixes
 from agents.rollout import RolloutBuffer
@@ -144,33 +153,21 @@ class OnPolicyAgent(Agent):
         else:
             raise AgentError(f"{self.algorithm} supports Discrete or 1-D Box action spaces; got {action_space!r}")
         # Observations: a 1-D Box (float vector) or Discrete (stored as a 0-based index, one-hot encoded).
-        if isinstance(observation_space, gym.spaces.Discrete):
-            self._obs_discrete = True
-            self.obs_dim = int(observation_space.n)
-            self._obs_start = int(observation_space.start)
-            self._obs_shape: tuple[int, ...] = ()
+        self._obs_discrete, self.obs_dim, self._obs_start, self._obs_shape = flat_observation_layout(
+            observation_space, self.algorithm
+        )
+        if self._obs_discrete:
             self._eye_np = np.eye(self.obs_dim, dtype=np.float32)
             self._eye = torch.from_numpy(self._eye_np)
             if cfg.normalize_obs:
                 raise AgentError("normalize_obs=True needs a Box observation space; got a Discrete one")
-        elif isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1:
-            self._obs_discrete = False
-            self.obs_dim = int(observation_space.shape[0])
-            self._obs_start = 0
-            self._obs_shape = (self.obs_dim,)
-        else:
-            raise AgentError(
-                f"{self.algorithm} supports observation spaces Box with a 1-D shape or Discrete (one-hot "
-                f"encoded); got {observation_space!r}"
-            )
 
         # Randomness: one SeedSequence → a numpy Generator (sampling noise, minibatch order, env reset seeds)
         # and a torch seed used only, in a forked RNG scope, for the network initialisation.
         ss = seed_sequence(seed)
         np_ss, torch_ss = ss.spawn(2)
         self._rng = np.random.default_rng(np_ss)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch_ss.generate_state(1, np.uint64)[0]))
+        with seeded_init(torch_ss):
             self.policy = ActorCritic(
                 self.obs_dim,
                 self.num_outputs,
