@@ -44,7 +44,7 @@ from agents.base import Agent, AgentError, Weights, check_num_steps, checked_wei
 from agents.buffers import ReplayBuffer
 from agents.checkpoint import read_checkpoint, save_checkpoint
 from agents.config import ConfigChecks
-from agents.nets import ACTIVATIONS, activation_class, mlp, seeded_init
+from agents.nets import ACTIVATIONS, CachedViews, activation_class, mlp, seeded_init
 from agents.vector_stepping import VectorStepper, adopt_env, updates_due
 
 LOG_2 = math.log(2.0)
@@ -157,12 +157,12 @@ _NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = 
 }
 
 
-class _NumpyFastPath(nn.Module):
+class _NumpyFastPath(CachedViews):
     """``head(body(x))`` for one unbatched observation as plain numpy ``W @ h + b`` on cached views.
 
     The views (``param.detach().numpy()``) share storage with the parameters, so in-place updates
     (optimiser steps, ``copy_``, ``load_state_dict``) are seen; the cache is dropped whenever parameters
-    may be replaced (``to()``/``_apply``, ``load_state_dict``, pickling). Activations without a numpy
+    may be replaced (:class:`agents.nets.CachedViews`). Activations without a numpy
     form run through torch on a zero-copy view. Several times cheaper per env step than a module call.
     """
 
@@ -199,18 +199,6 @@ class _NumpyFastPath(nn.Module):
         self._plan = [(w, b, a) for w, b, a in plan]
         return self._plan
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> _NumpyFastPath:
-        self._plan = None
-        return super()._apply(fn, recurse)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        self._plan = None
-        return super().load_state_dict(state_dict, strict, assign)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_plan"] = None
-        return state
 
 
 def _torch_activation(layer: nn.Module) -> Callable[[np.ndarray], np.ndarray]:

@@ -84,7 +84,30 @@ class DuelingHead(nn.Module):
         return self.value(features) + adv - adv.mean(dim=-1, keepdim=True)
 
 
-class QNetwork(nn.Module):
+class CachedViews(nn.Module):
+    """A module whose acting fast path caches detached views of its parameters in ``_plan``.
+
+    The views share storage with the parameters, so in-place updates (optimiser steps, ``copy_``) are seen;
+    the cache is dropped whenever parameters may be replaced: ``to()``/``_apply``, ``load_state_dict`` and
+    pickling (``deepcopy`` included). Subclasses build ``_plan`` lazily."""
+
+    _plan: Any = None
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> CachedViews:
+        self._plan = None
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        self._plan = None
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_plan"] = None
+        return state
+
+
+class QNetwork(CachedViews):
     """State → one Q-value per discrete action, as ``head(body(obs))``.
 
     ``body`` is an MLP trunk (:func:`mlp` with ``out_dim=None``); ``head`` is a linear layer or a
@@ -152,20 +175,6 @@ class QNetwork(nn.Module):
         self._plan = [(w, b, a) for w, b, a in plan]
         return self._plan
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> QNetwork:
-        self._plan = None
-        return super()._apply(fn, recurse)
-
-    def load_state_dict(
-        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
-    ) -> Any:
-        self._plan = None
-        return super().load_state_dict(state_dict, strict, assign)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_plan"] = None
-        return state
 
 
 def _detached(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -35,14 +35,13 @@ calls cost a fraction of a torch module call. Sampling uses noise drawn in advan
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from agents.nets import activation_class, mlp
+from agents.nets import CachedViews, activation_class, mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -67,7 +66,7 @@ class PolicyPart(nn.Module):
         return self.head(self.body(x))
 
 
-class ActorCritic(nn.Module):
+class ActorCritic(CachedViews):
     """Actor π and critic V over a flat float observation of size ``obs_dim``.
 
     ``num_outputs`` is the number of discrete actions (``continuous=False``) or the action dimension
@@ -116,7 +115,7 @@ class ActorCritic(nn.Module):
                 nn.init.orthogonal_(head.weight, gain)
                 nn.init.zeros_(head.bias)
         self._act_cls = activation_class(activation)
-        self._np_plan: NpPlan | None = None
+        self._plan: NpPlan | None = None
 
     # ----- training-side evaluation (batched torch) ----------------------------------------------------
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
@@ -154,7 +153,7 @@ class ActorCritic(nn.Module):
     def np_actor(self, x: np.ndarray) -> np.ndarray:
         """Actor output (logits or mean) for one observation ``(obs_dim,)`` or a batch ``(N, obs_dim)``
         of float32 numpy data, without autograd. Parameter views are cached (see the module docstring)."""
-        plan = self._np_plan if self._np_plan is not None else self._build_np_plan()
+        plan = self._plan if self._plan is not None else self._build_np_plan()
         if not plan:  # an activation without a numpy version: plain torch forward
             with torch.no_grad():
                 return self.actor_out(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
@@ -213,7 +212,7 @@ class ActorCritic(nn.Module):
         act = _NP_ACTIVATIONS.get(self._act_cls)
         plan: NpPlan = []
         if act is None:
-            self._np_plan = plan
+            self._plan = plan
             return plan
         for seq in (self.body, self.actor.body):
             for layer in seq:
@@ -221,21 +220,9 @@ class ActorCritic(nn.Module):
                     plan.append((layer.weight.detach().numpy().T, layer.bias.detach().numpy(), act))
         head = self.actor.head
         plan.append((head.weight.detach().numpy().T, head.bias.detach().numpy(), None))
-        self._np_plan = plan
+        self._plan = plan
         return plan
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> ActorCritic:
-        self._np_plan = None
-        return super()._apply(fn, recurse)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        self._np_plan = None
-        return super().load_state_dict(state_dict, strict, assign)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_np_plan"] = None
-        return state
 
 
 def personal_prefixes(continuous: bool, personal: str, embedding_dim: int) -> tuple[str, ...]:
