@@ -111,6 +111,16 @@ class Agent(ABC):
 
     name: str = "agent"
     personal_prefixes: tuple[str, ...] = ()
+    #: attributes bound to the env being learned on: pickling (worker processes, ``deepcopy``) drops them,
+    #: so a copy adopts its next env afresh
+    _env_bound: tuple[str, ...] = ("_env", "_stepper")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in self._env_bound:
+            if key in state:
+                state[key] = None
+        return state
 
     @abstractmethod
     def act(self, obs: np.ndarray, *, explore: bool = True) -> np.ndarray | int:

@@ -282,6 +282,7 @@ class OffPolicyAgent(Agent):
     """
 
     algo: ClassVar[str] = "off-policy"
+    _env_bound = ("_env", "_stepper", "_obs")
     config_class: ClassVar[type[OffPolicyConfig]] = OffPolicyConfig
 
     actor: nn.Module
@@ -727,10 +728,7 @@ class OffPolicyAgent(Agent):
 
     # ----- pickling (worker processes): the env is not part of the agent's state -------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_stepper"] = None
-        state["_obs"] = None
+        state = super().__getstate__()
         state["_gen"] = self._gen.get_state()
         return state
 

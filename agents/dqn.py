@@ -119,6 +119,7 @@ class DQNAgent(Agent):
     one-hot encoded) observation space. See the module docstring for the algorithm and its sources."""
 
     name = "dqn"
+    _env_bound = ("_env", "_stepper", "_obs")
 
     def __init__(
         self,
@@ -510,11 +511,3 @@ class DQNAgent(Agent):
         self.total_steps = total_steps
         self._anchor = anchor
         self._rebuild_prox_pairs()
-
-    # ----- pickling (worker processes): the env is not part of the agent's state -------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_stepper"] = None
-        state["_obs"] = None
-        return state

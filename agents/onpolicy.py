@@ -120,6 +120,7 @@ class OnPolicyAgent(Agent):
 
     config_class: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
     algorithm: ClassVar[str] = "on-policy"
+    _env_bound = ("_env", "_venv", "_stepper")
 
     def __init__(
         self,
@@ -701,13 +702,6 @@ class OnPolicyAgent(Agent):
         if noise is not None and (self.buffer is None or self.buffer.pos == 0):  # not mid-rollout
             self._noise = noise
 
-    # ----- pickling (worker processes): the env is not part of the agent's state -----------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_venv"] = None
-        state["_stepper"] = None
-        return state
 
 
 def _truncated_view(buf: RolloutBuffer) -> RolloutBuffer:

@@ -258,6 +258,7 @@ class TabularAgent(Agent):
     name = "tabular"
     algorithm = "tabular"
     on_policy = False
+    _env_bound = ("_env", "_stepper", "_pending", "_state", "_action")
 
     def __init__(
         self,
@@ -542,15 +543,6 @@ class TabularAgent(Agent):
         self._rng.bit_generator.state = rng_state
         self.total_steps = total_steps
 
-    # ----- pickling (worker processes): the env is not part of the agent's state -------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_stepper"] = None
-        state["_pending"] = None
-        state["_state"] = None
-        state["_action"] = None
-        return state
 
 
 @register_agent
