@@ -87,7 +87,7 @@ class VectorStepper:
         venv = as_vector_env(env)
         if venv is None:
             raise AgentError(f"VectorStepper needs a VectorEnv or a ParallelEnv, got {type(env).__name__}")
-        self.env, self.venv, self.convert = env, venv, convert
+        self.venv, self.convert = venv, convert
         self.num_envs = int(venv.num_envs)
         mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.autoreset = mode if isinstance(mode, AutoresetMode) else AutoresetMode(mode)
@@ -98,14 +98,6 @@ class VectorStepper:
         self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.returns: list[float] = []
         self.lengths: list[int] = []
-
-    @property
-    def single_observation_space(self) -> gym.Space:
-        return self.venv.single_observation_space
-
-    @property
-    def single_action_space(self) -> gym.Space:
-        return self.venv.single_action_space
 
     def step(self, actions: np.ndarray) -> VectorTransition:
         """Apply ``actions`` (one row per sub-env; padded rows are ignored by the env) and return the
