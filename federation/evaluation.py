@@ -65,8 +65,8 @@ def evaluate_parallel(
     ``policy`` maps one agent's observation to its action (a shared-parameter learner acting for every
     agent id), or with ``joint=True`` an observation dict to an action dict (the env's parallel heuristics).
     ``return`` is the mean over agents of each agent's episode return (``return_std`` its spread over
-    episodes); ``team_return`` sums the mean live-agent reward over steps. KPIs are averaged over the
-    agent-steps whose info carries them.
+    episodes); ``team_return`` (spread ``team_return_std``) sums the mean live-agent reward over steps. KPIs
+    are averaged over the agent-steps whose info carries them.
     """
     per_episode, team = np.empty(len(seeds)), np.empty(len(seeds))
     kpi_sum, kpi_n = dict.fromkeys(kpis, 0.0), dict.fromkeys(kpis, 0)
@@ -91,7 +91,8 @@ def evaluate_parallel(
         per_episode[i] = float(np.mean(list(totals.values())))
         team[i] = team_total
     out = {"return": float(per_episode.mean()), "return_std": float(per_episode.std()),
-           "team_return": float(team.mean()), "episode_length": steps / max(len(seeds), 1)}
+           "team_return": float(team.mean()), "team_return_std": float(team.std()),
+           "episode_length": steps / max(len(seeds), 1)}
     for k in kpis:
         out[k] = kpi_sum[k] / kpi_n[k] if kpi_n[k] else 0.0
     return out

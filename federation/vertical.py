@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.nets import mlp
+from federation.evaluation import evaluate_parallel
 from federation.types import FederationError
 
 
@@ -265,15 +266,8 @@ class VerticalFRL:
 def evaluate_team(env: Any, policy: VerticalFRL | Callable[[dict[str, Any]], dict[str, Any]],
                   seeds: list[int]) -> dict[str, float]:
     """Team return (sum over steps of the mean agent reward), one episode per seed, of a learner (acting
-    greedily) or of any joint policy ``obs_dict -> action_dict`` (e.g. the env's parallel heuristics)."""
+    greedily) or of any joint policy ``obs_dict -> action_dict`` (e.g. the env's parallel heuristics); see
+    :func:`federation.evaluation.evaluate_parallel`."""
     act = (lambda obs: policy.act(obs, explore=False)) if isinstance(policy, VerticalFRL) else policy
-    rets = []
-    for s in seeds:
-        obs, _ = env.reset(seed=int(s))
-        total, done = 0.0, False
-        while not done:
-            obs, rew, term, trunc, _ = env.step(act(obs))
-            total += float(np.mean(list(rew.values())))
-            done = any(term.values()) or any(trunc.values()) or not env.agents
-        rets.append(total)
-    return {"return": float(np.mean(rets)), "return_std": float(np.std(rets))}
+    out = evaluate_parallel(env, act, seeds, joint=True)
+    return {"return": out["team_return"], "return_std": out["team_return_std"]}

@@ -42,9 +42,7 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
         raise ScenarioError(f"steps={steps} is out of range; allowed: integer >= 1")
     cls = agent_class(agent)
     if parallel:
-        if env_id not in ENV_ENTRIES:
-            make_env_checked(env_id)  # names the allowed ids for an unknown one
-        factory = env_entry(env_id).parallel_factory()
+        factory = env_entry(env_id).parallel_factory()  # unknown id or no PettingZoo form: one-line error
         env, eval_env = factory(), factory()
         agent0 = env.possible_agents[0]
         obs_space, act_space = env.observation_space(agent0), env.action_space(agent0)
