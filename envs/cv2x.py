@@ -1217,5 +1217,5 @@ ENTRY = EnvEntry(
     summary="C-V2X sidelink: V2V links pick RB and power under V2I traffic (Liang et al. 2019, TR 36.885)",
     parallel_entry_point="envs.cv2x:parallel_env",
     max_episode_steps=None,
-    extra={"parallel_baselines": PARALLEL_BASELINES},
+    parallel_baselines=PARALLEL_BASELINES,
 )

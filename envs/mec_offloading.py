@@ -731,5 +731,4 @@ ENTRY = EnvEntry(
     lower_is_better=("cost", "delay", "energy", "dropped"),
     summary="Edge cell offloads deadline tasks to K edge servers over a shared uplink (delay+energy cost)",
     max_episode_steps=None,
-    extra={"obs_features_per_server": 4, "obs_global_features": 8},
 )

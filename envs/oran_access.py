@@ -1396,5 +1396,5 @@ ENTRY = EnvEntry(
     summary="O-RAN user access control: a UE picks its serving cell among its K strongest (TR 38.901, A3)",
     parallel_entry_point="envs.oran_access:parallel_env",
     max_episode_steps=None,
-    extra={"parallel_baselines": PARALLEL_BASELINES},
+    parallel_baselines=PARALLEL_BASELINES,
 )

@@ -40,7 +40,9 @@ class EnvEntry:
     summary: str = ""                # one line for `frl list`
     parallel_entry_point: str | None = None   # "envs.cv2x:parallel_env" for PettingZoo forms
     max_episode_steps: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # joint heuristics of the PettingZoo form: (parallel env, seed) -> (obs dict -> action dict)
+    parallel_baselines: Mapping[str, Callable[[Any, int], Callable[[dict[str, Any]], dict[str, Any]]]] = field(
+        default_factory=dict)
 
     def parallel_factory(self) -> Callable[..., Any]:
         """The PettingZoo ``parallel_env`` function of this env (``EnvConfigError`` if it has none)."""

@@ -1603,8 +1603,7 @@ ENTRY = EnvEntry(
     summary="TurtleBot3 lidar navigation to goals among obstacles; one world per client (continuous v, w)",
     parallel_entry_point="envs.robot_navigation:parallel_env",
     max_episode_steps=None,
-    extra={"success_rate": "mean(success) / mean(episode_end)",
-           "collision_rate": "mean(collision) / mean(episode_end)", "parallel_baselines": PARALLEL_BASELINES},
+    parallel_baselines=PARALLEL_BASELINES,
 )
 
 ENTRY_DISCRETE = EnvEntry(
@@ -1619,7 +1618,6 @@ ENTRY_DISCRETE = EnvEntry(
     summary="TurtleBot3 lidar navigation with the 5 discrete turn rates of ROBOTIS' DQN example",
     parallel_entry_point="envs.robot_navigation:parallel_env_discrete",
     max_episode_steps=None,
-    extra={"success_rate": "mean(success) / mean(episode_end)",
-           "collision_rate": "mean(collision) / mean(episode_end)", "parallel_baselines": PARALLEL_BASELINES},
+    parallel_baselines=PARALLEL_BASELINES,
 )
 

@@ -40,8 +40,8 @@ ENV_FORMS = ("single", "parallel")
 
 def baselines_of(entry: EnvEntry, env_form: str) -> Mapping[str, Any]:
     """The heuristics of an env's form: ``(env, seed) -> policy`` (joint ``obs dict -> action dict`` policies
-    for the PettingZoo form, from ``entry.extra["parallel_baselines"]``)."""
-    return entry.extra.get("parallel_baselines", {}) if env_form == "parallel" else entry.baselines
+    for the PettingZoo form, from ``entry.parallel_baselines``)."""
+    return entry.parallel_baselines if env_form == "parallel" else entry.baselines
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
               "samples_per_client": steps, "train_time_s": time.perf_counter() - start,
               **{k: final[f"own/{k}"] for k in kpis}}
     if parallel:  # the env's joint heuristics on the same episodes, for reference
-        for name, make_policy in (entry.extra.get("parallel_baselines", {}) if entry else {}).items():
+        for name, make_policy in (entry.parallel_baselines if entry else {}).items():
             ev = evaluate_parallel(eval_env, make_policy(eval_env, seed), seeds, kpis, joint=True)
             methods[name] = {"kind": "baseline", "evaluated_model": "heuristic", "mean_return": ev["return"],
                              "worst_client_return": ev["return"], "per_client_return": [ev["return"]],

@@ -115,12 +115,12 @@ def test_pettingzoo_parallel_seed(entry):
     parallel_seed_test(entry.parallel_factory())
 
 
-PARALLEL_HEURISTICS = [(e, b) for e in PARALLEL for b in e.extra.get("parallel_baselines", {})]
+PARALLEL_HEURISTICS = [(e, b) for e in PARALLEL for b in e.parallel_baselines]
 
 
 def test_every_pettingzoo_form_has_heuristics_including_random():
     for entry in PARALLEL:
-        names = set(entry.extra.get("parallel_baselines", {}))
+        names = set(entry.parallel_baselines)
         assert "random" in names and len(names) >= 2, entry.env_id
 
 
@@ -128,7 +128,7 @@ def test_every_pettingzoo_form_has_heuristics_including_random():
                          ids=[f"{e.env_id}:{b}" for e, b in PARALLEL_HEURISTICS])
 def test_every_parallel_heuristic_acts_legally_for_every_live_agent(entry, baseline):
     env = entry.parallel_factory()()
-    policy = entry.extra["parallel_baselines"][baseline](env, 0)
+    policy = entry.parallel_baselines[baseline](env, 0)
     obs, _ = env.reset(seed=1)
     for _ in range(60):
         if not env.agents:
