@@ -505,3 +505,68 @@ def make_round_policy(name: str, **params: float | int) -> RoundPolicy | Buffere
         allowed = {"synchronous": "none", "deadline": "deadline_s", "buffered-async": "k"}[name]
         raise FederationError(
             f"bad parameters {sorted(params)} for round policy {name!r}; allowed: {allowed}") from e
+
+
+# ----- one run's schedule, whatever the policy ------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One client result the next aggregation uses: trained from global version ``start_version``."""
+
+    client_id: int
+    start_version: int
+    staleness: int = 0
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What one round of simulated time produced: the results to aggregate (``jobs``, in arrival order),
+    who was offline or late, the round's span on the clock and the bytes each client downloaded."""
+
+    jobs: tuple[Job, ...]
+    dropped: tuple[int, ...]
+    stragglers: tuple[int, ...]
+    start: float
+    end: float
+    bytes_down: Mapping[int, int]
+
+
+class Scheduler:
+    """The timing of one run under any round policy, so the round loop is one loop.
+
+    Synchronous and deadline rounds time the sampled clients from the current version (:meth:`RoundPolicy.run`);
+    buffered-async rounds are the next ``k`` arrivals of a :class:`BufferedAsyncClock` started on the first
+    call, each with the version it trained from. Fitting a job when its result arrives is exact: a client's
+    training depends only on its own state and the model version it started from.
+    """
+
+    def __init__(self, policy: RoundPolicy | BufferedAsync, profiles: Mapping[int, DeviceProfile],
+                 steps: Mapping[int, int], rng: np.random.Generator) -> None:
+        self.policy = policy
+        self.asynchronous = policy.asynchronous
+        self._profiles = dict(profiles)
+        self._steps = dict(steps)
+        self._rng = rng
+        self._clock = SimClock()
+        self._async: BufferedAsyncClock | None = None
+
+    def next_round(self, version: int, sampled: list[int], *, bytes_down: Mapping[int, int],
+                   bytes_up: Mapping[int, int]) -> RoundPlan:
+        if isinstance(self.policy, BufferedAsync):
+            if self._async is None:
+                self._async = self.policy.clock(self._profiles, bytes_down=dict(bytes_down),
+                                                bytes_up=dict(bytes_up), steps=self._steps, rng=self._rng)
+            start = self._async.now
+            batch = self._async.next_batch()
+            down: dict[int, int] = {}
+            for a in batch.arrivals:
+                down[a.client_id] = down.get(a.client_id, 0) + a.bytes_down
+            jobs = tuple(Job(a.client_id, a.start_version, a.staleness) for a in batch.arrivals)
+            return RoundPlan(jobs, batch.dropped, (), start, batch.time, down)
+        timing = self.policy.run(self._clock, {c: self._profiles[c] for c in sampled}, bytes_down=dict(bytes_down),
+                                 bytes_up=dict(bytes_up), steps={c: self._steps[c] for c in sampled}, rng=self._rng)
+        return RoundPlan(tuple(Job(c, version) for c in timing.used), timing.dropped, timing.stragglers,
+                         timing.start, timing.end, timing.bytes_down)
+
+    def versions_in_use(self, newest: int) -> set[int]:
+        """Global versions some pending job may still start from (older snapshots can be dropped)."""
+        return self._async.versions_in_use() if self._async is not None else {newest}

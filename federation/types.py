@@ -31,12 +31,16 @@ class FitIns:
 
 @dataclass(frozen=True)
 class FitResult:
-    """What one client sends back: its shared weights after local training and how many samples it used."""
+    """What one client sends back: its shared weights after local training and how many samples it used.
+
+    ``staleness`` is set by the round loop: how many global versions were published between the model the
+    client trained from and the one its result reaches (0 in synchronous rounds; FedBuff weighs by it)."""
 
     client_id: int
     weights: Weights
     num_samples: int
     metrics: Mapping[str, float] = field(default_factory=dict)
+    staleness: int = 0
 
 
 def weights_nbytes(weights: Mapping[str, np.ndarray]) -> int:

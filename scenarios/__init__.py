@@ -1,8 +1,9 @@
 """Paper-style experiments. ``SCENARIOS`` maps a CLI name to its module.
 
-A scenario module defines ``NAME``, ``SUMMARY`` (one line, with the paper it reproduces) and
-``experiment(quick: bool) -> Experiment``; it may define ``run(exp, on_progress)`` when the generic runner
-is not enough (e.g. a sweep).
+A scenario module defines ``NAME``, ``SUMMARY`` (one line, with the paper it reproduces), ``FULL`` (its
+experiment config at the paper's scale) and ``QUICK`` (``replace(FULL, …)`` of a few fields, a smoke run); it
+may define ``run(exp, on_progress)`` when the generic runner is not enough (e.g. a sweep) and
+``progress_total(exp)`` for the progress bar. The config's fields with ``cli`` metadata are its flags.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,37 +41,20 @@ def _bounded_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: [0, 1]") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: [0, 1]")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="frl", description="Federated reinforcement learning in real application domains.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run,train}")
     sub.required = True
     ls = sub.add_parser("list", help="list envs (with baselines), agents, strategies and scenarios")
     ls.add_argument("--json", action="store_true", help="print the same as JSON")
-    run = sub.add_parser("run", help="run a paper-style scenario and write results")
+    run = sub.add_parser("run", help="run a paper-style scenario and write results", add_help=False,
+                         description="Run a scenario. Its knobs (e.g. --clients, --rounds, --strategy) depend on the "
+                                     "scenario: `frl run SCENARIO --help` lists them.")
     run.add_argument("scenario", help="scenario name (see `frl list`)")
     run.add_argument("--quick", action="store_true", help="smoke-sized run (seconds)")
-    run.add_argument("--seed", type=_bounded_int("seed", 0, 2**32 - 1), default=0)
     run.add_argument("--out", type=Path, default=None, help="results directory (default runs/<scenario>/<time>)")
-    run.add_argument("--clients", type=_bounded_int("clients", 1, 1000), default=None)
-    run.add_argument("--rounds", type=_bounded_int("rounds", 1, 100_000), default=None)
-    run.add_argument("--heterogeneity", type=_unit_float, default=None)
-    run.add_argument("--strategy", default=None,
-                     help="comma-separated strategies, each 'name' or 'name:key=value' (see `frl list`)")
-    run.add_argument("--device-heterogeneity", type=_unit_float, default=None,
-                     help="spread of client compute speed, bandwidth and availability in [0, 1]")
-    run.add_argument("--round-policy", default=None, help="synchronous | deadline:deadline_s=S | buffered-async:k=K")
-    run.add_argument("--compression", default=None, help="none | int8 | topk:ratio=R")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("-h", "--help", action="store_true", help="show the scenario's knobs and exit")
     tr = sub.add_parser("train", help="train one agent alone (no federation) on any registered env")
     tr.add_argument("agent", help="agent name (see `frl list`)")
     tr.add_argument("env_id", help="env id: frl/<Name>-v0 or a Gymnasium id such as CartPole-v1")
@@ -128,46 +112,84 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"deadline:deadline_s=30"`` → ``("deadline", {"deadline_s": 30})``; every value must be a number."""
-    from federation.strategies import parse_spec
-    from federation.types import FederationError
+def _flag_type(hint: Any, name: str) -> Callable[[str], Any]:
+    """A flag's parser from its field's type: numbers parse here (ranges are the config's to check);
+    tuples are comma-separated lists whose empty items are kept, so the config refuses them by name."""
+    text = str(hint)
+    if hint is int:
+        def parse_int(v: str) -> int:
+            try:
+                return int(v, 10)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{v!r} is not an integer") from None
+        return parse_int
+    if hint is float:
+        def parse_float(v: str) -> float:
+            try:
+                return float(v)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+        return parse_float
+    if "tuple" in text:
+        return lambda v: tuple(s.strip() for s in v.split(","))
+    return str
 
-    name, params = parse_spec(text)
-    for key, val in params.items():
-        if isinstance(val, str):
-            raise FederationError(f"parameter {key}={val!r} in {text!r} is not a number")
-    return name, params
+
+def config_flags(config_cls: type) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``--flag`` → (field name, argparse keywords) for every field of a scenario's config with ``cli``
+    metadata: the one declaration of what ``frl run SCENARIO`` accepts."""
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        if "help" not in f.metadata:
+            continue
+        flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        out[flag] = (f.name, {"type": _flag_type(hints[f.name], f.name), "default": None,
+                              "help": f"{f.metadata['help']} (default: {_show(default)})", "dest": f.name})
+    return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _show(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def scenario_parser(name: str, config_cls: type) -> _Parser:
+    """The parser of ``frl run NAME``'s knobs, generated from its config class."""
+    p = _Parser(prog=f"frl run {name}", add_help=True)
+    for flag, (_, kw) in config_flags(config_cls).items():
+        p.add_argument(flag, **kw)
+    return p
+
+
+def apply_flags(name: str, base: Any, argv: Sequence[str]) -> Any:
+    """``base`` (the scenario's FULL or QUICK config) with the given flags applied; a flag the scenario does
+    not have is refused, naming the ones it has."""
+    flags = config_flags(type(base))
+    for arg in argv:
+        if arg.startswith("--") and arg.split("=", 1)[0] not in flags and arg not in ("--help", "-h"):
+            raise UsageError(f"{arg.split('=', 1)[0]} is not a knob of scenario {name!r}; allowed: "
+                             f"{', '.join(flags)}, --quick, --out, --no-progress")
+    args = scenario_parser(name, type(base)).parse_args(list(argv))
+    changes = {k: v for k, v in vars(args).items() if v is not None}
+    return dataclasses.replace(base, **changes)
+
+
+def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     import torch
 
     from scenarios import scenario_module
-    from scenarios.experiment import Experiment, run_experiment
+    from scenarios.experiment import run_experiment
     from scenarios.results import prepare_out_dir, write_results
 
+    module = scenario_module(args.scenario)
+    if args.help:
+        print(scenario_parser(args.scenario, type(module.FULL)).format_help().replace(
+            "options:", "options (besides --quick, --out DIR, --no-progress):"))
+        return 0
+    exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
     torch.set_num_threads(1)
-    module = scenario_module(args.scenario)
-    exp = module.experiment(quick=args.quick)
-    changes: dict[str, Any] = {"seed": args.seed}
-    if args.clients is not None:
-        changes["n_clients"] = args.clients
-    if args.rounds is not None:
-        changes["rounds"] = args.rounds
-    if args.heterogeneity is not None:
-        changes["heterogeneity"] = args.heterogeneity
-    if args.strategy is not None:
-        changes["strategies"] = tuple(s.strip() for s in args.strategy.split(",") if s.strip())
-    if args.device_heterogeneity is not None:
-        changes["device_heterogeneity"] = args.device_heterogeneity
-    if args.round_policy is not None:
-        changes["round_policy"], changes["round_policy_params"] = _spec(args.round_policy)
-    if args.compression is not None:
-        changes["compression"], changes["compression_params"] = _spec(args.compression)
-    exp = dataclasses.replace(exp, **changes)
-    (module.validate if hasattr(module, "validate") else Experiment.validate)(exp)
     out = args.out or Path("runs") / exp.scenario / time.strftime("%Y%m%d-%H%M%S")
     out = prepare_out_dir(out)
 
@@ -231,8 +253,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "train": cmd_train}[args.command](args)
+        args, rest = build_parser().parse_known_args(argv)
+        if args.command == "run":
+            return cmd_run(args, rest)
+        if rest:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+        return {"list": cmd_list, "train": cmd_train}[args.command](args)
     except UsageError as e:
         print(f"frl: error: {e}", file=sys.stderr)
         return 2

@@ -1,17 +1,19 @@
 """The Experiment config and the generic runner every scenario uses.
 
-A scenario (one paper-style experiment) is a function returning an ``Experiment``; ``run_experiment``
+A scenario (one paper-style experiment) declares an ``Experiment`` (``FULL``, and ``QUICK`` as a replacement
+of a few fields); ``run_experiment``
 turns it into results: it builds N heterogeneous clients from the env's client-config generator, runs each
 federated strategy with identical seeds and sample budgets, and evaluates every heuristic baseline on the
 same client envs with the same episode seeds (paired comparison).
 
-Seeds flow one way: ``Experiment.seed`` → ``np.random.SeedSequence(seed).spawn(n)`` → per-client env,
-agent and evaluation seeds. No global RNG state is touched.
+Seeds flow one way: ``Experiment.seed`` → ``np.random.SeedSequence(seed).spawn(…)`` → client configs,
+device profiles, the federation, evaluation episodes and per-client env, agent and rng seeds. No global RNG
+state is touched and no seed is a constant.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -22,13 +24,14 @@ import numpy as np
 
 import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
+from envs.knobs import apply_overrides
 from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
 from federation.compression import make_compressor
-from federation.devices import make_device_profiles, make_round_policy
+from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
 from federation.evaluation import evaluate_parallel
 from federation.server import SystemConfig, evaluate_clients, summarize_system
-from federation.strategies import STRATEGIES, make_strategy, parse_strategy_spec
+from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
 
 
 class ScenarioError(ValueError):
@@ -40,88 +43,158 @@ ENV_FORMS = ("single", "parallel")
 
 def baselines_of(entry: EnvEntry, env_form: str) -> Mapping[str, Any]:
     """The heuristics of an env's form: ``(env, seed) -> policy`` (joint ``obs dict -> action dict`` policies
-    for the PettingZoo form, from ``entry.parallel_baselines``)."""
+    for the PettingZoo form)."""
     return entry.parallel_baselines if env_form == "parallel" else entry.baselines
+
+
+def cli(help: str, *, flag: str | None = None) -> dict[str, Any]:
+    """Field metadata that makes an experiment field a ``frl run`` flag (``--<field-name>`` unless ``flag``)."""
+    return {"help": help, "flag": flag}
+
+
+def parse_component_spec(spec: str, what: str) -> tuple[str, dict[str, float | int]]:
+    """``"deadline:deadline_s=30"`` → ``("deadline", {"deadline_s": 30})``; every value must be a number."""
+    name, params = parse_spec(spec)
+    for key, val in params.items():
+        if isinstance(val, str):
+            raise ScenarioError(f"{what} parameter {key}={val!r} in {spec!r} is not a number")
+    return name, params
+
+
+def _need(ok: bool, msg: str) -> None:
+    if not ok:
+        raise ScenarioError(msg)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def check_common(exp: Any) -> None:
+    """The knobs every experiment type shares: sizes of the run, evaluation and the seed."""
+    _need(_is_int(exp.rounds) and 1 <= exp.rounds <= 100_000,
+          f"rounds={exp.rounds!r} is out of range; allowed: integer in [1, 100000]")
+    _need(_is_int(exp.steps_per_round) and 1 <= exp.steps_per_round <= 10**9,
+          f"steps_per_round={exp.steps_per_round!r} is out of range; allowed: integer in [1, 1e9]")
+    _need(_is_int(exp.seed) and 0 <= exp.seed < 2**32,
+          f"seed={exp.seed!r} is out of range; allowed: integer in [0, 2**32)")
+    for name in ("eval_every", "eval_episodes", "final_eval_episodes"):
+        v = getattr(exp, name)
+        _need(_is_int(v) and 1 <= v <= 100_000, f"{name}={v!r} is out of range; allowed: integer in [1, 100000]")
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """One horizontal-FRL experiment: N heterogeneous clients of one env, several methods, the env's heuristics.
+
+    Validates itself when built (one error naming the bad value and what is allowed); the strategies, the
+    round policy and the compressor are built once here and copied for each run. Fields with ``cli``
+    metadata are the ``frl run`` flags.
+    """
+
     scenario: str
     env_id: str
-    n_clients: int = 8
-    heterogeneity: float = 0.5
-    rounds: int = 30
-    steps_per_round: int = 1000
-    fraction: float = 1.0
-    eval_every: int = 5
-    eval_episodes: int = 2
-    final_eval_episodes: int = 10
+    n_clients: int = field(default=8, metadata=cli("number of federated clients", flag="clients"))
+    heterogeneity: float = field(default=0.5, metadata=cli("environment heterogeneity across clients, [0, 1]"))
+    rounds: int = field(default=30, metadata=cli("federated rounds"))
+    steps_per_round: int = field(default=1000, metadata=cli("env steps each client trains per round"))
+    fraction: float = field(default=1.0, metadata=cli("fraction of clients sampled per round, (0, 1]"))
+    eval_every: int = field(default=5, metadata=cli("evaluate every N rounds"))
+    eval_episodes: int = field(default=2, metadata=cli("episodes per client in round evaluations"))
+    final_eval_episodes: int = field(default=10, metadata=cli("episodes per client in the final evaluation"))
     agent: str = "dqn"
     agent_config: Mapping[str, Any] = field(default_factory=dict)
-    strategies: tuple[str, ...] = ("fedavg", "local")  # specs: "name" or "name:key=value:..."
-    baselines: tuple[str, ...] | None = None  # None = every baseline of the env
-    seed: int = 0
+    strategies: tuple[str, ...] = field(default=("fedavg", "local"), metadata=cli(
+        "comma-separated strategies, each 'name' or 'name:key=value' (see `frl list`)", flag="strategy"))
+    baselines: tuple[str, ...] | None = field(default=None, metadata=cli(
+        "comma-separated heuristics to score (default: every heuristic of the env)"))
+    seed: int = field(default=0, metadata=cli("the one seed every random choice derives from"))
     env_overrides: Mapping[str, Any] = field(default_factory=dict)  # applied to every client config
-    device_heterogeneity: float = 0.0  # spread of compute speed / bandwidth / availability, [0, 1]
-    round_policy: str = "synchronous"  # synchronous · deadline · buffered-async
-    round_policy_params: Mapping[str, float | int] = field(default_factory=dict)
-    compression: str = "none"  # none · int8 · topk
-    compression_params: Mapping[str, float | int | bool] = field(default_factory=dict)
+    device_heterogeneity: float = field(default=0.0, metadata=cli(
+        "spread of client compute speed, bandwidth and availability, [0, 1]"))
+    round_policy: str = field(default="synchronous", metadata=cli(
+        "synchronous | deadline:deadline_s=S | buffered-async:k=K (with --strategy fedbuff)"))
+    compression: str = field(default="none", metadata=cli("upload compression: none | int8 | topk:ratio=R"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
     # agent acts for every agent id with shared parameters (a multi-agent client) and is scored per agent
     env_form: str = "single"
 
-    def validate(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ScenarioError(msg)
-
-        need(isinstance(self.n_clients, int) and 1 <= self.n_clients <= 1000,
-             f"clients={self.n_clients!r} is out of range; allowed: integer in [1, 1000]")
-        need(isinstance(self.heterogeneity, (int, float)) and 0.0 <= self.heterogeneity <= 1.0,
-             f"heterogeneity={self.heterogeneity!r} is out of range; allowed: [0, 1]")
-        need(isinstance(self.rounds, int) and 1 <= self.rounds <= 100_000,
-             f"rounds={self.rounds!r} is out of range; allowed: integer in [1, 100000]")
-        need(isinstance(self.steps_per_round, int) and self.steps_per_round >= 1,
-             f"steps_per_round={self.steps_per_round!r} must be an integer >= 1")
-        need(0.0 < self.fraction <= 1.0, f"fraction={self.fraction!r} is out of range; allowed: (0, 1]")
-        need(isinstance(self.seed, int) and 0 <= self.seed < 2**32,
-             f"seed={self.seed!r} is out of range; allowed: integer in [0, 2**32)")
-        need(self.eval_every >= 1 and self.eval_episodes >= 1 and self.final_eval_episodes >= 1,
-             "eval_every, eval_episodes and final_eval_episodes must be >= 1")
-        need(bool(self.strategies), f"no strategy given; allowed: {', '.join(STRATEGIES)}")
+    def __post_init__(self) -> None:
+        check_common(self)
+        _need(_is_int(self.n_clients) and 1 <= self.n_clients <= 1000,
+              f"clients={self.n_clients!r} is out of range; allowed: integer in [1, 1000]")
+        _need(_is_num(self.heterogeneity) and 0.0 <= self.heterogeneity <= 1.0,
+              f"heterogeneity={self.heterogeneity!r} is out of range; allowed: [0, 1]")
+        _need(_is_num(self.fraction) and 0.0 < self.fraction <= 1.0,
+              f"fraction={self.fraction!r} is out of range; allowed: (0, 1]")
+        _need(_is_num(self.device_heterogeneity) and 0.0 <= self.device_heterogeneity <= 1.0,
+              f"device_heterogeneity={self.device_heterogeneity!r} is out of range; allowed: [0, 1]")
+        _need(isinstance(self.strategies, tuple) and bool(self.strategies),
+              f"no strategy given; allowed: {', '.join(STRATEGIES)}")
+        _need(len(set(self.strategies)) == len(self.strategies),
+              f"strategy listed twice in {','.join(self.strategies)}")
+        strategies = {}
         for spec in self.strategies:
-            parse_strategy_spec(spec)
-        need(len(set(self.strategies)) == len(self.strategies),
-             f"strategy listed twice in {','.join(self.strategies)}")
-        need(0.0 <= self.device_heterogeneity <= 1.0,
-             f"device_heterogeneity={self.device_heterogeneity!r} is out of range; allowed: [0, 1]")
-        make_round_policy(self.round_policy, **dict(self.round_policy_params))
-        make_compressor(self.compression, **dict(self.compression_params))
-        need(self.env_form in ENV_FORMS, f"env_form={self.env_form!r} is not known; allowed: {', '.join(ENV_FORMS)}")
+            name, params = parse_spec(spec)
+            strategies[spec] = make_strategy(name, **params)
+        policy = _build(make_round_policy, self.round_policy, "round policy")
+        compressor = _build(make_compressor, self.compression, "compression")
+        if policy.asynchronous:
+            bad = [s for s, obj in strategies.items() if not obj.accepts_stale]
+            _need(not bad, f"round policy 'buffered-async' cannot drive strategy {bad[0] if bad else ''!r}; "
+                           "allowed with it: fedbuff")
+        _need(self.env_form in ENV_FORMS, f"env_form={self.env_form!r} is not known; allowed: {', '.join(ENV_FORMS)}")
         entry = env_entry(self.env_id)
         if self.env_form == "parallel":
             entry.parallel_factory()  # refuses envs without a PettingZoo form, naming those with one
         known = baselines_of(entry, self.env_form)
         if self.baselines is not None:
             bad = [b for b in self.baselines if b not in known]
-            need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
+            _need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
         agent_class(self.agent)
+        object.__setattr__(self, "_built", (strategies, policy, compressor))
+
+    def strategy(self, spec: str) -> Strategy:
+        """A fresh copy of the strategy built (and so validated) for ``spec``."""
+        return copy.deepcopy(self._built[0][spec])  # type: ignore[attr-defined]
+
+    def system(self, devices: tuple[DeviceProfile, ...]) -> SystemConfig:
+        """The run's system: these devices, fresh copies of the validated round policy and compressor."""
+        _, policy, compressor = self._built  # type: ignore[attr-defined]
+        return SystemConfig(devices=devices, round_policy=copy.deepcopy(policy),
+                            compressor=copy.deepcopy(compressor))
+
+    def describe(self) -> str:
+        return (f"{self.n_clients} clients, heterogeneity {self.heterogeneity}, {self.rounds} rounds × "
+                f"{self.steps_per_round} steps, agent `{self.agent}`, seed {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("agent_config", "env_overrides", "round_policy_params", "compression_params"):
-            d[k] = {kk: (list(v) if isinstance(v, tuple) else v) for kk, v in dict(getattr(self, k)).items()}
-        d["strategies"] = list(self.strategies)
-        d["baselines"] = None if self.baselines is None else list(self.baselines)
-        return d
+        return _plain(asdict(self))
+
+
+def _build(make: Callable[..., Any], spec: str, what: str) -> Any:
+    _need(isinstance(spec, str), f"{what}={spec!r} must be a string 'name' or 'name:key=value'")
+    name, params = parse_component_spec(spec, what)
+    return make(name, **params)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
 
 
 @dataclass
 class ExperimentResult:
     """Long-format rows (method, round, client, metric, value) plus per-method summaries."""
 
-    experiment: Experiment
+    experiment: Any  # Experiment, or a scenario's own config type (e.g. VerticalExperiment)
     rows: list[tuple[str, int, int, str, float]]
     methods: dict[str, dict[str, Any]]
     client_configs: list[dict[str, Any]]
@@ -132,35 +205,32 @@ class ExperimentResult:
 ProgressCallback = Callable[[str, int, int], None]  # (method, round done, rounds)
 
 
-def _client_seeds(seed: int, n: int) -> list[tuple[int, int, list[int]]]:
-    """Per client: (env seed, agent seed, base of the evaluation episode seeds)."""
-    out = []
-    for child in np.random.SeedSequence(seed).spawn(n):
-        s = child.generate_state(3, dtype=np.uint32)
-        out.append((int(s[0]), int(s[1]), int(s[2])))
-    return out
-
-
-def _eval_seeds(base: int, k: int) -> list[int]:
-    return [(base + 7919 * i) % 2**31 for i in range(k)]
+def _ints(seq: np.random.SeedSequence, n: int) -> list[int]:
+    return [int(v) for v in seq.generate_state(n, dtype=np.uint32)]
 
 
 def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
-    exp.validate()
+    """Every method on the same clients (configs, devices, seeds), then every heuristic on the same episodes.
+
+    Seeds: ``SeedSequence(exp.seed)`` spawns the client configs, the device profiles, the federation
+    (sampling, availability, strategy randomness; the same for every method, so runs are paired), the
+    round-evaluation episodes and one child per client (env, agent, final evaluation episodes, own rng).
+    """
     start = time.perf_counter()
     entry = env_entry(exp.env_id)
-    configs = entry.client_configs(exp.n_clients, float(exp.heterogeneity), exp.seed)
+    cfg_seq, dev_seq, fed_seq, eval_seq, client_root = np.random.SeedSequence(exp.seed).spawn(5)
+    configs = entry.client_configs(exp.n_clients, float(exp.heterogeneity), _ints(cfg_seq, 1)[0])
     if exp.env_overrides:
-        configs = [dataclasses.replace(c, **dict(exp.env_overrides)) for c in configs]
-    seeds = _client_seeds(exp.seed, exp.n_clients)
+        configs = [apply_overrides(c, dict(exp.env_overrides)) for c in configs]
+    client_seqs = client_root.spawn(exp.n_clients)
+    seeds = [_ints(s, 4) for s in client_seqs]  # env, agent, final evaluation base, client rng
+    eval_seeds = _ints(eval_seq, exp.eval_episodes)
+    final_seeds = [[int(v) for v in np.random.SeedSequence(s[2]).generate_state(exp.final_eval_episodes)]
+                   for s in seeds]
+    devices = tuple(make_device_profiles(exp.n_clients, exp.device_heterogeneity, _ints(dev_seq, 1)[0]))
     rows: list[tuple[str, int, int, str, float]] = []
     methods: dict[str, dict[str, Any]] = {}
     final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
-    system = SystemConfig(
-        devices=tuple(make_device_profiles(exp.n_clients, exp.device_heterogeneity, exp.seed)),
-        round_policy=exp.round_policy, round_policy_params=dict(exp.round_policy_params),
-        compression=exp.compression, compression_params=dict(exp.compression_params),
-    )
 
     parallel = exp.env_form == "parallel"
     factory = entry.parallel_factory() if parallel else None
@@ -173,37 +243,38 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             return env.observation_space(env.possible_agents[0]), env.action_space(env.possible_agents[0])
         return env.observation_space, env.action_space
 
+    cls = agent_class(exp.agent)
     for spec in exp.strategies:
-        sname, sparams = parse_strategy_spec(spec)
-        strategy = make_strategy(sname, **sparams)
+        strategy = exp.strategy(spec)
         agent_kw = {**dict(exp.agent_config), **dict(strategy.agent_overrides)}
-        cls = agent_class(exp.agent)
         clients = []
         for cid, cfg in enumerate(configs):
-            env_seed, agent_seed, _ = seeds[cid]
+            env_seed, agent_seed, _, rng_seed = seeds[cid]
             env = make_env(cfg)
             env.reset(seed=env_seed)
             if not parallel:
                 env.action_space.seed(env_seed)
             clients.append(Client(
                 cid, env, make_env(cfg),
-                lambda env=env, s=agent_seed, cls=cls, kw=agent_kw: cls(*spaces(env), seed=s, **kw),
+                lambda env=env, s=agent_seed, kw=agent_kw: cls(*spaces(env), seed=s, **kw),
                 steps_per_round=exp.steps_per_round, kpis=entry.kpis, kpi_weight=entry.kpi_weight,
-                make_env=lambda cfg=cfg: make_env(cfg),
+                make_env=lambda cfg=cfg: make_env(cfg), rng=np.random.default_rng(rng_seed),
             ))
         t0 = time.perf_counter()
         history = run_federation(
-            clients, strategy, rounds=exp.rounds, seed=exp.seed, fraction=exp.fraction,
-            eval_every=exp.eval_every, eval_seeds=_eval_seeds(12345, exp.eval_episodes), system=system,
+            clients, strategy, rounds=exp.rounds, seed=np.random.SeedSequence(fed_seq.entropy,
+                                                                              spawn_key=fed_seq.spawn_key),
+            fraction=exp.fraction, eval_every=exp.eval_every, eval_seeds=eval_seeds, system=exp.system(devices),
             on_round=(lambda r, h, s=spec: on_progress(s, r, exp.rounds)) if on_progress else None,
         )
         train_time = time.perf_counter() - t0
         rows.extend((spec, r, c, m, v) for r, c, m, v in history.rows)
         per_client: list[dict[str, float]] = []
         extra: dict[str, list[float]] = {}
+        primary = "own"
         for c in clients:
-            final_seeds = _eval_seeds(seeds[c.client_id][2], exp.final_eval_episodes)
-            evals = evaluate_clients([c], strategy, history.global_weights, final_seeds)[c.client_id]
+            evals = evaluate_clients([c], strategy, final_round, history.global_weights,
+                                     final_seeds[c.client_id])[c.client_id]
             primary = "personal" if "personal" in evals else ("global" if "global" in evals else "own")
             per_client.append(evals[primary])
             for kind, ev in evals.items():
@@ -220,22 +291,21 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
         for key, vals in extra.items():
             summary_extra[f"mean_{key}"] = float(np.mean(vals))
             summary_extra[f"worst_client_{key}"] = float(np.min(vals))
-        methods[spec] = _summarize(per_client, entry, kind="federated" if strategy.federated else "local",
-                                   extra=summary_extra)
+        methods[spec] = summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
+                                          extra=summary_extra)
     heuristics = baselines_of(entry, exp.env_form)
     for bname in (exp.baselines if exp.baselines is not None else tuple(heuristics)):
         per_client = []
         for cid, cfg in enumerate(configs):
             env = make_env(cfg)
             policy = heuristics[bname](env, seeds[cid][1])
-            eval_seeds = _eval_seeds(seeds[cid][2], exp.final_eval_episodes)
             if parallel:
-                ev = evaluate_parallel(env, policy, eval_seeds, entry.kpis, joint=True)
+                ev = evaluate_parallel(env, policy, final_seeds[cid], entry.kpis, joint=True)
             else:
-                ev = evaluate_policy(env, policy, eval_seeds, entry.kpis, entry.kpi_weight)
+                ev = evaluate_policy(env, policy, final_seeds[cid], entry.kpis, entry.kpi_weight)
             per_client.append(ev)
             rows.extend((bname, final_round, cid, f"final/{k}", v) for k, v in ev.items())
-        methods[bname] = _summarize(per_client, entry, kind="heuristic", extra={})
+        methods[bname] = summarize_clients(per_client, entry, kind="heuristic", extra={})
     return ExperimentResult(
         experiment=exp, rows=rows, methods=methods,
         client_configs=[_config_dict(c) for c in configs],
@@ -251,7 +321,7 @@ def _config_dict(cfg: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def _summarize(per_client: list[dict[str, float]], entry: EnvEntry, *, kind: str,
+def summarize_clients(per_client: list[dict[str, float]], entry: EnvEntry, *, kind: str,
                extra: dict[str, Any]) -> dict[str, Any]:
     returns = np.array([p["return"] for p in per_client])
     out: dict[str, Any] = {

@@ -14,7 +14,7 @@ FedAvg at each level. Scale: the default is minutes on 2 cores; ``--quick`` is a
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 from typing import Any
 
 from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback, run_experiment
@@ -28,19 +28,13 @@ SWEEP_LEVELS = (0.0, 0.5, 1.0)
 SWEEP_STRATEGIES = ("fedavg", "fedper", "local")
 
 
-def experiment(quick: bool = False) -> Experiment:
-    if quick:
-        return Experiment(
-            scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=3, heterogeneity=1.0, rounds=3,
-            steps_per_round=400, eval_every=3, eval_episodes=1, final_eval_episodes=2, agent="dqn",
-            agent_config={**_AGENT, "learning_starts": 100, "exploration_steps": 600},
-            strategies=("fedavg", "env-embedding", "fedper", "ditto", "local"),
-        )
-    return Experiment(
-        scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=5, heterogeneity=1.0, rounds=12,
-        steps_per_round=1000, eval_every=4, eval_episodes=2, final_eval_episodes=5, agent="dqn",
-        agent_config=dict(_AGENT), strategies=("fedavg", "env-embedding", "fedper", "ditto", "local"),
-    )
+FULL = Experiment(
+    scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=5, heterogeneity=1.0, rounds=12,
+    steps_per_round=1000, eval_every=4, eval_episodes=2, final_eval_episodes=5, agent="dqn",
+    agent_config=_AGENT, strategies=("fedavg", "env-embedding", "fedper", "ditto", "local"),
+)
+QUICK = replace(FULL, n_clients=3, rounds=3, steps_per_round=400, eval_every=3, eval_episodes=1,
+                final_eval_episodes=2, agent_config={**_AGENT, "learning_starts": 100, "exploration_steps": 600})
 
 
 def progress_total(exp: Experiment) -> int:
@@ -56,8 +50,7 @@ def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> Experim
     for h in SWEEP_LEVELS:
         if h in results:
             continue
-        strategies = tuple(s for s in SWEEP_STRATEGIES)
-        sub = dataclasses.replace(exp, heterogeneity=h, strategies=strategies, baselines=())
+        sub = replace(exp, heterogeneity=h, strategies=SWEEP_STRATEGIES, baselines=())
         results[h] = run_experiment(sub, on_progress)
     for h in sorted(results):
         r = results[h]
@@ -67,12 +60,13 @@ def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> Experim
         personalised = {s: m["mean_return"] for s, m in r.methods.items()
                         if s not in ("fedavg", "local") and m["kind"] != "heuristic"}
         best = max(personalised, key=personalised.get) if personalised else None
+        fedavg, local = (r.methods.get(s, {}).get("mean_return") for s in ("fedavg", "local"))
         levels[f"{h:g}"] = {
             "methods": row,
             "best_personalised": best,
             "gap_personalised_minus_fedavg":
-                (personalised[best] - r.methods["fedavg"]["mean_return"]) if best else None,
-            "fedavg_minus_local": r.methods["fedavg"]["mean_return"] - r.methods["local"]["mean_return"],
+                (personalised[best] - fedavg) if best and fedavg is not None else None,
+            "fedavg_minus_local": (fedavg - local) if fedavg is not None and local is not None else None,
         }
     main.extra["sweep"] = levels
     main.wall_time_s = sum(r.wall_time_s for r in results.values())

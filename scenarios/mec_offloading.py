@@ -15,6 +15,8 @@ normalized cost, delay, energy, drop rate. Scale: the default is the real experi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from scenarios.experiment import Experiment
 
 NAME = "mec-offloading"
@@ -24,16 +26,10 @@ SUMMARY = "FedAvg double DQN vs independent DQN vs heuristics for MEC task offlo
 # of tasks, and a short horizon keeps the Q-targets well conditioned; 128×128 MLP as in In-Edge AI's DDQN.
 _AGENT = {"double_q": True, "gamma": 0.9, "lr": 1e-3, "hidden_sizes": (128, 128), "exploration_steps": 10_000}
 
-
-def experiment(quick: bool = False) -> Experiment:
-    if quick:
-        return Experiment(
-            scenario=NAME, env_id="frl/MecOffloading-v0", n_clients=4, heterogeneity=0.5,
-            rounds=4, steps_per_round=500, eval_every=2, eval_episodes=1, final_eval_episodes=3,
-            agent="dqn", agent_config={**_AGENT, "learning_starts": 200}, strategies=("fedavg", "local"),
-        )
-    return Experiment(
-        scenario=NAME, env_id="frl/MecOffloading-v0", n_clients=8, heterogeneity=0.5,
-        rounds=30, steps_per_round=1000, eval_every=5, eval_episodes=2, final_eval_episodes=10,
-        agent="dqn", agent_config=dict(_AGENT), strategies=("fedavg", "local"),
-    )
+FULL = Experiment(
+    scenario=NAME, env_id="frl/MecOffloading-v0", n_clients=8, heterogeneity=0.5,
+    rounds=30, steps_per_round=1000, eval_every=5, eval_episodes=2, final_eval_episodes=10,
+    agent="dqn", agent_config=_AGENT, strategies=("fedavg", "local"),
+)
+QUICK = replace(FULL, n_clients=4, rounds=4, steps_per_round=500, eval_every=2, eval_episodes=1,
+                final_eval_episodes=3, agent_config={**_AGENT, "learning_starts": 200})

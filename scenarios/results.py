@@ -96,9 +96,7 @@ def summary_markdown(result: ExperimentResult) -> str:
     head = ["method", "kind", "model", "mean return", "worst-client return", *kpis,
             *[f"{o} model mean return" for o in others], "sim time (s)", "MB moved"]
     lines = [f"# {exp.scenario}: {exp.env_id}", "",
-             f"{exp.n_clients} clients, heterogeneity {exp.heterogeneity}, {exp.rounds} rounds × "
-             f"{exp.steps_per_round} steps, agent `{exp.agent}`, seed {exp.seed}; "
-             f"final evaluation over {exp.final_eval_episodes} episodes per client "
+             f"{exp.describe()}; final evaluation over {exp.final_eval_episodes} episodes per client "
              f"(the same episode seeds for every method). 'model' is the model each client is scored with "
              f"(global = the server's model for that client with its personal parameters; personal = Ditto's "
              f"or the fine-tuned model; own = the independently trained one). Sorted by mean return.", "",
@@ -126,7 +124,7 @@ def summary_markdown(result: ExperimentResult) -> str:
                            if s in lvl["methods"] else "" for s in strategies]
             gap = lvl["gap_personalised_minus_fedavg"]
             cells += [f"{gap:+.1f} ({lvl['best_personalised']})" if gap is not None else "",
-                      f"{lvl['fedavg_minus_local']:+.1f}"]
+                      f"{lvl['fedavg_minus_local']:+.1f}" if lvl["fedavg_minus_local"] is not None else ""]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Wall time: {result.wall_time_s:.1f} s.", ""]
     return "\n".join(lines)
@@ -166,7 +164,7 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
     plt.close(fig)
 
     names = sorted(result.methods, key=lambda n: -result.methods[n]["mean_return"])
-    n_clients = result.experiment.n_clients
+    n_clients = max(len(m["per_client_return"]) for m in result.methods.values())
     fig, ax = plt.subplots(figsize=(max(7, 0.9 * n_clients + 3), 4.5))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):

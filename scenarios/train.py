@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -22,7 +23,30 @@ import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
 from envs.registry import ENV_ENTRIES, env_entry
 from federation.evaluation import evaluate_parallel, evaluate_policy
-from scenarios.experiment import Experiment, ExperimentResult, ScenarioError
+from scenarios.experiment import ExperimentResult, ScenarioError
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What ``frl train`` ran, for config.json and summary.md."""
+
+    scenario: str
+    env_id: str
+    agent: str
+    agent_config: dict[str, Any]
+    steps: int
+    rounds: int
+    eval_episodes: int
+    final_eval_episodes: int
+    seed: int
+    parallel: bool
+
+    def describe(self) -> str:
+        form = " (PettingZoo form)" if self.parallel else ""
+        return f"`{self.agent}` alone on {self.env_id}{form}, {self.steps} steps, seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def make_env_checked(env_id: str) -> gym.Env:
@@ -55,7 +79,7 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
     learner = cls(obs_space, act_space, seed=seed, **(agent_config or {}))
     chunk = max(1, steps // evals)
     rounds = (steps + chunk - 1) // chunk
-    seeds = [int(s) for s in np.random.SeedSequence([seed, 77]).generate_state(eval_episodes)]
+    seeds = [int(s) for s in np.random.SeedSequence(seed).spawn(1)[0].generate_state(eval_episodes)]
     rows: list[tuple[str, int, int, str, float]] = []
     start = time.perf_counter()
     done = 0
@@ -86,10 +110,9 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
             methods[name] = {"kind": "baseline", "evaluated_model": "heuristic", "mean_return": ev["return"],
                              "worst_client_return": ev["return"], "per_client_return": [ev["return"]],
                              **{k: ev[k] for k in kpis}}
-    exp = Experiment(scenario=f"train-{agent}", env_id=env_id, n_clients=1, heterogeneity=0.0, rounds=rounds,
-                     steps_per_round=chunk, eval_every=1, eval_episodes=eval_episodes,
-                     final_eval_episodes=eval_episodes, agent=agent, agent_config=dict(agent_config or {}),
-                     strategies=("local",), baselines=(), seed=seed)
+    exp = TrainRun(scenario=f"train-{agent}", env_id=env_id, agent=agent, agent_config=dict(agent_config or {}),
+                   steps=steps, rounds=rounds, eval_episodes=eval_episodes, final_eval_episodes=eval_episodes,
+                   seed=seed, parallel=parallel)
     result = ExperimentResult(experiment=exp, rows=rows, methods={agent: method, **methods}, client_configs=[],
                               wall_time_s=time.perf_counter() - start)
     return result, learner

@@ -1,51 +1,49 @@
-"""Aggregation strategies by CLI name, and the ``name:key=value`` spec parser the CLI uses."""
+"""Aggregation strategies by CLI name, and the ``name:key=value`` spec parser the CLI uses.
+
+A method is one module (server half + client hook) and one line in ``_REGISTRY``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 from federation.strategies.base import Strategy, check_number, validate_results
-from federation.strategies.central import Central
-from federation.strategies.ditto import Ditto
-from federation.strategies.env_embedding import EnvEmbedding
 from federation.strategies.fedavg import FedAvg, weighted_average
-from federation.strategies.fedopt import FedAdagrad, FedAdam, FedAvgM, FedYogi
-from federation.strategies.fedper import FedPer, FedRep
-from federation.strategies.fedprox import FedProx
-from federation.strategies.finetune import Finetune
-from federation.strategies.ifca import IFCA
 from federation.strategies.local import Local
-from federation.strategies.robust import Krum, Median, MultiKrum, TrimmedMean
-from federation.strategies.similarity import Similarity
 from federation.types import FederationError
 
-_CLASSES: tuple[type[Strategy], ...] = (
-    FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, FedAdagrad, Median, TrimmedMean, Krum, MultiKrum,
-    Local, Central, FedPer, FedRep, Ditto, Finetune, IFCA, Similarity, EnvEmbedding,
+_REGISTRY = (
+    "federation.strategies.fedavg:FedAvg",
+    "federation.strategies.fedprox:FedProx",
+    "federation.strategies.fedopt:FedAvgM",
+    "federation.strategies.fedopt:FedAdam",
+    "federation.strategies.fedopt:FedYogi",
+    "federation.strategies.fedopt:FedAdagrad",
+    "federation.strategies.robust:Median",
+    "federation.strategies.robust:TrimmedMean",
+    "federation.strategies.robust:Krum",
+    "federation.strategies.robust:MultiKrum",
+    "federation.strategies.local:Local",
+    "federation.strategies.central:Central",
+    "federation.strategies.fedper:FedPer",
+    "federation.strategies.fedper:FedRep",
+    "federation.strategies.ditto:Ditto",
+    "federation.strategies.finetune:Finetune",
+    "federation.strategies.ifca:IFCA",
+    "federation.strategies.similarity:Similarity",
+    "federation.strategies.env_embedding:EnvEmbedding",
+    "federation.strategies.fedbuff:FedBuff",
 )
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in _CLASSES}
 
-DESCRIPTIONS: dict[str, str] = {
-    "fedavg": "sample-weighted mean of client models (McMahan et al. 2017); QAvg for Q-networks",
-    "fedprox": "FedAvg + client proximal term (mu/2)||w - w_global||^2 (Li et al. 2020)",
-    "fedavgm": "FedAvg with server momentum (Hsu et al. 2019)",
-    "fedadam": "server Adam on the mean client change (Reddi et al. 2021)",
-    "fedyogi": "server Yogi on the mean client change (Reddi et al. 2021)",
-    "fedadagrad": "server Adagrad on the mean client change (Reddi et al. 2021)",
-    "median": "coordinate-wise median, Byzantine-robust (Yin et al. 2018)",
-    "trimmed-mean": "coordinate-wise beta-trimmed mean, Byzantine-robust (Yin et al. 2018)",
-    "krum": "the update closest to its n-f-2 nearest neighbours (Blanchard et al. 2017)",
-    "multi-krum": "mean of the m best Krum-scored updates (Blanchard et al. 2017)",
-    "local": "independent agents, same samples, no aggregation (the reference point)",
-    "central": "one model trained on every client's env in turn (centralised reference)",
-    "fedper": "shared body, personal Q head that never leaves the client (Arivazhagan et al. 2019)",
-    "fedrep": "FedPer with head-then-body local updates (Collins et al. 2021)",
-    "ditto": "FedAvg + a personal model pulled toward the global one (Li et al. 2021)",
-    "finetune": "FedAvg, then k local steps before evaluation",
-    "ifca": "clustered FL: K models, each client picks the best (Ghosh et al. 2020); groups= for declared types",
-    "similarity": "per-client aggregation weighted by update similarity (attention; FedAMP / DPFed spirit)",
-    "env-embedding": "shared network + personal learnable environment embedding (Jin et al. 2022)",
-}
+
+def _load(path: str) -> type[Strategy]:
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in map(_load, _REGISTRY)}
+DESCRIPTIONS: dict[str, str] = {name: cls.summary for name, cls in STRATEGIES.items()}
 
 
 def strategy_params(name: str) -> list[str]:

@@ -1,49 +1,55 @@
-"""The Strategy contract (Flower's vocabulary): configure a round, then aggregate its results.
+"""The Strategy contract (Flower's vocabulary): configure a round, aggregate its results, say which model each
+client is scored with — and the client half of the method (:class:`~federation.client.ClientHook`).
 
-A strategy is a pure function of updates → new global state; it never touches an env or an agent. The
-aggregation math lives in module-level functions so it can be tested against hand-computed arrays.
+A strategy's server half is a pure function of updates → new global state; it never touches an env or an
+agent. Its client half is a hook object the round loop installs on every client. The aggregation math lives
+in module-level functions so it can be tested against hand-computed arrays.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from agents.base import Weights
+from federation.client import ClientHook
 from federation.types import FederationError, FitIns, FitResult
 
 
 class Strategy(ABC):
-    """Base class: broadcast the global weights to every sampled client, aggregate what comes back."""
+    """Base class: send every sampled client the model the server holds for it, aggregate what comes back."""
 
     name: str = "strategy"
-    #: False for strategies that never share weights (``local``): there is no global model to evaluate.
-    federated: bool = True
-    #: Parameter-name prefixes this strategy keeps on the clients (FedPer heads, environment embeddings).
-    personal_prefixes: tuple[str, ...] = ()
-    #: Agent hyperparameters the strategy needs (e.g. an environment-embedding size).
+    #: one line for ``frl list``, citing the method's paper
+    summary: str = ""
+    #: Agent hyperparameters the method needs (a personal head, an environment-embedding size): the one road
+    #: by which a method decides which parameters are personal; the agent then names them itself.
     agent_overrides: Mapping[str, object] = {}
-    #: How a client's personalised model is evaluated: "none" (the client's model from the server is the
-    #: personalised one), "ditto" (a separate personal model) or "finetune" (server model + local steps).
-    personalization: str = "none"
-    #: Whether the buffered-asynchronous round policy can drive this strategy (FedBuff-style updates).
-    supports_async: bool = False
+    #: Whether results trained from an older global version are aggregated correctly (buffered-async rounds).
+    accepts_stale: bool = False
+    #: The strategy's randomness, spawned from the run's seed by :meth:`reseed` (no constant seeds).
+    rng: np.random.Generator | None = None
+
+    def reseed(self, seed: np.random.SeedSequence) -> None:
+        """Take this run's child of the scenario seed; the round loop calls it before the first round."""
+        self.rng = np.random.default_rng(seed)
+
+    def client_hook(self) -> ClientHook:
+        """A new client half for one client (the default: plain local training, shared weights uploaded)."""
+        return ClientHook()
 
     def configure_train(self, rnd: int, weights: Weights, clients: Sequence[int]) -> list[FitIns]:
-        return [FitIns(client_id=c, weights=self.client_model(c, weights), config={"round": rnd,
-                                                                                  **self.fit_config(rnd)})
-                for c in clients]
+        """One instruction per sampled client: by default the model the server holds for it."""
+        models = self.configure_evaluate(rnd, weights, clients)
+        return [FitIns(client_id=c, weights=models.get(c, {}), config={"round": rnd}) for c in clients]
 
-    def fit_config(self, rnd: int) -> dict[str, float | int | str]:
-        """Extra instructions for the clients' local training this round (see federation.client)."""
-        return {}
-
-    def client_model(self, client_id: int, weights: Weights) -> Weights:
-        """The model the server holds for ``client_id`` (the global one, unless the strategy keeps
-        per-client or per-cluster models). Evaluated on the client as its federated model."""
-        return weights
+    def configure_evaluate(self, rnd: int, weights: Weights, clients: Sequence[int]) -> dict[int, Weights]:
+        """The server's model for each client, scored on it as its ``global`` model (combined with its personal
+        parameters). An empty mapping means the method has no server model (independent learners)."""
+        return {c: weights for c in clients}
 
     @abstractmethod
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
@@ -57,8 +63,6 @@ class Strategy(ABC):
 def check_number(name: str, value: object, lo: float, hi: float, *, lo_open: bool = False,
                  integer: bool = False) -> float:
     """Validate a strategy parameter; the error names it, the bad value and the allowed range."""
-    import math
-
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok:
         v = float(value)  # type: ignore[arg-type]

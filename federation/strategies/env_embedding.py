@@ -13,14 +13,29 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from agents.base import Weights
+from federation.client import Client, ClientHook
 from federation.strategies.base import check_number
 from federation.strategies.fedavg import FedAvg
-from federation.types import FitResult
+from federation.types import FederationError, FitResult
+
+
+class EmbeddingReportHook(ClientHook):
+    """Client half: the agent's ``embedding`` parameter is personal (it names it so itself); its values are
+    reported with each upload so the server can initialise newcomers."""
+
+    def attach(self, client: Client) -> None:
+        if "embedding" not in client.agent.get_weights() or not client.agent.is_personal("embedding"):
+            raise FederationError("env-embedding needs agents built with embedding_dim > 0 and a personal "
+                                  "'embedding' parameter")
+
+    def report(self, client: Client) -> dict[str, float]:
+        emb = client.agent.get_weights()["embedding"]
+        return {f"embedding/{i}": float(v) for i, v in enumerate(emb.ravel())}
 
 
 class EnvEmbedding(FedAvg):
     name = "env-embedding"
-    personal_prefixes = ("embedding",)
+    summary = "shared network + personal learnable environment embedding (Jin et al. 2022)"
 
     def __init__(self, *, dim: int = 4) -> None:
         self.dim = int(check_number("dim", dim, 1, 1024, integer=True))
@@ -30,8 +45,8 @@ class EnvEmbedding(FedAvg):
     def agent_overrides(self) -> Mapping[str, object]:  # type: ignore[override]
         return {"embedding_dim": self.dim}
 
-    def fit_config(self, rnd: int) -> dict[str, float | int | str]:
-        return {"report_embedding": 1}
+    def client_hook(self) -> ClientHook:
+        return EmbeddingReportHook()
 
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
         for r in results:

@@ -31,25 +31,9 @@ def weighted_average(updates: Sequence[Weights], num_samples: Sequence[int]) -> 
     return out
 
 
-def fedbuff_update(weights: Weights, deltas: Sequence[Weights], coeffs: Sequence[float],
-                   eta: float = 1.0) -> Weights:
-    """FedBuff's server step (Nguyen et al. 2022, Alg. 1): w ← w + η_g · (1/K) · Σ_i s(τ_i) · Δ_i over the
-    K buffered deltas, s(τ) the staleness discount. Accumulates in float64."""
-    if not deltas or len(deltas) != len(coeffs):
-        raise FederationError(f"need one coefficient per delta, got {len(deltas)} and {len(coeffs)}")
-    out: Weights = {}
-    for key, w in weights.items():
-        acc = np.zeros(w.shape, dtype=np.float64)
-        for c, d in zip(coeffs, deltas, strict=True):
-            if key in d:
-                acc += c * d[key]
-        out[key] = (w + eta * acc / len(deltas)).astype(w.dtype)
-    return out
-
-
 class FedAvg(Strategy):
     name = "fedavg"
-    supports_async = True
+    summary = "sample-weighted mean of client models (McMahan et al. 2017); QAvg for Q-networks"
 
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
         validate_results(weights, results)

@@ -129,6 +129,7 @@ class FedAvgM(_ServerOptimizer):
     """FedAvg with server momentum (Hsu et al. 2019): v ← βv + Δ; w ← w + ηv. β=0, η=1 is FedAvg."""
 
     name = "fedavgm"
+    summary = "FedAvg with server momentum (Hsu et al. 2019)"
 
     def __init__(self, *, eta: float = 1.0, beta: float = 0.9) -> None:
         super().__init__()
@@ -178,6 +179,7 @@ class FedAdam(_Adaptive):
     """Server Adam without bias correction: v ← β2 v + (1−β2)Δ² (Reddi et al. 2021, Alg. 2)."""
 
     name = "fedadam"
+    summary = "server Adam on the mean client change (Reddi et al. 2021)"
     rule = "adam"
 
 
@@ -185,6 +187,7 @@ class FedYogi(_Adaptive):
     """Server Yogi: v ← v − (1−β2)Δ² sign(v − Δ²), an additive v update (Reddi et al. 2021, Alg. 2)."""
 
     name = "fedyogi"
+    summary = "server Yogi on the mean client change (Reddi et al. 2021)"
     rule = "yogi"
 
 
@@ -192,6 +195,7 @@ class FedAdagrad(_Adaptive):
     """Server Adagrad: v ← v + Δ² (Reddi et al. 2021, Alg. 2); has no β2."""
 
     name = "fedadagrad"
+    summary = "server Adagrad on the mean client change (Reddi et al. 2021)"
     rule = "adagrad"
     uses_beta2 = False
 

@@ -180,6 +180,7 @@ class Median(_Robust):
     """Coordinate-wise median (Yin et al. 2018, Def. 1); breaks down only when half the clients are bad."""
 
     name = "median"
+    summary = "coordinate-wise median, Byzantine-robust (Yin et al. 2018)"
 
     def _aggregate(self, updates: Sequence[Weights]) -> Weights:
         return coordinate_median(updates)
@@ -192,6 +193,7 @@ class TrimmedMean(_Robust):
     """
 
     name = "trimmed-mean"
+    summary = "coordinate-wise beta-trimmed mean, Byzantine-robust (Yin et al. 2018)"
 
     def __init__(self, *, beta: float = 0.2) -> None:
         self.beta = check_float(self.name, "beta", beta, 0.0, 0.5, hi_open=True)
@@ -209,6 +211,7 @@ class Krum(_Robust):
     discards a lone gross outlier when n ≥ 4. Set f to the number of attackers you want tolerated."""
 
     name = "krum"
+    summary = "the update closest to its n-f-2 nearest neighbours (Blanchard et al. 2017)"
 
     def __init__(self, *, num_byzantine: int = 0) -> None:
         self.num_byzantine = check_int(self.name, "num_byzantine", num_byzantine, 0)
@@ -228,6 +231,7 @@ class MultiKrum(_Robust):
     """
 
     name = "multi-krum"
+    summary = "mean of the m best Krum-scored updates (Blanchard et al. 2017)"
 
     def __init__(self, *, num_byzantine: int = 0, m: int = 0) -> None:
         self.num_byzantine = check_int(self.name, "num_byzantine", num_byzantine, 0)

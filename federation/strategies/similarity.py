@@ -15,7 +15,7 @@ import numpy as np
 from agents.base import Weights
 from federation.strategies.base import Strategy, check_number, validate_results
 from federation.strategies.fedavg import weighted_average
-from federation.types import FitIns, FitResult
+from federation.types import FitResult
 
 
 def flatten(weights: Weights, keys: Sequence[str]) -> np.ndarray:
@@ -34,20 +34,18 @@ def attention_weights(deltas: np.ndarray, temperature: float) -> np.ndarray:
 
 class Similarity(Strategy):
     name = "similarity"
+    summary = "per-client aggregation weighted by update similarity (attention; FedAMP / DPFed spirit)"
 
     def __init__(self, *, temperature: float = 0.2) -> None:
         self.temperature = check_number("temperature", temperature, 0.0, 1e6, lo_open=True)
         self.personal: dict[int, Weights] = {}
         self.last_attention: np.ndarray | None = None
 
-    def configure_train(self, rnd: int, weights: Weights, clients: Sequence[int]) -> list[FitIns]:
-        return [FitIns(c, self.client_model(c, weights), {"round": rnd}) for c in clients]
-
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
         validate_results(weights, results)
         keys = sorted(weights)
         uploads = np.stack([flatten(r.weights, keys) for r in results])
-        received = np.stack([flatten(self.client_model(r.client_id, weights), keys) for r in results])
+        received = np.stack([flatten(self.personal.get(r.client_id, weights), keys) for r in results])
         attn = attention_weights(uploads - received, self.temperature)
         self.last_attention = attn
         mixed = attn @ uploads
@@ -60,8 +58,9 @@ class Similarity(Strategy):
             self.personal[r.client_id] = out
         return weighted_average([r.weights for r in results], [r.num_samples for r in results])
 
-    def client_model(self, client_id: int, weights: Weights) -> Weights:
-        return self.personal.get(client_id, weights)
+    def configure_evaluate(self, rnd: int, weights: Weights, clients: Sequence[int]) -> dict[int, Weights]:
+        """Each client trains from and is scored with its own mixture u_i (FedAvg until it has one)."""
+        return {c: self.personal.get(c, weights) for c in clients}
 
     def params(self) -> dict[str, float | int | str]:
         return {"temperature": self.temperature}

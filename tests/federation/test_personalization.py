@@ -8,6 +8,8 @@ import envs  # noqa: F401
 from agents import agent_class
 from federation import Client, run_federation
 from federation.devices import DeviceProfile
+from federation.devices import make_round_policy
+from federation.compression import make_compressor
 from federation.server import SystemConfig
 from federation.strategies import make_strategy
 from federation.strategies.similarity import attention_weights
@@ -77,9 +79,8 @@ def test_fedper_refuses_agents_without_a_personal_head():
 
 
 def test_fedrep_freezes_the_body_while_training_the_head():
-    c = _clients(n=1, steps=80)[0]
+    c = _clients(n=1, steps=80, personal="head")[0]
     before = c.agent.get_weights()
-    c.agent.personal_prefixes = ("head.",)
     c.agent.set_trainable(("head.",))
     c.agent.learn(c.env, 80)
     after = c.agent.get_weights()
@@ -90,7 +91,7 @@ def test_fedrep_freezes_the_body_while_training_the_head():
 def test_ditto_trains_a_personal_model_with_the_same_sample_budget():
     clients = _clients()
     hist = run_federation(clients, make_strategy("ditto", lam=0.5), rounds=2, seed=0, eval_seeds=(1,))
-    assert all(c.personal_agent is not None for c in clients)
+    assert all(c.hook.agent is not None for c in clients)
     assert {m for _, _, m, _ in hist.rows} >= {"personal/return", "global/return", "own/return"}
     assert all(c.samples_seen == 2 * c.steps_per_round for c in clients)
 
@@ -99,7 +100,7 @@ def test_finetune_evaluation_leaves_the_client_untouched():
     clients = _clients(n=2)
     hist = run_federation(clients, make_strategy("finetune", steps=30), rounds=1, seed=0, eval_seeds=(1,))
     before = clients[0].agent.get_weights()
-    clients[0].evaluate_finetuned(hist.global_weights, 30, [3])
+    clients[0].evaluate_models(hist.global_weights, [3])
     after = clients[0].agent.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
     assert [r for r in hist.rows if r[2] == "personal/return"]
@@ -113,7 +114,7 @@ def test_ifca_with_declared_groups_averages_within_groups():
     for g, members in ((0, (0, 2)), (1, (1, 3))):
         for k, v in strat.models[g].items():
             np.testing.assert_allclose(v, (w[members[0]][k] + w[members[1]][k]) / 2, rtol=1e-5, atol=1e-6)
-    assert strat.client_model(2, {}) is strat.models[0]
+    assert strat.configure_evaluate(2, {}, [2])[2] is strat.models[0]
 
 
 def test_ifca_estimated_clusters_broadcast_every_model_and_clients_pick_one():
@@ -140,7 +141,7 @@ def test_similarity_gives_each_client_its_own_model():
     clients = _clients()
     strat = make_strategy("similarity", temperature=0.1)
     run_federation(clients, strat, rounds=1, seed=0, eval_seeds=(1,))
-    models = [strat.client_model(c, {}) for c in range(3)]
+    models = [strat.configure_evaluate(2, {}, [c])[c] for c in range(3)]
     assert not np.allclose(models[0]["head.weight"], models[1]["head.weight"])
 
 
@@ -150,9 +151,10 @@ def test_central_passes_one_model_from_client_to_client(monkeypatch):
     for c in clients:
         orig = c.fit
 
-        def spy(ins: FitIns, orig=orig):
-            received.append(ins.weights)
-            return orig(ins)
+        def spy(ins: FitIns, orig=orig, c=c):
+            res = orig(ins)
+            received.append(c.received)  # what the client loaded: the previous client's model
+            return res
         monkeypatch.setattr(c, "fit", spy)
     hist = run_federation(clients, make_strategy("central"), rounds=1, seed=0, eval_seeds=(1,))
     w1 = clients[0].agent.get_shared_weights()
@@ -168,8 +170,7 @@ def _profiles(speeds, availability=(1.0, 1.0, 1.0)):
 
 def test_deadline_policy_drops_the_straggler_and_reports_sim_time():
     clients = _clients(steps=50)
-    system = SystemConfig(devices=_profiles((100.0, 100.0, 5.0)), round_policy="deadline",
-                          round_policy_params={"deadline_s": 2.0})
+    system = SystemConfig(devices=_profiles((100.0, 100.0, 5.0)), round_policy=make_round_policy("deadline", deadline_s=2.0))
     hist = run_federation(clients, make_strategy("fedavg"), rounds=1, seed=0, eval_seeds=(1,), system=system)
     assert [c for _, c, m, _ in hist.rows if m == "devices/straggler"] == [2]
     assert sorted(c for _, c, m, _ in hist.rows if m == "comm/bytes_up") == [0, 1]
@@ -196,9 +197,8 @@ def test_unavailable_clients_drop_out():
 def test_buffered_async_is_reproducible_and_reports_staleness():
     def run():
         clients = _clients(steps=40)
-        system = SystemConfig(devices=_profiles((100.0, 40.0, 10.0)), round_policy="buffered-async",
-                              round_policy_params={"k": 2})
-        return run_federation(clients, make_strategy("fedavg"), rounds=3, seed=0, eval_seeds=(1,), system=system)
+        system = SystemConfig(devices=_profiles((100.0, 40.0, 10.0)), round_policy=make_round_policy("buffered-async", k=2))
+        return run_federation(clients, make_strategy("fedbuff"), rounds=3, seed=0, eval_seeds=(1,), system=system)
 
     a, b = run(), run()
     assert a.rows == b.rows
@@ -206,14 +206,14 @@ def test_buffered_async_is_reproducible_and_reports_staleness():
     assert max(v for _, _, m, v in a.rows if m == "async/staleness") >= 1
     with pytest.raises(FederationError, match="buffered-async"):
         run_federation(_clients(), make_strategy("median"), rounds=1, seed=0,
-                       system=SystemConfig(round_policy="buffered-async", round_policy_params={"k": 2}))
+                       system=SystemConfig(round_policy=make_round_policy("buffered-async", k=2)))
 
 
 def test_int8_compression_in_the_loop_cuts_upload_bytes():
     clients = _clients(steps=40, hidden_sizes=(64, 64))
     raw = sum(v.nbytes for v in clients[0].agent.get_shared_weights().values())
     hist = run_federation(clients, make_strategy("fedavg"), rounds=1, seed=0, eval_seeds=(1,),
-                          system=SystemConfig(compression="int8"))
+                          system=SystemConfig(compressor=make_compressor("int8")))
     up = [v for _, _, m, v in hist.rows if m == "comm/bytes_up"]
     assert all(raw / 4.5 < u < raw / 3 for u in up)
 

@@ -32,6 +32,13 @@ def test_list_json_is_machine_readable(capsys):
     (["run", "mec-offloading", "--seed", "abc"], ["'abc'", "integer"]),
     (["run", "mec-offloading", "--rounds", "1.5"], ["'1.5'", "integer"]),
     (["run", "mec-offloading", "--strategy", "fedavg,bogus"], ["bogus", "allowed", "fedavg"]),
+    (["run", "mec-offloading", "--strategy", "fedavg,,median"], ["''", "allowed", "fedavg"]),
+    (["run", "mec-offloading", "--round-policy", "buffered-async:k=2"], ["buffered-async", "fedavg", "fedbuff"]),
+    (["run", "mec-offloading", "--compression", "topk:ratio=x"], ["ratio", "'x'", "not a number"]),
+    (["run", "vertical", "--clients", "50"], ["--clients", "vertical", "--rounds", "--methods"]),
+    (["run", "vertical", "--compression", "int8"], ["--compression", "vertical"]),
+    (["run", "vertical", "--heterogeneity", "1"], ["--heterogeneity", "vertical"]),
+    (["run", "vertical", "--methods", "vertical-fedrl,fedavg"], ["fedavg", "independent"]),
     (["frobnicate"], ["frobnicate"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needles, capsys, tmp_path):
@@ -119,3 +126,19 @@ def test_train_refuses_bad_pairs_in_one_line(argv, needles, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     for n in needles:
         assert n in err
+
+
+def test_scenario_flags_come_from_its_config_fields(capsys):
+    import dataclasses
+
+    from scenarios import SCENARIOS
+    from scenarios.cli import config_flags
+
+    for name, module in SCENARIOS.items():
+        assert main(["run", name, "--help"]) == 0
+        text = capsys.readouterr().out
+        declared = [f for f in dataclasses.fields(module.FULL) if "help" in f.metadata]
+        assert declared and len(config_flags(type(module.FULL))) == len(declared)
+        for flag in config_flags(type(module.FULL)):
+            assert flag in text, (name, flag)
+    assert "--clients" not in str(config_flags(type(SCENARIOS["vertical"].FULL)))

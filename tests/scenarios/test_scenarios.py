@@ -9,13 +9,13 @@ from scenarios.results import prepare_out_dir, write_results
 
 def test_every_scenario_has_a_quick_and_a_default_size():
     for name, module in SCENARIOS.items():
-        quick, full = module.experiment(quick=True), module.experiment(quick=False)
+        quick, full = module.QUICK, module.FULL
         assert quick.scenario == full.scenario == name
         assert quick.rounds * quick.steps_per_round < full.rounds * full.steps_per_round
 
 
 def test_heterogeneity_sweep_reports_every_level(tmp_path):
-    exp = dataclasses.replace(heterogeneity.experiment(quick=True), n_clients=2, rounds=1, steps_per_round=120,
+    exp = dataclasses.replace(heterogeneity.QUICK, n_clients=2, rounds=1, steps_per_round=120,
                               strategies=("fedavg", "fedper", "local"), final_eval_episodes=1)
     res = heterogeneity.run(exp)
     sweep = res.extra["sweep"]
@@ -33,8 +33,8 @@ def test_heterogeneity_sweep_reports_every_level(tmp_path):
 
 
 def test_vertical_scenario_compares_with_independent_learners():
-    exp = dataclasses.replace(vertical.experiment(quick=True), rounds=1, steps_per_round=120,
-                              final_eval_episodes=1, agent_config={"learning_starts": 50, "batch_size": 16})
+    exp = dataclasses.replace(vertical.QUICK, rounds=1, steps_per_round=120,
+                              final_eval_episodes=1, learner_config={"learning_starts": 50, "batch_size": 16})
     res = vertical.run(exp)
     assert {"vertical-fedrl", "independent", "random", "greedy"} <= set(res.methods)
     assert res.methods["vertical-fedrl"]["bytes_communicated"] > 0
