@@ -7,9 +7,8 @@ import pytest
 import envs  # noqa: F401
 from agents import agent_class
 from federation import Client, run_federation
-from federation.devices import DeviceProfile
-from federation.devices import make_round_policy
 from federation.compression import make_compressor
+from federation.devices import DeviceProfile, make_round_policy
 from federation.server import SystemConfig
 from federation.strategies import make_strategy
 from federation.strategies.similarity import attention_weights
@@ -170,7 +169,8 @@ def _profiles(speeds, availability=(1.0, 1.0, 1.0)):
 
 def test_deadline_policy_drops_the_straggler_and_reports_sim_time():
     clients = _clients(steps=50)
-    system = SystemConfig(devices=_profiles((100.0, 100.0, 5.0)), round_policy=make_round_policy("deadline", deadline_s=2.0))
+    system = SystemConfig(devices=_profiles((100.0, 100.0, 5.0)),
+                          round_policy=make_round_policy("deadline", deadline_s=2.0))
     hist = run_federation(clients, make_strategy("fedavg"), rounds=1, seed=0, eval_seeds=(1,), system=system)
     assert [c for _, c, m, _ in hist.rows if m == "devices/straggler"] == [2]
     assert sorted(c for _, c, m, _ in hist.rows if m == "comm/bytes_up") == [0, 1]
@@ -197,7 +197,8 @@ def test_unavailable_clients_drop_out():
 def test_buffered_async_is_reproducible_and_reports_staleness():
     def run():
         clients = _clients(steps=40)
-        system = SystemConfig(devices=_profiles((100.0, 40.0, 10.0)), round_policy=make_round_policy("buffered-async", k=2))
+        system = SystemConfig(devices=_profiles((100.0, 40.0, 10.0)),
+                              round_policy=make_round_policy("buffered-async", k=2))
         return run_federation(clients, make_strategy("fedbuff"), rounds=3, seed=0, eval_seeds=(1,), system=system)
 
     a, b = run(), run()
