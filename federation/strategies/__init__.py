@@ -34,6 +34,7 @@ _REGISTRY = (
     "federation.strategies.similarity:Similarity",
     "federation.strategies.env_embedding:EnvEmbedding",
     "federation.strategies.fedbuff:FedBuff",
+    "federation.strategies.apfl:APFL",
 )
 
 
