@@ -37,7 +37,13 @@ def split_clusters(weights: Mapping[str, np.ndarray]) -> list[Weights]:
 
 class ClusterChoiceHook(ClientHook):
     """Client half: from a packed broadcast, keep the cluster model whose greedy return on this client's env
-    is highest (ties go to the lower index); a single-model broadcast (declared groups) is loaded as is."""
+    is highest; a single-model broadcast (declared groups) is loaded as is.
+
+    Greedy returns tie often in RL (near-identical starting models act alike), and always taking the lowest
+    index sent every client to cluster 0 and never separated them. Ties go to the tied model nearest (L2) to
+    the client's own current model: the one its own data has pulled it toward, a stand-in for IFCA's lowest
+    local loss; remaining ties are broken at random (the client's rng).
+    """
 
     def __init__(self, episodes: int) -> None:
         self.episodes = episodes
@@ -48,7 +54,12 @@ class ClusterChoiceHook(ClientHook):
         models = split_clusters(ins.weights)
         seeds = [int(s) for s in client.rng.integers(2**31 - 1, size=self.episodes)]
         scores = [client.evaluate(m, seeds)["return"] for m in models]
-        best = int(np.argmax(scores))
+        top = np.flatnonzero(np.asarray(scores) == max(scores))
+        if len(top) > 1:
+            own = client.agent.get_weights()
+            dist = np.array([sum(float(np.sum((models[j][k] - own[k]) ** 2)) for k in models[j]) for j in top])
+            top = top[dist == dist.min()]
+        best = int(top[0] if len(top) == 1 else client.rng.choice(top))
         return models[best], {"ifca/cluster": float(best)}
 
 

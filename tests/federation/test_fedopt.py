@@ -59,6 +59,17 @@ def test_second_moment_rules_hand_computed(rule, expected):
     np.testing.assert_array_equal(out, expected)
 
 
+def test_fedadam_asymmetric_betas_hand_computed():
+    """β1 = 0.9, β2 = 0.99 (the defaults): swapping β1 with 1 − β1 (or β2 with 1 − β2) changes the result."""
+    s = FedAdam(eta=0.1, beta1=0.9, beta2=0.99, tau=0.1)
+    w = s.aggregate_train(1, {"w": np.array([0.0], np.float32)}, _res([2.0]))
+    # Δ = 2;  m = 0.9·0 + 0.1·2 = 0.2;  v = 0.99·τ² + 0.01·4 = 0.0099 + 0.04 = 0.0499
+    np.testing.assert_allclose(w["w"], [0.1 * 0.2 / (np.sqrt(0.0499) + 0.1)], rtol=1e-6)
+    w2 = s.aggregate_train(2, w, _res(w["w"]))
+    # Δ = 0;  m = 0.9·0.2 = 0.18;  v = 0.99·0.0499
+    np.testing.assert_allclose(w2["w"], w["w"] + 0.1 * 0.18 / (np.sqrt(0.99 * 0.0499) + 0.1), rtol=1e-6)
+
+
 def test_second_moment_unknown_rule_is_refused():
     with pytest.raises(FederationError, match="'rmsprop'.*allowed: adagrad, adam, yogi"):
         second_moment("rmsprop", np.zeros(1), np.zeros(1), 0.5)

@@ -1,0 +1,56 @@
+"""Result summaries and files: worst-client figures, atomic writes."""
+
+import os
+
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+from envs.registry import env_entry
+from scenarios import results
+from scenarios.experiment import summarize_clients
+from scenarios.mec_offloading import QUICK
+
+
+def test_worst_client_is_the_lowest_return_and_the_worst_kpi():
+    entry = env_entry("frl/MecOffloading-v0")  # cost: lower is better; offloaded: higher is "better"
+    per_client = [{"return": 1.0, "cost": 0.5, "delay": 1.0, "energy": 1.0, "dropped": 0.0, "offloaded": 0.2},
+                  {"return": 5.0, "cost": 2.0, "delay": 3.0, "energy": 1.0, "dropped": 0.3, "offloaded": 0.9},
+                  {"return": 3.0, "cost": 1.0, "delay": 2.0, "energy": 1.0, "dropped": 0.1, "offloaded": 0.5}]
+    out = summarize_clients(per_client, entry, kind="heuristic", extra={})
+    assert out["mean_return"] == 3.0 and out["worst_client_return"] == 1.0
+    assert out["worst_client_cost"] == 2.0  # lower is better: the worst is the largest
+    worst_offloaded = max if "offloaded" in entry.lower_is_better else min
+    assert out["worst_client_offloaded"] == worst_offloaded(p["offloaded"] for p in per_client)
+    assert np.isclose(out["cost"], 3.5 / 3)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    path.write_text("OLD")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        results.atomic_write_text(path, "NEW")
+    assert path.read_text() == "OLD"
+    assert os.listdir(tmp_path) == ["summary.json"]  # no temp file left behind
+
+
+def test_every_result_file_is_written_through_the_atomic_writer(tmp_path, monkeypatch):
+    from scenarios.experiment import ExperimentResult
+
+    written = []
+    real = results.atomic_write_bytes
+
+    def spy(path, data):
+        written.append(path.name)
+        real(path, data)
+    monkeypatch.setattr(results, "atomic_write_bytes", spy)
+    res = ExperimentResult(experiment=QUICK, rows=[("fedavg", 1, 0, "global/return", 1.0)],
+                           methods={"fedavg": {"kind": "federated", "mean_return": 1.0, "worst_client_return": 1.0,
+                                               "per_client_return": [1.0]}}, client_configs=[], wall_time_s=0.1)
+    out = results.prepare_out_dir(tmp_path / "o")
+    paths = results.write_results(out, res)
+    assert sorted(written) == sorted(p.name for p in paths) == sorted(os.listdir(out))
