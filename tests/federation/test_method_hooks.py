@@ -126,7 +126,8 @@ def test_ifca_clients_pick_the_cluster_that_serves_them():
     strat.models[1]["head.w"][:] = -1.0  # cluster 1 plays action 0
     for c in cs:
         c.use(strat.client_hook())
-    picks = [c.fit(ins).metrics["ifca/cluster"] for c, ins in zip(cs, strat.configure_train(1, {}, range(4)))]
+    plan = strat.configure_train(1, {}, range(4))
+    picks = [c.fit(ins).metrics["ifca/cluster"] for c, ins in zip(cs, plan, strict=True)]
     assert picks == [0.0, 1.0, 0.0, 1.0]
 
 
