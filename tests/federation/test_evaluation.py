@@ -43,3 +43,18 @@ def test_parallel_factory_names_the_envs_that_have_one():
     assert env_entry("frl/CV2X-v0").parallel_factory() is cv2x_parallel
     with pytest.raises(EnvConfigError, match=r"MecOffloading-v0.*no PettingZoo.*frl/CV2X-v0"):
         env_entry("frl/MecOffloading-v0").parallel_factory()
+
+
+def test_an_endless_episode_is_capped_and_reported():
+    """CliffWalking has no time limit: a greedy policy walking into the wall forever must still return."""
+    from federation.evaluation import DEFAULT_MAX_EPISODE_STEPS
+
+    env = gym.make("CliffWalking-v1")
+    assert env.spec.max_episode_steps is None
+    out = evaluate_policy(env, lambda o: 0, [0, 1])  # "up" from the start: never reaches the goal
+    assert out["truncated_episodes"] == 1.0
+    assert out["episode_length"] == DEFAULT_MAX_EPISODE_STEPS
+    capped = evaluate_policy(env, lambda o: 0, [0], max_steps=7)
+    assert capped["episode_length"] == 7 and capped["return"] == -7.0
+    finished = evaluate_policy(gym.make("CartPole-v1"), lambda o: int(o[2] > 0), [0])
+    assert finished["truncated_episodes"] == 0.0

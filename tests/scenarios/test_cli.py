@@ -142,3 +142,12 @@ def test_scenario_flags_come_from_its_config_fields(capsys):
         for flag in config_flags(type(module.FULL)):
             assert flag in text, (name, flag)
     assert "--clients" not in str(config_flags(type(SCENARIOS["vertical"].FULL)))
+
+
+def test_train_q_learning_on_cliffwalking_returns_and_learns(tmp_path, capsys):
+    """CliffWalking has no time limit: evaluation must be capped, and 20k steps must learn the cliff path."""
+    out = tmp_path / "cliff"
+    assert main(["train", "q-learning", "CliffWalking-v1", "--steps", "20000", "--seed", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["q-learning"]["mean_return"] >= -20.0  # optimal: -13; random walk: far below
