@@ -126,13 +126,11 @@ per-slot oracle, not an optimum over the period: at K = 3 it beats greedy on 9 o
 ## Arguments
 
 ``CV2XEnv(config: CV2XConfig | None = None, render_mode: str | None = None, **overrides)``; overrides replace
-fields of ``config`` (unknown names raise ``EnvConfigError``). Numeric knobs (default, unit, legal range,
-source; machine-readable in ``KNOBS``):
+fields of ``config`` through ``envs.knobs.apply_overrides`` (unknown names raise ``EnvConfigError``). Knobs
+(default, unit, legal range, source; generated from the ``CV2XConfig`` field declarations by
+``envs.knobs.knob_table``):
 
 {knob_table}
-* ``scenario`` = "urban", one of "urban" / "highway": TR 36.885 A.1.2 urban grid / freeway [3].
-* ``background_policy`` = "sps", one of {bg}: policy of links 1.. in ``CV2XEnv``.
-* ``v2v_power_levels_dbm`` = (23.0, 15.0, 5.0, -100.0): V2V power levels [1] (companion code), -100 = off.
 
 Presets: ``CV2XConfig.preset("highway")`` gives the highway speeds (70-140 km/h [3]). For federation all
 clients must share ``n_rb``, ``n_v2v`` and the power levels (they fix the spaces); ``make_client_configs``
@@ -175,12 +173,12 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+from envs.knobs import KnobConfig, apply_overrides, check_client_args, clip_knob, document_knobs, knob, resolve_config
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy
 
 __all__ = [
     "BASELINES",
     "ENTRY",
-    "KNOBS",
     "PARALLEL_BASELINES",
     "CV2XConfig",
     "CV2XEnv",
@@ -192,35 +190,6 @@ __all__ = [
 SCENARIOS = ("urban", "highway")
 BACKGROUND_POLICIES = ("sps", "random", "greedy", "round-robin")
 
-# knob -> (low, high, unit, source)
-KNOBS: dict[str, tuple[float, float, str, str]] = {
-    "n_rb": (1, 16, "RBs", "M V2I links, one pre-assigned RB each; 4 [1] Table I"),
-    "n_v2v": (1, 16, "links", "K V2V links (agents); 4 [1] Table I"),
-    "vehicle_density": (0.5, 20.0, "veh/km/lane", "49 vehicles in the urban area at 2 (design, sparse traffic)"),
-    "speed_min_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
-    "speed_max_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
-    "shadow_std_v2i_db": (0.0, 16.0, "dB", "8 dB [1] Table II, [3]"),
-    "shadow_std_v2v_db": (0.0, 12.0, "dB", "3 dB [1] Table II, [3]"),
-    "decorr_v2i_m": (1.0, 1000.0, "m", "50 m [1] Table II, [3]"),
-    "decorr_v2v_m": (1.0, 1000.0, "m", "10 m [1] Table II, [3]"),
-    "payload_bytes": (1.0, 50_000.0, "bytes", "2 x 1060 bytes per period [1] Table I"),
-    "deadline_ms": (10, 1000, "ms (slots)", "100 ms latency constraint [1] Table I"),
-    "v2i_weight": (0.0, 1.0, "-", "lambda_c of [1] eq. (14); lambda_d = 1 - lambda_c"),
-    "delivered_reward": (0.0, 10.0, "-", "beta of [1] eq. (13); 1 in the companion code"),
-    "carrier_ghz": (0.5, 6.0, "GHz", "2 GHz [1] Table I"),
-    "rb_bandwidth_mhz": (0.18, 20.0, "MHz", "1 MHz per RB (4 MHz in total) [1] Table I"),
-    "noise_dbm": (-130.0, -80.0, "dBm", "-114 dBm per RB [1] Table I"),
-    "v2i_power_dbm": (-10.0, 33.0, "dBm", "23 dBm [1] Table I"),
-    "bs_antenna_gain_dbi": (0.0, 25.0, "dBi", "8 dBi [1] Table I"),
-    "bs_noise_figure_db": (0.0, 15.0, "dB", "5 dB [1] Table I"),
-    "veh_antenna_gain_dbi": (-5.0, 10.0, "dBi", "3 dBi [1] Table I"),
-    "veh_noise_figure_db": (0.0, 20.0, "dB", "9 dB [1] Table I"),
-    "bs_height_m": (5.0, 100.0, "m", "25 m [1] Table I"),
-    "veh_height_m": (1.1, 5.0, "m", "1.5 m [1] Table I (> 1 m: WINNER+ effective height h - 1 m)"),
-    "sps_threshold_dbm": (-130.0, -30.0, "dBm", "exclusion threshold of the SPS background [6] (design)"),
-}
-_INT_KNOBS = frozenset({"n_rb", "n_v2v", "deadline_ms"})
-
 # scenario presets: fields that change with the scenario (speeds of TR 36.885 A.1.2)
 _PRESETS: dict[str, dict[str, float]] = {
     "urban": {"speed_min_kmh": 36.0, "speed_max_kmh": 54.0},
@@ -229,84 +198,58 @@ _PRESETS: dict[str, dict[str, float]] = {
 
 
 @dataclass(frozen=True)
-class CV2XConfig:
-    """Physical parameters of one C-V2X area. Units, legal ranges and sources per knob are in ``KNOBS``."""
+class CV2XConfig(KnobConfig):
+    """Physical parameters of one C-V2X area; default, unit, legal range and source per knob: ``knob_table``."""
 
-    scenario: str = "urban"                 # "urban" | "highway" [3]
-    n_rb: int = 4                           # M = RBs = V2I links [1]
-    n_v2v: int = 4                          # K V2V links [1]
-    vehicle_density: float = 2.0            # vehicles per km of lane
-    speed_min_kmh: float = 36.0             # [1]
-    speed_max_kmh: float = 54.0             # [1]
-    shadow_std_v2i_db: float = 8.0          # [1], [3]
-    shadow_std_v2v_db: float = 3.0          # [1], [3]
-    decorr_v2i_m: float = 50.0              # [1], [3]
-    decorr_v2v_m: float = 10.0              # [1], [3]
-    payload_bytes: float = 2120.0           # 2 x 1060 bytes [1]
-    deadline_ms: int = 100                  # [1]
-    v2i_weight: float = 0.1                 # lambda_c [1] eq. (14)
-    delivered_reward: float = 1.0           # beta [1] eq. (13)
-    carrier_ghz: float = 2.0                # [1]
-    rb_bandwidth_mhz: float = 1.0           # [1]
-    noise_dbm: float = -114.0               # per RB [1]
-    v2i_power_dbm: float = 23.0             # [1]
-    bs_antenna_gain_dbi: float = 8.0        # [1]
-    bs_noise_figure_db: float = 5.0         # [1]
-    veh_antenna_gain_dbi: float = 3.0       # [1]
-    veh_noise_figure_db: float = 9.0        # [1]
-    bs_height_m: float = 25.0               # [1]
-    veh_height_m: float = 1.5               # [1]
-    sps_threshold_dbm: float = -100.0       # SPS exclusion threshold (background policy) [6]
-    background_policy: str = "sps"          # policy of links 1.. in the gymnasium form
-    v2v_power_levels_dbm: tuple[float, ...] = (23.0, 15.0, 5.0, -100.0)   # [1]
+    scenario: str = knob("urban", choices=SCENARIOS, unit="-",
+                         source="TR 36.885 A.1.2 urban grid / freeway [3]")
+    n_rb: int = knob(4, 1, 16, integer=True, unit="RBs", source="M V2I links, one pre-assigned RB each; 4 [1] Table I")
+    n_v2v: int = knob(4, 1, 16, integer=True, unit="links", source="K V2V links (agents); 4 [1] Table I")
+    vehicle_density: float = knob(2.0, 0.5, 20.0, unit="veh/km/lane",
+                                  source="49 vehicles in the urban area at 2 (design, sparse traffic)")
+    speed_min_kmh: float = knob(36.0, 1.0, 250.0, unit="km/h",
+                                source="36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]")
+    speed_max_kmh: float = knob(54.0, 1.0, 250.0, unit="km/h",
+                                source="36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]")
+    shadow_std_v2i_db: float = knob(8.0, 0.0, 16.0, unit="dB", source="8 dB [1] Table II, [3]")
+    shadow_std_v2v_db: float = knob(3.0, 0.0, 12.0, unit="dB", source="3 dB [1] Table II, [3]")
+    decorr_v2i_m: float = knob(50.0, 1.0, 1000.0, unit="m", source="50 m [1] Table II, [3]")
+    decorr_v2v_m: float = knob(10.0, 1.0, 1000.0, unit="m", source="10 m [1] Table II, [3]")
+    payload_bytes: float = knob(2120.0, 1.0, 50_000.0, unit="bytes", source="2 x 1060 bytes per period [1] Table I")
+    deadline_ms: int = knob(100, 10, 1000, integer=True, unit="ms (slots)",
+                            source="100 ms latency constraint [1] Table I")
+    v2i_weight: float = knob(0.1, 0.0, 1.0, unit="-", source="lambda_c of [1] eq. (14); lambda_d = 1 - lambda_c")
+    delivered_reward: float = knob(1.0, 0.0, 10.0, unit="-", source="beta of [1] eq. (13); 1 in the companion code")
+    carrier_ghz: float = knob(2.0, 0.5, 6.0, unit="GHz", source="2 GHz [1] Table I")
+    rb_bandwidth_mhz: float = knob(1.0, 0.18, 20.0, unit="MHz", source="1 MHz per RB (4 MHz in total) [1] Table I")
+    noise_dbm: float = knob(-114.0, -130.0, -80.0, unit="dBm", source="-114 dBm per RB [1] Table I")
+    v2i_power_dbm: float = knob(23.0, -10.0, 33.0, unit="dBm", source="23 dBm [1] Table I")
+    bs_antenna_gain_dbi: float = knob(8.0, 0.0, 25.0, unit="dBi", source="8 dBi [1] Table I")
+    bs_noise_figure_db: float = knob(5.0, 0.0, 15.0, unit="dB", source="5 dB [1] Table I")
+    veh_antenna_gain_dbi: float = knob(3.0, -5.0, 10.0, unit="dBi", source="3 dBi [1] Table I")
+    veh_noise_figure_db: float = knob(9.0, 0.0, 20.0, unit="dB", source="9 dB [1] Table I")
+    bs_height_m: float = knob(25.0, 5.0, 100.0, unit="m", source="25 m [1] Table I")
+    veh_height_m: float = knob(1.5, 1.1, 5.0, unit="m",
+                               source="1.5 m [1] Table I (> 1 m: WINNER+ effective height h - 1 m)")
+    sps_threshold_dbm: float = knob(-100.0, -130.0, -30.0, unit="dBm",
+                                    source="exclusion threshold of the SPS background [6] (design)")
+    background_policy: str = knob("sps", choices=BACKGROUND_POLICIES, unit="-",
+                                  source="policy of links 1.. in the gymnasium form CV2XEnv")
+    v2v_power_levels_dbm: tuple[float, ...] = knob((23.0, 15.0, 5.0, -100.0), -150.0, 33.0, length=(1, 8),
+                                                   unit="dBm", source="V2V power levels [1] (companion code), "
+                                                                      "-100 = off")
 
-    def __post_init__(self) -> None:
-        if self.scenario not in SCENARIOS:
-            raise EnvConfigError(f"scenario={self.scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
-        if self.background_policy not in BACKGROUND_POLICIES:
-            raise EnvConfigError(f"background_policy={self.background_policy!r} is not allowed; "
-                                 f"allowed: {', '.join(BACKGROUND_POLICIES)}")
-        for name, (low, high, _unit, _src) in KNOBS.items():
-            value = getattr(self, name)
-            if name in _INT_KNOBS:
-                if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
-            check_range(name, value, low, high)
+    def check_constraints(self) -> None:
         if self.speed_min_kmh > self.speed_max_kmh:
             raise EnvConfigError(f"speed_min_kmh={self.speed_min_kmh!r} exceeds speed_max_kmh="
                                  f"{self.speed_max_kmh!r}; allowed: speed_min_kmh <= speed_max_kmh")
-        levels = self.v2v_power_levels_dbm
-        if (not isinstance(levels, tuple) or not 1 <= len(levels) <= 8
-                or any(isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)
-                       or not -150.0 <= v <= 33.0 for v in levels)):
-            raise EnvConfigError(f"v2v_power_levels_dbm={levels!r} is not allowed; allowed: a tuple of 1..8 "
-                                 f"numbers in [-150, 33] dBm")
 
     @classmethod
     def preset(cls, scenario: str, **overrides: Any) -> CV2XConfig:
         """Config of a scenario with its preset speeds ("urban": 36-54 km/h [1], "highway": 70-140 km/h [3])."""
         if scenario not in _PRESETS:
             raise EnvConfigError(f"scenario={scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
-        return _replace(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
-
-
-def _replace(cfg: CV2XConfig, overrides: dict[str, Any]) -> CV2XConfig:
-    allowed = [f.name for f in dataclasses.fields(CV2XConfig)]
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise EnvConfigError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    if "v2v_power_levels_dbm" in overrides and isinstance(overrides["v2v_power_levels_dbm"], list):
-        overrides = {**overrides, "v2v_power_levels_dbm": tuple(overrides["v2v_power_levels_dbm"])}
-    return dataclasses.replace(cfg, **overrides)
-
-
-def _resolve(config: CV2XConfig | None, overrides: dict[str, Any]) -> CV2XConfig:
-    cfg = config if config is not None else CV2XConfig()
-    if not isinstance(cfg, CV2XConfig):
-        raise EnvConfigError(f"config={cfg!r} must be a CV2XConfig")
-    return _replace(cfg, overrides) if overrides else cfg
+        return apply_overrides(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
 
 
 def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
@@ -320,9 +263,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     heterogeneity of urban vs highway traffic. ``n_rb``, ``n_v2v`` and the power levels stay fixed (they set
     the spaces every client of a federation must share). ``h = 0`` returns copies of ``base``.
     """
-    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
-        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
-    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    check_client_args(n_clients, heterogeneity)
     base = base if base is not None else CV2XConfig()
     if not isinstance(base, CV2XConfig):
         raise EnvConfigError(f"base={base!r} must be a CV2XConfig")
@@ -336,11 +277,11 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     highway = set(rng.permutation(n)[:n_highway].tolist())
 
     def clip(name: str, value: float) -> float:
-        return float(min(max(value, KNOBS[name][0]), KNOBS[name][1]))
+        return clip_knob(CV2XConfig, name, value)
 
     out = []
     for i in range(n):
-        c = _replace(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
+        c = apply_overrides(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
         s = float(mult["speed"][i])
         out.append(dataclasses.replace(
             c,
@@ -964,7 +905,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = _resolve(config, overrides)
+        cfg = resolve_config(CV2XConfig, config, overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvConfigError(
                 f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
@@ -1050,7 +991,7 @@ class CV2XParallelEnv(ParallelEnv):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = _resolve(config, overrides)
+        cfg = resolve_config(CV2XConfig, config, overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise EnvConfigError(
                 f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
@@ -1196,14 +1137,7 @@ PARALLEL_BASELINES: dict[str, Any] = {
 }
 
 
-def _knob_table() -> str:
-    defaults = CV2XConfig()
-    return "\n".join(f"* ``{k}`` = {getattr(defaults, k)!r} {u}, range [{lo}, {hi}]: {src}."
-                     for k, (lo, hi, u, src) in KNOBS.items())
-
-
-__doc__ = __doc__.replace("{knob_table}", _knob_table()).replace(
-    "{bg}", " / ".join(f'"{b}"' for b in BACKGROUND_POLICIES))
+__doc__ = document_knobs(__doc__, CV2XConfig)
 CV2XEnv.__doc__ = __doc__
 
 ENTRY = EnvEntry(
