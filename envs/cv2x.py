@@ -181,7 +181,7 @@ from envs.cv2x_channel import (
     pathloss_v2v_db,
 )
 from envs.knobs import KnobConfig, apply_overrides, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
@@ -814,6 +814,15 @@ def _check_exhaustive(sim: _Sim) -> None:
 
 
 # ---------------------------------------------------------------------- gymnasium form
+def _attach_sim(env: Any, config: CV2XConfig | None, render_mode: str | None, overrides: dict[str, Any]) -> None:
+    """What both forms' constructors share: resolve the config, check the render mode, build the ``_Sim``."""
+    cfg = resolve_config(CV2XConfig, config, overrides)
+    check_render_mode(render_mode, env.metadata)
+    env.config = cfg
+    env.render_mode = render_mode
+    env.sim = _Sim(cfg)
+
+
 class CV2XEnv(gym.Env[np.ndarray, np.int64]):
     __doc__ = __doc__
 
@@ -821,13 +830,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = resolve_config(CV2XConfig, config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
-        self.config = cfg
-        self.render_mode = render_mode
-        self.sim = _Sim(cfg)
+        _attach_sim(self, config, render_mode, overrides)
         self.action_space = spaces.Discrete(self.sim.A)
         self.observation_space = spaces.Box(self.sim.obs_low, self.sim.obs_high, dtype=np.float32)
         self._acts = np.zeros(self.sim.K, dtype=np.int64)
@@ -907,13 +910,7 @@ class CV2XParallelEnv(ParallelEnv):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = resolve_config(CV2XConfig, config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
-        self.config = cfg
-        self.render_mode = render_mode
-        self.sim = _Sim(cfg)
+        _attach_sim(self, config, render_mode, overrides)
         self.possible_agents = [f"link_{k}" for k in range(self.sim.K)]
         self.agents: list[str] = []
         self._index = {a: k for k, a in enumerate(self.possible_agents)}

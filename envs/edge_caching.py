@@ -165,7 +165,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
@@ -309,9 +309,7 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(self, config: EdgeCachingConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
         cfg = resolve_config(EdgeCachingConfig, config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {self.metadata['render_modes']}")
+        check_render_mode(render_mode, self.metadata)
         self.config = cfg
         self.render_mode = render_mode
         self.n_items = f = cfg.n_items

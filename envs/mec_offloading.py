@@ -170,7 +170,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
@@ -314,9 +314,7 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(self, config: MecOffloadingConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
         cfg = resolve_config(MecOffloadingConfig, config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
+        check_render_mode(render_mode, self.metadata)
         self.config = cfg
         self.render_mode = render_mode
         k = cfg.n_servers

@@ -184,6 +184,8 @@ single env, the swarm and the tests), ``render``, ``env`` (single robot), ``swar
 
 from __future__ import annotations
 
+import dataclasses
+
 from envs.knobs import document_knobs
 from envs.registry import EnvEntry
 from envs.robot_navigation.baselines import BASELINES, PARALLEL_BASELINES
@@ -235,17 +237,12 @@ ENTRY = EnvEntry(
     parallel_baselines=PARALLEL_BASELINES,
 )
 
-ENTRY_DISCRETE = EnvEntry(
+ENTRY_DISCRETE = dataclasses.replace(
+    ENTRY,
     env_id="frl/RobotNavigationDiscrete-v0",
     name="robot-navigation-discrete",
     entry_point="envs.robot_navigation:RobotNavigationDiscreteEnv",
-    config_cls=RobotNavigationConfig,
     client_configs=make_discrete_client_configs,
-    baselines=BASELINES,
-    kpis=_KPIS,
-    lower_is_better=("collision", "path_length_ratio"),
     summary="TurtleBot3 lidar navigation with the 5 discrete turn rates of ROBOTIS' DQN example",
     parallel_entry_point="envs.robot_navigation:parallel_env_discrete",
-    max_episode_steps=None,
-    parallel_baselines=PARALLEL_BASELINES,
 )
