@@ -126,13 +126,11 @@ per-slot oracle, not an optimum over the period: at K = 3 it beats greedy on 9 o
 ## Arguments
 
 ``CV2XEnv(config: CV2XConfig | None = None, render_mode: str | None = None, **overrides)``; overrides replace
-fields of ``config`` (unknown names raise ``EnvConfigError``). Numeric knobs (default, unit, legal range,
-source; machine-readable in ``KNOBS``):
+fields of ``config`` through ``envs.knobs.apply_overrides`` (unknown names raise ``EnvConfigError``). Knobs
+(default, unit, legal range, source; generated from the ``CV2XConfig`` field declarations by
+``envs.knobs.knob_table``):
 
 {knob_table}
-* ``scenario`` = "urban", one of "urban" / "highway": TR 36.885 A.1.2 urban grid / freeway [3].
-* ``background_policy`` = "sps", one of {bg}: policy of links 1.. in ``CV2XEnv``.
-* ``v2v_power_levels_dbm`` = (23.0, 15.0, 5.0, -100.0): V2V power levels [1] (companion code), -100 = off.
 
 Presets: ``CV2XConfig.preset("highway")`` gives the highway speeds (70-140 km/h [3]). For federation all
 clients must share ``n_rb``, ``n_v2v`` and the power levels (they fix the spaces); ``make_client_configs``
@@ -175,12 +173,19 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+from envs.cv2x_channel import (
+    _LAYOUTS,
+    _block_rayleigh,
+    _lane_km,
+    pathloss_v2i_db,
+    pathloss_v2v_db,
+)
+from envs.knobs import KnobConfig, apply_overrides, check_client_args, clip_knob, document_knobs, knob, resolve_config
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
     "ENTRY",
-    "KNOBS",
     "PARALLEL_BASELINES",
     "CV2XConfig",
     "CV2XEnv",
@@ -192,35 +197,6 @@ __all__ = [
 SCENARIOS = ("urban", "highway")
 BACKGROUND_POLICIES = ("sps", "random", "greedy", "round-robin")
 
-# knob -> (low, high, unit, source)
-KNOBS: dict[str, tuple[float, float, str, str]] = {
-    "n_rb": (1, 16, "RBs", "M V2I links, one pre-assigned RB each; 4 [1] Table I"),
-    "n_v2v": (1, 16, "links", "K V2V links (agents); 4 [1] Table I"),
-    "vehicle_density": (0.5, 20.0, "veh/km/lane", "49 vehicles in the urban area at 2 (design, sparse traffic)"),
-    "speed_min_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
-    "speed_max_kmh": (1.0, 250.0, "km/h", "36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]"),
-    "shadow_std_v2i_db": (0.0, 16.0, "dB", "8 dB [1] Table II, [3]"),
-    "shadow_std_v2v_db": (0.0, 12.0, "dB", "3 dB [1] Table II, [3]"),
-    "decorr_v2i_m": (1.0, 1000.0, "m", "50 m [1] Table II, [3]"),
-    "decorr_v2v_m": (1.0, 1000.0, "m", "10 m [1] Table II, [3]"),
-    "payload_bytes": (1.0, 50_000.0, "bytes", "2 x 1060 bytes per period [1] Table I"),
-    "deadline_ms": (10, 1000, "ms (slots)", "100 ms latency constraint [1] Table I"),
-    "v2i_weight": (0.0, 1.0, "-", "lambda_c of [1] eq. (14); lambda_d = 1 - lambda_c"),
-    "delivered_reward": (0.0, 10.0, "-", "beta of [1] eq. (13); 1 in the companion code"),
-    "carrier_ghz": (0.5, 6.0, "GHz", "2 GHz [1] Table I"),
-    "rb_bandwidth_mhz": (0.18, 20.0, "MHz", "1 MHz per RB (4 MHz in total) [1] Table I"),
-    "noise_dbm": (-130.0, -80.0, "dBm", "-114 dBm per RB [1] Table I"),
-    "v2i_power_dbm": (-10.0, 33.0, "dBm", "23 dBm [1] Table I"),
-    "bs_antenna_gain_dbi": (0.0, 25.0, "dBi", "8 dBi [1] Table I"),
-    "bs_noise_figure_db": (0.0, 15.0, "dB", "5 dB [1] Table I"),
-    "veh_antenna_gain_dbi": (-5.0, 10.0, "dBi", "3 dBi [1] Table I"),
-    "veh_noise_figure_db": (0.0, 20.0, "dB", "9 dB [1] Table I"),
-    "bs_height_m": (5.0, 100.0, "m", "25 m [1] Table I"),
-    "veh_height_m": (1.1, 5.0, "m", "1.5 m [1] Table I (> 1 m: WINNER+ effective height h - 1 m)"),
-    "sps_threshold_dbm": (-130.0, -30.0, "dBm", "exclusion threshold of the SPS background [6] (design)"),
-}
-_INT_KNOBS = frozenset({"n_rb", "n_v2v", "deadline_ms"})
-
 # scenario presets: fields that change with the scenario (speeds of TR 36.885 A.1.2)
 _PRESETS: dict[str, dict[str, float]] = {
     "urban": {"speed_min_kmh": 36.0, "speed_max_kmh": 54.0},
@@ -229,84 +205,58 @@ _PRESETS: dict[str, dict[str, float]] = {
 
 
 @dataclass(frozen=True)
-class CV2XConfig:
-    """Physical parameters of one C-V2X area. Units, legal ranges and sources per knob are in ``KNOBS``."""
+class CV2XConfig(KnobConfig):
+    """Physical parameters of one C-V2X area; default, unit, legal range and source per knob: ``knob_table``."""
 
-    scenario: str = "urban"                 # "urban" | "highway" [3]
-    n_rb: int = 4                           # M = RBs = V2I links [1]
-    n_v2v: int = 4                          # K V2V links [1]
-    vehicle_density: float = 2.0            # vehicles per km of lane
-    speed_min_kmh: float = 36.0             # [1]
-    speed_max_kmh: float = 54.0             # [1]
-    shadow_std_v2i_db: float = 8.0          # [1], [3]
-    shadow_std_v2v_db: float = 3.0          # [1], [3]
-    decorr_v2i_m: float = 50.0              # [1], [3]
-    decorr_v2v_m: float = 10.0              # [1], [3]
-    payload_bytes: float = 2120.0           # 2 x 1060 bytes [1]
-    deadline_ms: int = 100                  # [1]
-    v2i_weight: float = 0.1                 # lambda_c [1] eq. (14)
-    delivered_reward: float = 1.0           # beta [1] eq. (13)
-    carrier_ghz: float = 2.0                # [1]
-    rb_bandwidth_mhz: float = 1.0           # [1]
-    noise_dbm: float = -114.0               # per RB [1]
-    v2i_power_dbm: float = 23.0             # [1]
-    bs_antenna_gain_dbi: float = 8.0        # [1]
-    bs_noise_figure_db: float = 5.0         # [1]
-    veh_antenna_gain_dbi: float = 3.0       # [1]
-    veh_noise_figure_db: float = 9.0        # [1]
-    bs_height_m: float = 25.0               # [1]
-    veh_height_m: float = 1.5               # [1]
-    sps_threshold_dbm: float = -100.0       # SPS exclusion threshold (background policy) [6]
-    background_policy: str = "sps"          # policy of links 1.. in the gymnasium form
-    v2v_power_levels_dbm: tuple[float, ...] = (23.0, 15.0, 5.0, -100.0)   # [1]
+    scenario: str = knob("urban", choices=SCENARIOS, unit="-",
+                         source="TR 36.885 A.1.2 urban grid / freeway [3]")
+    n_rb: int = knob(4, 1, 16, integer=True, unit="RBs", source="M V2I links, one pre-assigned RB each; 4 [1] Table I")
+    n_v2v: int = knob(4, 1, 16, integer=True, unit="links", source="K V2V links (agents); 4 [1] Table I")
+    vehicle_density: float = knob(2.0, 0.5, 20.0, unit="veh/km/lane",
+                                  source="49 vehicles in the urban area at 2 (design, sparse traffic)")
+    speed_min_kmh: float = knob(36.0, 1.0, 250.0, unit="km/h",
+                                source="36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]")
+    speed_max_kmh: float = knob(54.0, 1.0, 250.0, unit="km/h",
+                                source="36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]")
+    shadow_std_v2i_db: float = knob(8.0, 0.0, 16.0, unit="dB", source="8 dB [1] Table II, [3]")
+    shadow_std_v2v_db: float = knob(3.0, 0.0, 12.0, unit="dB", source="3 dB [1] Table II, [3]")
+    decorr_v2i_m: float = knob(50.0, 1.0, 1000.0, unit="m", source="50 m [1] Table II, [3]")
+    decorr_v2v_m: float = knob(10.0, 1.0, 1000.0, unit="m", source="10 m [1] Table II, [3]")
+    payload_bytes: float = knob(2120.0, 1.0, 50_000.0, unit="bytes", source="2 x 1060 bytes per period [1] Table I")
+    deadline_ms: int = knob(100, 10, 1000, integer=True, unit="ms (slots)",
+                            source="100 ms latency constraint [1] Table I")
+    v2i_weight: float = knob(0.1, 0.0, 1.0, unit="-", source="lambda_c of [1] eq. (14); lambda_d = 1 - lambda_c")
+    delivered_reward: float = knob(1.0, 0.0, 10.0, unit="-", source="beta of [1] eq. (13); 1 in the companion code")
+    carrier_ghz: float = knob(2.0, 0.5, 6.0, unit="GHz", source="2 GHz [1] Table I")
+    rb_bandwidth_mhz: float = knob(1.0, 0.18, 20.0, unit="MHz", source="1 MHz per RB (4 MHz in total) [1] Table I")
+    noise_dbm: float = knob(-114.0, -130.0, -80.0, unit="dBm", source="-114 dBm per RB [1] Table I")
+    v2i_power_dbm: float = knob(23.0, -10.0, 33.0, unit="dBm", source="23 dBm [1] Table I")
+    bs_antenna_gain_dbi: float = knob(8.0, 0.0, 25.0, unit="dBi", source="8 dBi [1] Table I")
+    bs_noise_figure_db: float = knob(5.0, 0.0, 15.0, unit="dB", source="5 dB [1] Table I")
+    veh_antenna_gain_dbi: float = knob(3.0, -5.0, 10.0, unit="dBi", source="3 dBi [1] Table I")
+    veh_noise_figure_db: float = knob(9.0, 0.0, 20.0, unit="dB", source="9 dB [1] Table I")
+    bs_height_m: float = knob(25.0, 5.0, 100.0, unit="m", source="25 m [1] Table I")
+    veh_height_m: float = knob(1.5, 1.1, 5.0, unit="m",
+                               source="1.5 m [1] Table I (> 1 m: WINNER+ effective height h - 1 m)")
+    sps_threshold_dbm: float = knob(-100.0, -130.0, -30.0, unit="dBm",
+                                    source="exclusion threshold of the SPS background [6] (design)")
+    background_policy: str = knob("sps", choices=BACKGROUND_POLICIES, unit="-",
+                                  source="policy of links 1.. in the gymnasium form CV2XEnv")
+    v2v_power_levels_dbm: tuple[float, ...] = knob((23.0, 15.0, 5.0, -100.0), -150.0, 33.0, length=(1, 8),
+                                                   unit="dBm", source="V2V power levels [1] (companion code), "
+                                                                      "-100 = off")
 
-    def __post_init__(self) -> None:
-        if self.scenario not in SCENARIOS:
-            raise EnvConfigError(f"scenario={self.scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
-        if self.background_policy not in BACKGROUND_POLICIES:
-            raise EnvConfigError(f"background_policy={self.background_policy!r} is not allowed; "
-                                 f"allowed: {', '.join(BACKGROUND_POLICIES)}")
-        for name, (low, high, _unit, _src) in KNOBS.items():
-            value = getattr(self, name)
-            if name in _INT_KNOBS:
-                if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
-            check_range(name, value, low, high)
+    def check_constraints(self) -> None:
         if self.speed_min_kmh > self.speed_max_kmh:
             raise EnvConfigError(f"speed_min_kmh={self.speed_min_kmh!r} exceeds speed_max_kmh="
                                  f"{self.speed_max_kmh!r}; allowed: speed_min_kmh <= speed_max_kmh")
-        levels = self.v2v_power_levels_dbm
-        if (not isinstance(levels, tuple) or not 1 <= len(levels) <= 8
-                or any(isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)
-                       or not -150.0 <= v <= 33.0 for v in levels)):
-            raise EnvConfigError(f"v2v_power_levels_dbm={levels!r} is not allowed; allowed: a tuple of 1..8 "
-                                 f"numbers in [-150, 33] dBm")
 
     @classmethod
     def preset(cls, scenario: str, **overrides: Any) -> CV2XConfig:
         """Config of a scenario with its preset speeds ("urban": 36-54 km/h [1], "highway": 70-140 km/h [3])."""
         if scenario not in _PRESETS:
             raise EnvConfigError(f"scenario={scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
-        return _replace(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
-
-
-def _replace(cfg: CV2XConfig, overrides: dict[str, Any]) -> CV2XConfig:
-    allowed = [f.name for f in dataclasses.fields(CV2XConfig)]
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise EnvConfigError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-    if "v2v_power_levels_dbm" in overrides and isinstance(overrides["v2v_power_levels_dbm"], list):
-        overrides = {**overrides, "v2v_power_levels_dbm": tuple(overrides["v2v_power_levels_dbm"])}
-    return dataclasses.replace(cfg, **overrides)
-
-
-def _resolve(config: CV2XConfig | None, overrides: dict[str, Any]) -> CV2XConfig:
-    cfg = config if config is not None else CV2XConfig()
-    if not isinstance(cfg, CV2XConfig):
-        raise EnvConfigError(f"config={cfg!r} must be a CV2XConfig")
-    return _replace(cfg, overrides) if overrides else cfg
+        return apply_overrides(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
 
 
 def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
@@ -320,9 +270,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     heterogeneity of urban vs highway traffic. ``n_rb``, ``n_v2v`` and the power levels stay fixed (they set
     the spaces every client of a federation must share). ``h = 0`` returns copies of ``base``.
     """
-    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
-        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
-    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    check_client_args(n_clients, heterogeneity)
     base = base if base is not None else CV2XConfig()
     if not isinstance(base, CV2XConfig):
         raise EnvConfigError(f"base={base!r} must be a CV2XConfig")
@@ -336,11 +284,11 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     highway = set(rng.permutation(n)[:n_highway].tolist())
 
     def clip(name: str, value: float) -> float:
-        return float(min(max(value, KNOBS[name][0]), KNOBS[name][1]))
+        return clip_knob(CV2XConfig, name, value)
 
     out = []
     for i in range(n):
-        c = _replace(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
+        c = apply_overrides(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
         s = float(mult["speed"][i])
         out.append(dataclasses.replace(
             c,
@@ -355,96 +303,6 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     return out
 
 
-# ---------------------------------------------------------------------- geometry and channel models
-@dataclass(frozen=True)
-class _Layout:
-    """Road layout of a scenario (TR 36.885 A.1.2 [3])."""
-
-    block_x: float          # spacing of the vertical roads (x); inf: none (highway)
-    block_y: float          # spacing of the horizontal roads (y)
-    n_vroads: int           # vertical roads (along y)
-    n_hroads: int           # horizontal roads (along x)
-    period_x: float         # wrap-around period in x
-    period_y: float         # wrap-around period in y (inf: no wrap)
-    lanes: int              # lanes per direction
-    lane_w: float           # lane width
-    bs_x: float
-    bs_y: float
-    los_always: bool        # highway: V2V LOS in all cases [3]
-    los_width: float        # urban: LOS when min(|dx|, |dy|) < road width
-
-
-_LAYOUTS = {
-    "urban": _Layout(block_x=250.0, block_y=433.0, n_vroads=3, n_hroads=3, period_x=750.0, period_y=1299.0,
-                     lanes=2, lane_w=3.5, bs_x=375.0, bs_y=649.5, los_always=False, los_width=14.0),
-    "highway": _Layout(block_x=math.inf, block_y=math.inf, n_vroads=0, n_hroads=1, period_x=2000.0,
-                       period_y=math.inf, lanes=3, lane_w=4.0, bs_x=1000.0, bs_y=35.0, los_always=True,
-                       los_width=0.0),
-}
-
-
-def _lane_km(lay: _Layout) -> float:
-    length = lay.n_hroads * lay.period_x + (lay.n_vroads * lay.period_y if lay.n_vroads else 0.0)
-    return 2 * lay.lanes * length / 1000.0
-
-
-def pathloss_v2i_db(d3_m: np.ndarray) -> np.ndarray:
-    """V2I path loss ``128.1 + 37.6 log10(d / 1 km)`` ([1] Table II, [3] Table A.1.4-1)."""
-    return 128.1 + 37.6 * np.log10(np.maximum(d3_m, 1.0) * 1e-3)
-
-
-def pathloss_v2v_db(dx: np.ndarray, dy: np.ndarray, fc_ghz: float, h_tx: float, h_rx: float,
-                    los_always: bool, los_width: float) -> np.ndarray:
-    """WINNER+ B1 path loss ([4] Table 4-4, [3] Table A.1.4-1); Manhattan NLOS unless ``los_always``.
-
-    ``dx``, ``dy``: distances along the two street axes (m). LOS: ``22.7 log10 d + 41 + 20 log10(f_c/5)`` below
-    the breakpoint ``d'_BP = 4 h'_tx h'_rx f_c / c`` (effective heights ``h' = h - 1 m``), ``40 log10 d + 9.45
-    - 17.3 log10 h'_tx - 17.3 log10 h'_rx + 2.7 log10(f_c/5)`` beyond, ``d >= 3 m``. NLOS (Manhattan):
-    ``min(PL(dx, dy), PL(dy, dx))``, ``PL(d_k, d_l) = PL_LOS(d_k) + 20 - 12.5 n_j + 10 n_j log10 d_l
-    + 3 log10(f_c/5)``, ``n_j = max(2.8 - 0.0024 d_k, 1.84)``; LOS when ``min(dx, dy) < los_width``.
-    """
-    he_t, he_r = h_tx - 1.0, h_rx - 1.0                         # effective heights (1 m environment)
-    d_bp = 4.0 * he_t * he_r * fc_ghz * 1e9 / 3e8
-    f_los = 41.0 + 20.0 * math.log10(fc_ghz / 5.0)
-    c_far = 9.45 - 17.3 * math.log10(he_t) - 17.3 * math.log10(he_r) + 2.7 * math.log10(fc_ghz / 5.0)
-    dx, dy = np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64)
-    if dx.shape != dy.shape:
-        dx, dy = np.broadcast_arrays(dx, dy)
-    d = np.stack([np.hypot(dx, dy), dx, dy])                    # LOS at d, and along each street
-    np.maximum(d, 3.0, out=d)                                   # PL at 3 m below 3 m [3]
-    lg = np.log10(d)
-    pl = np.where(d < d_bp, 22.7 * lg + f_los, 40.0 * lg + c_far)
-    if los_always:
-        return pl[0]
-    nj = np.maximum(2.8 - 0.0024 * d[1:], 1.84)                 # rows: d_k = dx, dy
-    nlos = pl[1:] + (20.0 + 3.0 * math.log10(fc_ghz / 5.0)) - 12.5 * nj + 10.0 * nj * lg[2:0:-1]
-    return np.where(np.minimum(dx, dy) < los_width, pl[0], nlos.min(axis=0))
-
-
-def _block_rayleigh(fd_hz: np.ndarray, n_slots: int, rng: np.random.Generator) -> np.ndarray:
-    """Rayleigh block fading power ``|h|^2 ~ Exp(1)``, shape [n_slots, L], one Doppler ``fd_hz`` per element.
-
-    Each element keeps its gain for the coherence time ``T_c = 0.423 / f_D`` [7] rounded to whole 1 ms slots
-    (at least 1: i.i.d. per slot as in [1]); block boundaries have a random phase per element.
-    """
-    with np.errstate(divide="ignore"):
-        nc = np.clip(np.rint(0.423e3 / fd_hz), 1, n_slots).astype(np.int64)   # slots per block
-    off = (rng.random(fd_hz.size) * nc).astype(np.int64)
-    n_blocks = (n_slots - 1 + off) // nc + 1                                 # blocks each element needs
-    start = np.cumsum(n_blocks) - n_blocks
-    blocks = rng.standard_exponential(int(start[-1] + n_blocks[-1]))
-    np.minimum(blocks, FADING_MAX, out=blocks)
-    # block index floor((t + off) / nc) + start, in floating point: (n + 0.5) / d stays >= 0.5 / d away from
-    # an integer, far beyond rounding error, and truncation is the floor for non-negative values
-    idx = _SLOTS[:n_slots, None] + (off + 0.5)
-    idx *= 1.0 / nc
-    idx += start
-    return blocks.take(idx.astype(np.int64))
-
-
-_SLOTS = np.arange(1001, dtype=np.float64)
-
-
 # observation normalisation (module constants: the same for every client of a federation)
 GAIN_REF_DB = -100.0
 GAIN_SCALE_DB = 20.0
@@ -452,7 +310,6 @@ INTF_REF_DBM = -90.0      # interference feature log10(I / 1 mW) + 9 = (I_dBm + 
 INTF_LOW = -5.0           # >= -4 since I >= noise >= -130 dBm
 INTF_HIGH = 20.0          # I <= 32 tx x 33 dBm x gain <= 0 dB x fading <= 50: <= 65 dBm, feature <= 15.5
 GAIN_MAX = 1.0            # large-scale gain cap (0 dB incl. antennas; a passive channel)
-FADING_MAX = 50.0         # |h|^2 cap (P(Exp(1) > 50) ~ 2e-22): keeps the features provably in bounds
 _LOG2E = 1.0 / math.log(2.0)
 OBS_CLIP = 5.0
 RATE_NORM = 10.0          # bit/s/Hz; [1] companion code normalises capacities by 10
@@ -957,6 +814,15 @@ def _check_exhaustive(sim: _Sim) -> None:
 
 
 # ---------------------------------------------------------------------- gymnasium form
+def _attach_sim(env: Any, config: CV2XConfig | None, render_mode: str | None, overrides: dict[str, Any]) -> None:
+    """What both forms' constructors share: resolve the config, check the render mode, build the ``_Sim``."""
+    cfg = resolve_config(CV2XConfig, config, overrides)
+    check_render_mode(render_mode, env.metadata)
+    env.config = cfg
+    env.render_mode = render_mode
+    env.sim = _Sim(cfg)
+
+
 class CV2XEnv(gym.Env[np.ndarray, np.int64]):
     __doc__ = __doc__
 
@@ -964,13 +830,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = _resolve(config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
-        self.config = cfg
-        self.render_mode = render_mode
-        self.sim = _Sim(cfg)
+        _attach_sim(self, config, render_mode, overrides)
         self.action_space = spaces.Discrete(self.sim.A)
         self.observation_space = spaces.Box(self.sim.obs_low, self.sim.obs_high, dtype=np.float32)
         self._acts = np.zeros(self.sim.K, dtype=np.int64)
@@ -1050,13 +910,7 @@ class CV2XParallelEnv(ParallelEnv):
 
     def __init__(self, config: CV2XConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = _resolve(config, overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
-        self.config = cfg
-        self.render_mode = render_mode
-        self.sim = _Sim(cfg)
+        _attach_sim(self, config, render_mode, overrides)
         self.possible_agents = [f"link_{k}" for k in range(self.sim.K)]
         self.agents: list[str] = []
         self._index = {a: k for k, a in enumerate(self.possible_agents)}
@@ -1196,14 +1050,7 @@ PARALLEL_BASELINES: dict[str, Any] = {
 }
 
 
-def _knob_table() -> str:
-    defaults = CV2XConfig()
-    return "\n".join(f"* ``{k}`` = {getattr(defaults, k)!r} {u}, range [{lo}, {hi}]: {src}."
-                     for k, (lo, hi, u, src) in KNOBS.items())
-
-
-__doc__ = __doc__.replace("{knob_table}", _knob_table()).replace(
-    "{bg}", " / ".join(f'"{b}"' for b in BACKGROUND_POLICIES))
+__doc__ = document_knobs(__doc__, CV2XConfig)
 CV2XEnv.__doc__ = __doc__
 
 ENTRY = EnvEntry(

@@ -103,12 +103,16 @@ served; the last observation is the next miss, a genuine decision state. The env
 ## Arguments
 
 ``EdgeCachingEnv(config: EdgeCachingConfig | None = None, render_mode: str | None = None, **overrides)``;
-overrides replace fields of ``config``. See ``EdgeCachingConfig`` / ``KNOBS`` for every knob's unit, legal
-range and source. ``n_lru_candidates`` and ``n_lfu_candidates`` set the spaces and must be shared by the
-clients of a federation; ``cache_size``, ``n_items`` and ``n_neighbors`` do not change the spaces.
+overrides replace fields of ``config`` (``envs.knobs.apply_overrides``). Every knob's default, unit, legal
+range and source is declared on its ``EdgeCachingConfig`` field; the table at the end of this section is
+generated from them by ``envs.knobs.knob_table``. ``n_lru_candidates`` and ``n_lfu_candidates`` set the spaces
+and must be shared by the clients of a federation; ``cache_size``, ``n_items`` and ``n_neighbors`` do not
+change the spaces.
 ``render_mode="ansi"`` renders a one-line text state. The request stream (popularity, drift, requests)
 comes from its own generator seeded by ``reset(seed=...)``, so under one seed every policy sees the same
 requests (paired comparisons).
+
+{knob_table}
 
 ## References
 
@@ -160,12 +164,12 @@ import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
     "ENTRY",
-    "KNOBS",
     "EdgeCachingConfig",
     "EdgeCachingEnv",
     "che_lru_hit_ratio",
@@ -179,65 +183,41 @@ _TIME_SCALE = 1000.0                 # requests; a time dt is shown as tanh(dt /
 _NEVER = -1e18                       # "last request time" of a content never requested
 _MAX_HOPS = 2                        # 19-site layout: centre + 6 one-hop + 12 two-hop sites [6]
 
-# knob -> (low, high, unit, source). Used for validation and for the heterogeneity generator's clipping.
-KNOBS: dict[str, tuple[float, float, str, str]] = {
-    "n_items": (100, 100_000, "contents", "catalog F = 1000 (common setting)"),
-    "cache_size": (10, 50_000, "contents", "C = 100 = 10 % of F (common setting)"),
-    "zipf_exponent": (0.1, 2.0, "-", "Zipf-like s in 0.64-0.83 [3]; 0.8 here"),
-    "overlap": (0.0, 1.0, "probability", "share of requests following the global ranking (this env)"),
-    "drift_rate": (0.0, 0.2, "new contents/request", "shot-noise-like arrivals at the top [4]"),
-    "drift_interval": (10, 10_000, "requests", "popularity update period T"),
-    "n_neighbors": (0, 18, "sites", "19-site hexagonal layout: 6 one-hop + 12 two-hop [6]"),
-    "neighbor_refresh": (10, 1_000_000, "requests", "neighbours' proactive cache refresh period"),
-    "local_delay_ms": (0.1, 1000.0, "ms", "local cache hit, 10 ms [1], [2]"),
-    "neighbor_delay_ms": (0.1, 1000.0, "ms", "one-hop neighbour hit, 30 ms [1], [2]"),
-    "cloud_delay_ms": (0.1, 10_000.0, "ms", "cloud / core fetch, 100 ms [1], [2]"),
-    "episode_requests": (100, 10_000_000, "requests", "requests per episode"),
-    "warmup_requests": (0, 10_000_000, "requests", "requests simulated before the first decision"),
-    "window_short": (2, 10_000_000, "requests", "short feature window"),
-    "window_mid": (2, 10_000_000, "requests", "mid feature window"),
-    "window_long": (2, 10_000_000, "requests", "long feature window; also the lfu baseline's memory"),
-    "n_lru_candidates": (1, 16, "slots", "LRU-ordered eviction candidates [7]"),
-    "n_lfu_candidates": (0, 16, "slots", "LFU-ordered eviction candidates [7]"),
-}
-
-_INT_KNOBS = frozenset({"n_items", "cache_size", "drift_interval", "n_neighbors", "neighbor_refresh",
-                        "episode_requests", "warmup_requests", "window_short", "window_mid", "window_long",
-                        "n_lru_candidates", "n_lfu_candidates"})
-
-
 @dataclass(frozen=True)
-class EdgeCachingConfig:
-    """Physical parameters of one caching base station. Units, legal ranges, sources per knob: ``KNOBS``."""
+class EdgeCachingConfig(KnobConfig):
+    """Physical parameters of one caching base station; default, unit, range, source per knob: ``knob_table``."""
 
-    n_items: int = 1000                  # F contents in the catalog
-    cache_size: int = 100                # C contents in the BS cache
-    zipf_exponent: float = 0.8           # s [3]
-    overlap: float = 0.5                 # ω: probability that a request follows the global ranking
-    drift_rate: float = 0.005            # new contents entering the top per request [4]
-    drift_interval: int = 100            # requests between popularity updates
-    n_neighbors: int = 6                 # cooperating sites (one-hop ring) [6]
-    neighbor_refresh: int = 1000         # requests between neighbour cache refreshes
-    local_delay_ms: float = 10.0         # [1], [2]
-    neighbor_delay_ms: float = 30.0      # one backhaul hop [1], [2]
-    cloud_delay_ms: float = 100.0        # [1], [2]
-    episode_requests: int = 5000         # requests per episode (~2900-3700 decisions with the baselines)
-    warmup_requests: int = 10_000        # requests before the first decision
-    window_short: int = 100              # requests
-    window_mid: int = 1000               # requests
-    window_long: int = 10_000            # requests
-    n_lru_candidates: int = 4            # action slots (fixed across a federation)
-    n_lfu_candidates: int = 4            # action slots (fixed across a federation)
+    n_items: int = knob(1000, 100, 100_000, integer=True, unit="contents",
+                        source="catalog F = 1000 (common setting)")
+    cache_size: int = knob(100, 10, 50_000, integer=True, unit="contents",
+                           source="C = 100 = 10 % of F (common setting)")
+    zipf_exponent: float = knob(0.8, 0.1, 2.0, unit="-", source="Zipf-like s in 0.64-0.83 [3]; 0.8 here")
+    overlap: float = knob(0.5, 0.0, 1.0, unit="probability",
+                          source="share of requests following the global ranking (this env)")
+    drift_rate: float = knob(0.005, 0.0, 0.2, unit="new contents/request",
+                             source="shot-noise-like arrivals at the top [4]")
+    drift_interval: int = knob(100, 10, 10_000, integer=True, unit="requests", source="popularity update period T")
+    n_neighbors: int = knob(6, 0, 18, integer=True, unit="sites",
+                            source="19-site hexagonal layout: 6 one-hop + 12 two-hop [6]")
+    neighbor_refresh: int = knob(1000, 10, 1_000_000, integer=True, unit="requests",
+                                 source="neighbours' proactive cache refresh period")
+    local_delay_ms: float = knob(10.0, 0.1, 1000.0, unit="ms", source="local cache hit, 10 ms [1], [2]")
+    neighbor_delay_ms: float = knob(30.0, 0.1, 1000.0, unit="ms", source="one-hop neighbour hit, 30 ms [1], [2]")
+    cloud_delay_ms: float = knob(100.0, 0.1, 10_000.0, unit="ms", source="cloud / core fetch, 100 ms [1], [2]")
+    episode_requests: int = knob(5000, 100, 10_000_000, integer=True, unit="requests",
+                                 source="requests per episode (~2900-3700 decisions with the baselines)")
+    warmup_requests: int = knob(10_000, 0, 10_000_000, integer=True, unit="requests",
+                                source="requests simulated before the first decision")
+    window_short: int = knob(100, 2, 10_000_000, integer=True, unit="requests", source="short feature window")
+    window_mid: int = knob(1000, 2, 10_000_000, integer=True, unit="requests", source="mid feature window")
+    window_long: int = knob(10_000, 2, 10_000_000, integer=True, unit="requests",
+                            source="long feature window; also the lfu baseline's memory")
+    n_lru_candidates: int = knob(4, 1, 16, integer=True, unit="slots",
+                                 source="LRU-ordered eviction candidates [7] (fixed across a federation)")
+    n_lfu_candidates: int = knob(4, 0, 16, integer=True, unit="slots",
+                                 source="LFU-ordered eviction candidates [7] (fixed across a federation)")
 
-    def __post_init__(self) -> None:
-        for name, (low, high, _unit, _src) in KNOBS.items():
-            value = getattr(self, name)
-            if name in _INT_KNOBS:
-                if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
-            check_range(name, value, low, high)
+    def check_constraints(self) -> None:
         if self.cache_size >= self.n_items:
             raise EnvConfigError(f"cache_size={self.cache_size!r} must be below n_items={self.n_items!r}; "
                                  f"allowed: cache_size < n_items")
@@ -260,6 +240,9 @@ class EdgeCachingConfig:
                 f"drift_interval={self.drift_interval!r} exceeds 100 * window_short = "
                 f"{100 * self.window_short!r}; "
                 f"allowed: drift_interval <= 100 * window_short")
+
+
+__doc__ = document_knobs(__doc__, EdgeCachingConfig)
 
 
 def zipf_pmf(n_items: int, exponent: float) -> np.ndarray:
@@ -325,19 +308,8 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: EdgeCachingConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = config if config is not None else EdgeCachingConfig()
-        if not isinstance(cfg, EdgeCachingConfig):
-            raise EnvConfigError(f"config={cfg!r} must be an EdgeCachingConfig")
-        if overrides:
-            allowed = [f.name for f in dataclasses.fields(EdgeCachingConfig)]
-            unknown = sorted(set(overrides) - set(allowed))
-            if unknown:
-                raise EnvConfigError(
-                    f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-            cfg = dataclasses.replace(cfg, **overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {self.metadata['render_modes']}")
+        cfg = resolve_config(EdgeCachingConfig, config, overrides)
+        check_render_mode(render_mode, self.metadata)
         self.config = cfg
         self.render_mode = render_mode
         self.n_items = f = cfg.n_items
@@ -790,9 +762,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     comparable across clients) are kept. ``h = 0`` returns copies identical to ``base``. Randomness only from
     ``np.random.default_rng(seed)``.
     """
-    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
-        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
-    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    check_client_args(n_clients, heterogeneity)
     base = base if base is not None else EdgeCachingConfig()
     if not isinstance(base, EdgeCachingConfig):
         raise EnvConfigError(f"base={base!r} must be an EdgeCachingConfig")
@@ -801,10 +771,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     u = rng.uniform(-1.0, 1.0, size=(5, n_clients)) * h
 
     def clip(name: str, value: float, low: float | None = None, high: float | None = None) -> float:
-        lo, hi = KNOBS[name][0], KNOBS[name][1]
-        lo = lo if low is None else max(lo, low)
-        hi = hi if high is None else min(hi, high)
-        return float(min(max(value, lo), hi))
+        return clip_knob(EdgeCachingConfig, name, value, low, high)
 
     c_low = max(base.n_lru_candidates, base.n_lfu_candidates)
     out = []

@@ -114,38 +114,11 @@ env truncates itself (``episode_tasks`` is a config knob), so ``ENTRY.max_episod
 ## Arguments
 
 ``MecOffloadingEnv(config: MecOffloadingConfig | None = None, render_mode: str | None = None, **overrides)``;
-overrides replace fields of ``config`` (unknown names raise ``EnvConfigError``). Knobs of
-``MecOffloadingConfig`` (default, unit, legal range, source; also machine-readable in ``KNOBS``):
+overrides replace fields of ``config`` through ``envs.knobs.apply_overrides`` (unknown names raise
+``EnvConfigError``). Every knob of ``MecOffloadingConfig`` declares its default, unit, legal range and source
+on its field; this table is generated from them (``envs.knobs.knob_table``, also behind ``frl list --json``):
 
-* ``slot_s`` = 0.1 s, range [0.01, 1]: 0.1 s slots [5].
-* ``episode_tasks`` = 300 decisions, range [10, 100000]: ~100 slots at the default load (design choice).
-* ``n_devices`` = 20 devices, range [1, 200]: tens of devices per cell [5].
-* ``arrival_rate`` = 1.5 tasks/s/device, range [0.01, 20]: Poisson per slot; cell demand ~1.2x spare edge CPU.
-* ``task_size_min_mbit`` = 0.2 Mbit, range [0.01, 50]: sub-Mbit to Mbit tasks [4], [5].
-* ``task_size_max_mbit`` = 1.0 Mbit, range [0.01, 50]: sub-Mbit to Mbit tasks [4], [5].
-* ``density_min`` = 500.0 cycles/bit, range [10, 5000]: hundreds-thousands cycles/bit [6].
-* ``density_max`` = 1500.0 cycles/bit, range [10, 5000]: hundreds-thousands cycles/bit [6].
-* ``deadline_min_s`` = 0.5 s, range [0.05, 10]: deadlines of ~0.5-2 s (5-20 slots) [5].
-* ``deadline_max_s`` = 2.0 s, range [0.05, 10]: deadlines of ~0.5-2 s (5-20 slots) [5].
-* ``device_cpu_ghz`` = 1.0 GHz, range [0.1, 5]: device CPUs around 1 GHz [4].
-* ``kappa`` = 1e-27 J s^2/cycle^3, range [1e-29, 1e-25]: effective switched capacitance, 1e-27 [3].
-* ``tx_power_dbm`` = 23.0 dBm, range [0, 30]: UE power class 23 dBm [1].
-* ``bandwidth_mhz`` = 10.0 MHz, range [0.1, 100]: LTE 1.4-20 MHz channels [1]; 5 MHz in [4].
-* ``noise_figure_db`` = 9.0 dB, range [0, 20]: UE noise figure 9 dB [1].
-* ``noise_psd_dbm_hz`` = -174.0 dBm/Hz, range [-180, -150]: thermal noise -174 dBm/Hz [1].
-* ``cell_radius_m`` = 250.0 m, range [20, 2000]: ISD 500 m -> radius 250 m [1].
-* ``min_distance_m`` = 35.0 m, range [1, 500]: 35 m [1].
-* ``n_servers`` = 3 servers, range [1, 16]: edge sites reachable from the cell [5].
-* ``server_cpu_ghz`` = 6.0 GHz, range [0.5, 200]: edge CPUs of several GHz [5]; sized below cell demand.
-* ``server_cpu_ratio`` = 1.5 x per site, range [0.25, 4]: hierarchical MEC: farther sites are larger (design).
-* ``backhaul_hop_latency_ms`` = 5.0 ms, range [0, 100]: metro aggregation hop latency (design).
-* ``backhaul_rate_gbps`` = 1.0 Gbit/s, range [0.01, 100]: metro backhaul link rate (design).
-* ``background_load`` = 0.3 fraction, range [0, 0.9]: other cells' CPU share when calm [5] (value: design).
-* ``burst_load`` = 0.85 fraction, range [0, 0.95]: other cells' CPU share in a burst [9] (value: design).
-* ``burst_start_prob`` = 0.02 1/slot, range [0, 1]: calm -> burst probability [9] (value: design).
-* ``burst_mean_slots`` = 20.0 slots, range [1, 10000]: mean burst length, geometric [9] (value: design).
-* ``delay_weight`` = 0.5 -, range [0, 1]: time weight lambda^T; energy weight 1 - w [4].
-* ``drop_penalty`` = 5.0 x local cost, range [1, 100]: deadline-miss penalty [5].
+{knob_table}
 
 "design" marks choices of this env (not taken from a paper). The load-setting defaults put the cell in the
 contended regime described above: mean demand 20 devices x 1.5 tasks/s x 0.6 Gcycles = 18 GHz against
@@ -196,12 +169,12 @@ import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
 
 __all__ = [
     "BASELINES",
     "ENTRY",
-    "KNOBS",
     "MecOffloadingConfig",
     "MecOffloadingEnv",
     "make_client_configs",
@@ -209,87 +182,57 @@ __all__ = [
 
 _INF = math.inf
 
-# knob -> (low, high, unit, source). Used for validation and for the heterogeneity generator's clipping.
-KNOBS: dict[str, tuple[float, float, str, str]] = {
-    "slot_s": (0.01, 1.0, "s", "0.1 s slots [5]"),
-    "episode_tasks": (10, 100_000, "decisions", "~100 slots at the default load (design choice)"),
-    "n_devices": (1, 200, "devices", "tens of devices per cell [5]"),
-    "arrival_rate": (0.01, 20.0, "tasks/s/device", "Poisson per slot; cell demand ~1.2x spare edge CPU"),
-    "task_size_min_mbit": (0.01, 50.0, "Mbit", "sub-Mbit to Mbit tasks [4], [5]"),
-    "task_size_max_mbit": (0.01, 50.0, "Mbit", "sub-Mbit to Mbit tasks [4], [5]"),
-    "density_min": (10.0, 5000.0, "cycles/bit", "hundreds-thousands cycles/bit [6]"),
-    "density_max": (10.0, 5000.0, "cycles/bit", "hundreds-thousands cycles/bit [6]"),
-    "deadline_min_s": (0.05, 10.0, "s", "deadlines of ~0.5-2 s (5-20 slots) [5]"),
-    "deadline_max_s": (0.05, 10.0, "s", "deadlines of ~0.5-2 s (5-20 slots) [5]"),
-    "device_cpu_ghz": (0.1, 5.0, "GHz", "device CPUs around 1 GHz [4]"),
-    "kappa": (1e-29, 1e-25, "J s^2/cycle^3", "effective switched capacitance, 1e-27 [3]"),
-    "tx_power_dbm": (0.0, 30.0, "dBm", "UE power class 23 dBm [1]"),
-    "bandwidth_mhz": (0.1, 100.0, "MHz", "LTE 1.4-20 MHz channels [1]; 5 MHz in [4]"),
-    "noise_figure_db": (0.0, 20.0, "dB", "UE noise figure 9 dB [1]"),
-    "noise_psd_dbm_hz": (-180.0, -150.0, "dBm/Hz", "thermal noise -174 dBm/Hz [1]"),
-    "cell_radius_m": (20.0, 2000.0, "m", "ISD 500 m -> radius 250 m [1]"),
-    "min_distance_m": (1.0, 500.0, "m", "35 m [1]"),
-    "n_servers": (1, 16, "servers", "edge sites reachable from the cell [5]"),
-    "server_cpu_ghz": (0.5, 200.0, "GHz", "edge CPUs of several GHz [5]; sized below cell demand"),
-    "server_cpu_ratio": (0.25, 4.0, "x per site", "hierarchical MEC: farther sites are larger (design)"),
-    "backhaul_hop_latency_ms": (0.0, 100.0, "ms", "metro aggregation hop latency (design)"),
-    "backhaul_rate_gbps": (0.01, 100.0, "Gbit/s", "metro backhaul link rate (design)"),
-    "background_load": (0.0, 0.9, "fraction", "other cells' CPU share when calm [5] (value: design)"),
-    "burst_load": (0.0, 0.95, "fraction", "other cells' CPU share in a burst [9] (value: design)"),
-    "burst_start_prob": (0.0, 1.0, "1/slot", "calm -> burst probability [9] (value: design)"),
-    "burst_mean_slots": (1.0, 10_000.0, "slots", "mean burst length, geometric [9] (value: design)"),
-    "delay_weight": (0.0, 1.0, "-", "time weight lambda^T; energy weight 1 - w [4]"),
-    "drop_penalty": (1.0, 100.0, "x local cost", "deadline-miss penalty [5]"),
-}
-
-_INT_KNOBS = frozenset({"episode_tasks", "n_devices", "n_servers"})
 _ORDERED = (("task_size_min_mbit", "task_size_max_mbit"), ("density_min", "density_max"),
             ("deadline_min_s", "deadline_max_s"))
 
 
 @dataclass(frozen=True)
-class MecOffloadingConfig:
-    """Physical parameters of one MEC cell. Units, legal ranges and sources per knob are in ``KNOBS``."""
+class MecOffloadingConfig(KnobConfig):
+    """Physical parameters of one MEC cell; default, unit, legal range and source per knob (``knob_table``)."""
 
-    slot_s: float = 0.1                  # s; 0.1 s slots [5]
-    episode_tasks: int = 300             # decisions per episode (~100 slots at default load)
-    n_devices: int = 20                  # devices in the cell [5]
-    arrival_rate: float = 1.5            # tasks/s per device (Poisson per slot)
-    task_size_min_mbit: float = 0.2      # Mbit [4], [5]
-    task_size_max_mbit: float = 1.0      # Mbit
-    density_min: float = 500.0           # cycles/bit [6]
-    density_max: float = 1500.0          # cycles/bit [6]
-    deadline_min_s: float = 0.5          # s [5]
-    deadline_max_s: float = 2.0          # s
-    device_cpu_ghz: float = 1.0          # GHz [4]
-    kappa: float = 1e-27                 # J s^2/cycle^3 [3]
-    tx_power_dbm: float = 23.0           # dBm [1]
-    bandwidth_mhz: float = 10.0          # MHz, cell uplink band (TDMA-shared)
-    noise_figure_db: float = 9.0         # dB [1]
-    noise_psd_dbm_hz: float = -174.0     # dBm/Hz [1]
-    cell_radius_m: float = 250.0         # m [1]
-    min_distance_m: float = 35.0         # m [1]
-    n_servers: int = 3                   # K edge servers
-    server_cpu_ghz: float = 6.0          # GHz of server 0 (at the BS)
-    server_cpu_ratio: float = 1.5        # server k has server_cpu_ghz * ratio**k
-    backhaul_hop_latency_ms: float = 5.0   # ms per metro hop
-    backhaul_rate_gbps: float = 1.0      # Gbit/s per metro link
-    background_load: float = 0.3         # other cells' CPU share, calm
-    burst_load: float = 0.85             # other cells' CPU share, burst
-    burst_start_prob: float = 0.02       # per slot
-    burst_mean_slots: float = 20.0       # slots
-    delay_weight: float = 0.5            # w; energy weight 1 - w [4]
-    drop_penalty: float = 5.0            # in units of the task's local cost [5]
+    slot_s: float = knob(0.1, 0.01, 1.0, unit="s", source="0.1 s slots [5]")
+    episode_tasks: int = knob(300, 10, 100_000, integer=True, unit="decisions",
+                              source="~100 slots at the default load (design choice)")
+    n_devices: int = knob(20, 1, 200, integer=True, unit="devices", source="tens of devices per cell [5]")
+    arrival_rate: float = knob(1.5, 0.01, 20.0, unit="tasks/s/device",
+                               source="Poisson per slot; cell demand ~1.2x spare edge CPU")
+    task_size_min_mbit: float = knob(0.2, 0.01, 50.0, unit="Mbit", source="sub-Mbit to Mbit tasks [4], [5]")
+    task_size_max_mbit: float = knob(1.0, 0.01, 50.0, unit="Mbit", source="sub-Mbit to Mbit tasks [4], [5]")
+    density_min: float = knob(500.0, 10.0, 5000.0, unit="cycles/bit", source="hundreds-thousands cycles/bit [6]")
+    density_max: float = knob(1500.0, 10.0, 5000.0, unit="cycles/bit", source="hundreds-thousands cycles/bit [6]")
+    deadline_min_s: float = knob(0.5, 0.05, 10.0, unit="s", source="deadlines of ~0.5-2 s (5-20 slots) [5]")
+    deadline_max_s: float = knob(2.0, 0.05, 10.0, unit="s", source="deadlines of ~0.5-2 s (5-20 slots) [5]")
+    device_cpu_ghz: float = knob(1.0, 0.1, 5.0, unit="GHz", source="device CPUs around 1 GHz [4]")
+    kappa: float = knob(1e-27, 1e-29, 1e-25, unit="J s^2/cycle^3",
+                        source="effective switched capacitance, 1e-27 [3]")
+    tx_power_dbm: float = knob(23.0, 0.0, 30.0, unit="dBm", source="UE power class 23 dBm [1]")
+    bandwidth_mhz: float = knob(10.0, 0.1, 100.0, unit="MHz",
+                                source="cell uplink band (TDMA-shared); LTE 1.4-20 MHz channels [1]; 5 MHz in [4]")
+    noise_figure_db: float = knob(9.0, 0.0, 20.0, unit="dB", source="UE noise figure 9 dB [1]")
+    noise_psd_dbm_hz: float = knob(-174.0, -180.0, -150.0, unit="dBm/Hz", source="thermal noise -174 dBm/Hz [1]")
+    cell_radius_m: float = knob(250.0, 20.0, 2000.0, unit="m", source="ISD 500 m -> radius 250 m [1]")
+    min_distance_m: float = knob(35.0, 1.0, 500.0, unit="m", source="35 m [1]")
+    n_servers: int = knob(3, 1, 16, integer=True, unit="servers", source="edge sites reachable from the cell [5]")
+    server_cpu_ghz: float = knob(6.0, 0.5, 200.0, unit="GHz",
+                                 source="server 0 (at the BS); edge CPUs of several GHz [5]; sized below cell "
+                                        "demand")
+    server_cpu_ratio: float = knob(1.5, 0.25, 4.0, unit="x per site",
+                                   source="server k has server_cpu_ghz * ratio**k; hierarchical MEC: farther "
+                                          "sites are larger (design)")
+    backhaul_hop_latency_ms: float = knob(5.0, 0.0, 100.0, unit="ms", source="metro aggregation hop latency (design)")
+    backhaul_rate_gbps: float = knob(1.0, 0.01, 100.0, unit="Gbit/s", source="metro backhaul link rate (design)")
+    background_load: float = knob(0.3, 0.0, 0.9, unit="fraction",
+                                  source="other cells' CPU share when calm [5] (value: design)")
+    burst_load: float = knob(0.85, 0.0, 0.95, unit="fraction",
+                             source="other cells' CPU share in a burst [9] (value: design)")
+    burst_start_prob: float = knob(0.02, 0.0, 1.0, unit="1/slot",
+                                   source="calm -> burst probability [9] (value: design)")
+    burst_mean_slots: float = knob(20.0, 1.0, 10_000.0, unit="slots",
+                                   source="mean burst length, geometric [9] (value: design)")
+    delay_weight: float = knob(0.5, 0.0, 1.0, unit="-", source="time weight lambda^T; energy weight 1 - w [4]")
+    drop_penalty: float = knob(5.0, 1.0, 100.0, unit="x local cost", source="deadline-miss penalty [5]")
 
-    def __post_init__(self) -> None:
-        for name, (low, high, _unit, _src) in KNOBS.items():
-            value = getattr(self, name)
-            if name in _INT_KNOBS:
-                if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
-            check_range(name, value, low, high)
+    def check_constraints(self) -> None:
         for lo_name, hi_name in _ORDERED:
             if getattr(self, lo_name) > getattr(self, hi_name):
                 raise EnvConfigError(
@@ -298,6 +241,9 @@ class MecOffloadingConfig:
         if self.min_distance_m >= self.cell_radius_m:
             raise EnvConfigError(
                 f"min_distance_m={self.min_distance_m!r} must be below cell_radius_m={self.cell_radius_m!r}")
+
+
+__doc__ = document_knobs(__doc__, MecOffloadingConfig)
 
 
 def _log2_spread(rng: np.random.Generator, n: int, het: float) -> np.ndarray:
@@ -315,9 +261,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     speeds vary instead. ``h = 0`` returns copies identical to ``base``. Randomness only from
     ``np.random.default_rng(seed)``.
     """
-    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
-        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
-    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    check_client_args(n_clients, heterogeneity)
     base = base if base is not None else MecOffloadingConfig()
     rng = np.random.default_rng(seed)
     h = float(heterogeneity)
@@ -327,9 +271,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     shift = 0.3 * h * rng.uniform(-1.0, 1.0, size=n_clients)
 
     def clip(name: str, value: float, low: float | None = None) -> float:
-        lo, hi = KNOBS[name][0], KNOBS[name][1]
-        lo = lo if low is None else max(lo, low)
-        return float(min(max(value, lo), hi))
+        return clip_knob(MecOffloadingConfig, name, value, low)
 
     radius_floor = min(base.cell_radius_m, 1.5 * base.min_distance_m)
     out = []
@@ -371,19 +313,8 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: MecOffloadingConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        cfg = config if config is not None else MecOffloadingConfig()
-        if not isinstance(cfg, MecOffloadingConfig):
-            raise EnvConfigError(f"config={cfg!r} must be a MecOffloadingConfig")
-        if overrides:
-            allowed = [f.name for f in dataclasses.fields(MecOffloadingConfig)]
-            unknown = sorted(set(overrides) - set(allowed))
-            if unknown:
-                raise EnvConfigError(
-                    f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
-            cfg = dataclasses.replace(cfg, **overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(
-                f"render_mode={render_mode!r}; allowed: None, {', '.join(self.metadata['render_modes'])}")
+        cfg = resolve_config(MecOffloadingConfig, config, overrides)
+        check_render_mode(render_mode, self.metadata)
         self.config = cfg
         self.render_mode = render_mode
         k = cfg.n_servers

@@ -92,39 +92,11 @@ No termination; truncation after ``episode_steps`` steps (the env truncates itse
 
 Arguments
 ---------
-========================  ======  ===============  ================================================
-knob                      unit    legal range      default / source
-========================  ======  ===============  ================================================
-n_ues                     UEs     [2, 200]         30 (traffic density)
-small_cells_per_macro     cells   [0, 4]           2 (HetNet; TR 36.814 A.2.1.1.2 uses 1-4 picos)
-sectors_per_site          -       {1, 3}           1 (omni); 3 = TR 38.901 Table 7.3-1 pattern
-isd_m                     m       [200, 1000]      500 (TR 38.901 Table 7.2-1 UMa)
-carrier_ghz               GHz     [0.5, 30]        3.5 (NR band n78)
-bandwidth_mhz             MHz     [1.4, 100]       20 (TR 36.814 Table A.2.1.1-1)
-macro_power_dbm           dBm     [20, 49]         46 (TR 36.814 Table A.2.1.1-2, 20 MHz)
-small_power_dbm           dBm     [10, 40]         30 (TR 36.814 Table A.2.1.1.2-1, pico)
-noise_figure_db           dB      [0, 15]          9 (UE noise figure, TR 36.814 Table A.2.1.1-2)
-shadowing_scale           -       [0, 2]           1 (multiplies the TR 38.901 Table 7.4.1-1 sigmas)
-idle_cell_activity        -       [0, 1]           1 (interference weight of a cell with no UE)
-min_speed_mps             m/s     [0.1, 30]        1
-max_speed_mps             m/s     [0.1, 30]        15 (pedestrians to urban vehicles)
-max_pause_s               s       [0, 60]          2 (random-waypoint pause)
-hotspot_fraction          -       [0, 1]           0.5 (TR 36.814 config 4b uses 2/3)
-hotspot_radius_m          m       [10, 150]        40 (TR 36.814 A.2.1.1.2)
-step_s                    s       [0.01, 1]        0.1
-episode_steps             steps   [1, 1e6]         600 (one minute)
-ho_interruption_s         s       [0, step_s]      0.05 (TR 36.881: ~49.5 ms LTE HO)
-ho_cost                   reward  [0, 10]          0.5
-ping_pong_window_s        s       [0, 10]          1 (TR 36.839 minimum time-of-stay)
-ping_pong_cost            reward  [0, 10]          1
-background_policy         -       a3 | max-sinr | load-aware   a3
-a3_offset_db              dB      [-15, 15]        3 (TS 38.331 a3-Offset)
-a3_hysteresis_db          dB      [0, 15]          1 (TS 38.331 hysteresis)
-a3_ttt_s                  s       [0, 5.12]        0.16 (TS 38.331 timeToTrigger ms160)
-map_resolution_m          m       [1, 25]          5 (received-power grid)
-layout_seed               -       [0, 2^31-1]      0 (deployment draw)
-n_candidates (K)          cells   [2, 8]           4 (fixed across clients)
-========================  ======  ===============  ================================================
+Keyword overrides replace fields of ``OranAccessConfig`` through ``envs.knobs.apply_overrides``. Every knob
+declares its default, unit, legal range and source on its config field (``sectors_per_site`` is 1 or 3,
+``ho_interruption_s`` at most ``step_s``); this table is generated from them by ``envs.knobs.knob_table``:
+
+{knob_table}
 
 A3 at a 100 ms step: the entering condition Mn + Ofn + Ocn - Hys > Mp + Ofp + Ocp + Off (TS 38.331
 5.5.4.4, cell offsets 0) for the strongest neighbour must hold on 1 + ceil(TTT / step) consecutive steps
@@ -167,7 +139,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -176,16 +148,32 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
+from envs.oran_channel import (
+    LOS_DECORR,
+    SECTOR_BORESIGHT_DEG,
+    SECTOR_HPBW_DEG,
+    SECTOR_MAX_ATT_DB,
+    SF_DECORR,
+    SF_SIGMA,
+    _gaussian_field,
+    _std_normal_cdf,
+    breakpoint_distance,
+    los_probability,
+    noise_mw,
+    pathloss_db,
+    sinr,
+)
 from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
 
 __all__ = [
     "BASELINES",
     "ENTRY",
-    "KNOBS",
     "PARALLEL_BASELINES",
     "OranAccessConfig",
     "OranAccessEnv",
     "OranAccessParallelEnv",
+    "breakpoint_distance",
     "los_probability",
     "make_client_configs",
     "noise_mw",
@@ -195,16 +183,6 @@ __all__ = [
 ]
 
 # --- physical constants and fixed model parameters (cited) ---------------------------------------------
-C_LIGHT = 299_792_458.0                 # m/s
-H_UT = 1.5                              # UE height, m (TR 38.901 Table 7.2-1)
-H_BS_UMA = 25.0                         # macro height, m (TR 38.901 Table 7.2-1 UMa)
-H_BS_UMI = 10.0                         # small-cell height, m (TR 38.901 Table 7.2-1 UMi)
-MIN_D2D = 10.0                          # path-loss validity lower bound, m (TR 38.901 Table 7.4.1-1)
-SF_SIGMA = {"uma": (4.0, 6.0), "umi": (4.0, 7.82)}          # (LOS, NLOS) dB, TR 38.901 Table 7.4.1-1
-SF_DECORR = {"uma": 50.0, "umi": 13.0}  # NLOS shadowing decorrelation, m (TR 38.901 Table 7.5-6; LOS 37 / 10)
-LOS_DECORR = 50.0                       # LOS-state correlation distance, m (TR 38.901 Table 7.6.3.1-2)
-SECTOR_BORESIGHT_DEG = (30.0, 150.0, 270.0)                 # TR 36.814 / TR 38.901 3-sector layout
-SECTOR_HPBW_DEG, SECTOR_MAX_ATT_DB = 65.0, 30.0             # TR 38.901 Table 7.3-1
 MACRO_SMALL_MIN_DIST, SMALL_SMALL_MIN_DIST = 75.0, 40.0     # TR 36.814 Table A.2.1.1.2-1
 N_SITES = 7
 
@@ -226,93 +204,58 @@ MAX_MAP_ENTRIES = 40_000_000     # grid nodes x cells (float32: 160 MB)
 # ============================================================================================================
 # Config
 # ============================================================================================================
-# knob -> (low, high, unit, source). Used for validation and for the heterogeneity generator's clipping.
-KNOBS: dict[str, tuple[float, float, str, str]] = {
-    "n_ues": (2, MAX_UES, "UEs", "traffic density (design; tens of UEs per client)"),
-    "small_cells_per_macro": (0, 4, "cells", "HetNet small cells per macro area [TR 36.814 A.2.1.1.2]"),
-    "sectors_per_site": (1, 3, "-", "1 = omni (design), 3 = TR 38.901 Table 7.3-1 sectors"),
-    "isd_m": (200.0, 1000.0, "m", "500 m [TR 38.901 Table 7.2-1 UMa]"),
-    "carrier_ghz": (0.5, 30.0, "GHz", "3.5 GHz (NR n78) [TR 38.901 7.4.1 valid 0.5-100 GHz]"),
-    "bandwidth_mhz": (1.4, 100.0, "MHz", "20 MHz [TR 36.814 Table A.2.1.1-1]"),
-    "macro_power_dbm": (20.0, 49.0, "dBm", "46 dBm [TR 36.814 Table A.2.1.1-2]"),
-    "small_power_dbm": (10.0, 40.0, "dBm", "30 dBm pico [TR 36.814 Table A.2.1.1.2-1]"),
-    "noise_figure_db": (0.0, 15.0, "dB", "UE noise figure 9 dB [TR 36.814 Table A.2.1.1-2]"),
-    "shadowing_scale": (0.0, 2.0, "x", "multiplies the TR 38.901 Table 7.4.1-1 sigmas (1 = standard)"),
-    "idle_cell_activity": (0.0, 1.0, "-", "interference weight of an empty cell (1 = full buffer, design)"),
-    "min_speed_mps": (0.1, SPEED_NORM, "m/s", "random waypoint speed lower bound (design)"),
-    "max_speed_mps": (0.1, SPEED_NORM, "m/s", "random waypoint speed upper bound (design)"),
-    "max_pause_s": (0.0, 60.0, "s", "random waypoint pause upper bound (design)"),
-    "hotspot_fraction": (0.0, 1.0, "-", "waypoints near hotspots; 2/3 in [TR 36.814 config 4b]"),
-    "hotspot_radius_m": (10.0, 150.0, "m", "40 m [TR 36.814 A.2.1.1.2]"),
-    "step_s": (0.01, 1.0, "s", "100 ms decision period (near-RT RIC loop 10 ms - 1 s)"),
-    "episode_steps": (1, 1_000_000, "steps", "600 steps = one minute (design)"),
-    "ho_interruption_s": (0.0, 1.0, "s", "~50 ms [TR 36.881]; at most step_s"),
-    "ho_cost": (0.0, 10.0, "reward", "signalling cost per HO (design)"),
-    "ping_pong_window_s": (0.0, 10.0, "s", "1 s minimum time-of-stay [TR 36.839]"),
-    "ping_pong_cost": (0.0, 10.0, "reward", "extra cost of a ping-pong HO (design)"),
-    "a3_offset_db": (-15.0, 15.0, "dB", "a3-Offset 3 dB [TS 38.331 5.5.4.4]"),
-    "a3_hysteresis_db": (0.0, 15.0, "dB", "hysteresis 1 dB [TS 38.331 5.5.4.4]"),
-    "a3_ttt_s": (0.0, 5.12, "s", "timeToTrigger 160 ms [TS 38.331]"),
-    "map_resolution_m": (1.0, 25.0, "m", "received-power grid spacing (design)"),
-    "layout_seed": (0, 2**31 - 1, "-", "deployment draw (small cells, hotspots, LOS/shadowing fields)"),
-    "n_candidates": (2, 8, "cells", "K = 4 strongest cells (fixed across clients)"),
-}
-_INT_KNOBS = frozenset({"n_ues", "small_cells_per_macro", "sectors_per_site", "episode_steps", "layout_seed",
-                        "n_candidates"})
-
-
 @dataclass(frozen=True)
-class OranAccessConfig:
-    """Physical and protocol parameters; see the module docstring for units, ranges and sources."""
+class OranAccessConfig(KnobConfig):
+    """Physical and protocol parameters; default, unit, legal range and source per knob: ``knob_table``."""
 
-    n_ues: int = 30
-    small_cells_per_macro: int = 2
-    sectors_per_site: int = 1
-    isd_m: float = 500.0
-    carrier_ghz: float = 3.5
-    bandwidth_mhz: float = 20.0
-    macro_power_dbm: float = 46.0
-    small_power_dbm: float = 30.0
-    noise_figure_db: float = 9.0
-    shadowing_scale: float = 1.0
-    idle_cell_activity: float = 1.0
-    min_speed_mps: float = 1.0
-    max_speed_mps: float = 15.0
-    max_pause_s: float = 2.0
-    hotspot_fraction: float = 0.5
-    hotspot_radius_m: float = 40.0
-    step_s: float = 0.1
-    episode_steps: int = 600
-    ho_interruption_s: float = 0.05
-    ho_cost: float = 0.5
-    ping_pong_window_s: float = 1.0
-    ping_pong_cost: float = 1.0
-    background_policy: str = "a3"
-    a3_offset_db: float = 3.0
-    a3_hysteresis_db: float = 1.0
-    a3_ttt_s: float = 0.16
-    map_resolution_m: float = 5.0
-    layout_seed: int = 0
-    n_candidates: int = 4
+    n_ues: int = knob(30, 2, MAX_UES, integer=True, unit="UEs",
+                      source="traffic density (design; tens of UEs per client)")
+    small_cells_per_macro: int = knob(2, 0, 4, integer=True, unit="cells",
+                                      source="HetNet small cells per macro area; TR 36.814 A.2.1.1.2 uses 1-4 picos")
+    sectors_per_site: int = knob(1, 1, 3, integer=True, unit="-",
+                                 source="1 = omni (design) or 3 = TR 38.901 Table 7.3-1 sectors (2 is not allowed)")
+    isd_m: float = knob(500.0, 200.0, 1000.0, unit="m", source="500 m [TR 38.901 Table 7.2-1 UMa]")
+    carrier_ghz: float = knob(3.5, 0.5, 30.0, unit="GHz", source="3.5 GHz (NR n78) [TR 38.901 7.4.1 valid 0.5-100 GHz]")
+    bandwidth_mhz: float = knob(20.0, 1.4, 100.0, unit="MHz", source="20 MHz [TR 36.814 Table A.2.1.1-1]")
+    macro_power_dbm: float = knob(46.0, 20.0, 49.0, unit="dBm", source="46 dBm [TR 36.814 Table A.2.1.1-2, 20 MHz]")
+    small_power_dbm: float = knob(30.0, 10.0, 40.0, unit="dBm", source="30 dBm pico [TR 36.814 Table A.2.1.1.2-1]")
+    noise_figure_db: float = knob(9.0, 0.0, 15.0, unit="dB", source="UE noise figure 9 dB [TR 36.814 Table A.2.1.1-2]")
+    shadowing_scale: float = knob(1.0, 0.0, 2.0, unit="x",
+                                  source="multiplies the TR 38.901 Table 7.4.1-1 sigmas (1 = standard)")
+    idle_cell_activity: float = knob(1.0, 0.0, 1.0, unit="-",
+                                     source="interference weight of an empty cell (1 = full buffer, design)")
+    min_speed_mps: float = knob(1.0, 0.1, SPEED_NORM, unit="m/s", source="random waypoint speed lower bound (design)")
+    max_speed_mps: float = knob(15.0, 0.1, SPEED_NORM, unit="m/s",
+                                source="random waypoint speed upper bound: pedestrians to urban vehicles (design)")
+    max_pause_s: float = knob(2.0, 0.0, 60.0, unit="s",
+                              source="random waypoint pause upper bound (design)")
+    hotspot_fraction: float = knob(0.5, 0.0, 1.0, unit="-",
+                                   source="waypoints near hotspots; 2/3 in [TR 36.814 config 4b]")
+    hotspot_radius_m: float = knob(40.0, 10.0, 150.0, unit="m", source="40 m [TR 36.814 A.2.1.1.2]")
+    step_s: float = knob(0.1, 0.01, 1.0, unit="s",
+                         source="100 ms decision period (near-RT RIC loop 10 ms - 1 s)")
+    episode_steps: int = knob(600, 1, 1_000_000, integer=True, unit="steps", source="600 steps = one minute (design)")
+    ho_interruption_s: float = knob(0.05, 0.0, 1.0, unit="s", source="~50 ms [TR 36.881]; at most step_s")
+    ho_cost: float = knob(0.5, 0.0, 10.0, unit="reward", source="signalling cost per HO (design)")
+    ping_pong_window_s: float = knob(1.0, 0.0, 10.0, unit="s", source="1 s minimum time-of-stay [TR 36.839]")
+    ping_pong_cost: float = knob(1.0, 0.0, 10.0, unit="reward", source="extra cost of a ping-pong HO (design)")
+    background_policy: str = knob("a3", choices=BACKGROUND_POLICIES, unit="-",
+                                  source="handover rule of the other UEs in the gymnasium form")
+    a3_offset_db: float = knob(3.0, -15.0, 15.0, unit="dB", source="a3-Offset 3 dB [TS 38.331 5.5.4.4]")
+    a3_hysteresis_db: float = knob(1.0, 0.0, 15.0, unit="dB", source="hysteresis 1 dB [TS 38.331 5.5.4.4]")
+    a3_ttt_s: float = knob(0.16, 0.0, 5.12, unit="s", source="timeToTrigger 160 ms [TS 38.331]")
+    map_resolution_m: float = knob(5.0, 1.0, 25.0, unit="m", source="received-power grid spacing (design)")
+    layout_seed: int = knob(0, 0, 2**31 - 1, integer=True, unit="-",
+                            source="deployment draw (small cells, hotspots, LOS/shadowing fields)")
+    n_candidates: int = knob(4, 2, 8, integer=True, unit="cells", source="K = 4 strongest cells (fixed across clients)")
 
-    def __post_init__(self) -> None:
-        for name, (low, high, _unit, _src) in KNOBS.items():
-            value = getattr(self, name)
-            if name in _INT_KNOBS:
-                if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                    raise EnvConfigError(f"{name}={value!r} must be an integer in [{low}, {high}]")
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise EnvConfigError(f"{name}={value!r} must be a number in [{low}, {high}]")
-            check_range(name, value, low, high)
+    def check_constraints(self) -> None:
         if self.sectors_per_site not in (1, 3):
             raise EnvConfigError(f"sectors_per_site={self.sectors_per_site!r} is not allowed; allowed: 1, 3")
         if self.min_speed_mps > self.max_speed_mps:
             raise EnvConfigError(f"min_speed_mps={self.min_speed_mps!r} must not exceed "
                                  f"max_speed_mps={self.max_speed_mps!r}")
         check_range("ho_interruption_s", self.ho_interruption_s, 0.0, self.step_s)
-        if self.background_policy not in BACKGROUND_POLICIES:
-            raise EnvConfigError(f"background_policy={self.background_policy!r} is not allowed; "
-                                 f"allowed: {', '.join(BACKGROUND_POLICIES)}")
         n_cells = N_SITES * (self.sectors_per_site + self.small_cells_per_macro)
         if n_cells < self.n_candidates:
             raise EnvConfigError(f"n_candidates={self.n_candidates!r} exceeds the {n_cells} cells")
@@ -325,107 +268,7 @@ class OranAccessConfig:
         return N_SITES * (self.sectors_per_site + self.small_cells_per_macro)
 
 
-def _make_config(config: OranAccessConfig | None, overrides: Mapping[str, Any]) -> OranAccessConfig:
-    config = OranAccessConfig() if config is None else config
-    if not isinstance(config, OranAccessConfig):
-        raise EnvConfigError(f"config={config!r} is not an OranAccessConfig")
-    allowed = {f.name for f in fields(OranAccessConfig)}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise EnvConfigError(f"unknown knob(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return replace(config, **overrides) if overrides else config
-
-
-# ============================================================================================================
-# Channel model (pure functions, TR 38.901)
-# ============================================================================================================
-def breakpoint_distance(fc_ghz: float, h_bs: float, h_ut: float = H_UT) -> float:
-    """d'_BP = 4 h'_BS h'_UT f_c / c with effective heights h' = h - 1 m (TR 38.901 Table 7.4.1-1 note 1)."""
-    return 4.0 * (h_bs - 1.0) * (h_ut - 1.0) * fc_ghz * 1e9 / C_LIGHT
-
-
-def _as_float(x: np.ndarray | float) -> np.ndarray:
-    x = np.asarray(x)
-    return x if x.dtype == np.float32 else x.astype(np.float64)
-
-
-def pathloss_db(d2d: np.ndarray | float, los: np.ndarray | bool, *, scenario: str, fc_ghz: float,
-                h_bs: float | None = None, h_ut: float = H_UT) -> np.ndarray:
-    """TR 38.901 Table 7.4.1-1 path loss in dB for ``scenario`` 'uma' or 'umi' (street canyon).
-
-    d2d in metres (clamped to the 10 m validity bound), fc in GHz, heights in metres. LOS uses PL1 up to
-    the breakpoint d'_BP and PL2 beyond; NLOS is max(PL_LOS, PL'_NLOS) as the table prescribes.
-    float32 input stays float32 (the map builder), anything else is computed in float64.
-    """
-    if scenario not in ("uma", "umi"):
-        raise EnvConfigError(f"scenario={scenario!r} is not allowed; allowed: uma, umi")
-    h_bs = (H_BS_UMA if scenario == "uma" else H_BS_UMI) if h_bs is None else h_bs
-    d2d = np.maximum(_as_float(d2d), MIN_D2D)
-    dh2 = (h_bs - h_ut) ** 2
-    lg = 0.5 * np.log10(d2d * d2d + dh2)          # log10(d3D)
-    lf = math.log10(fc_ghz)
-    d_bp = breakpoint_distance(fc_ghz, h_bs, h_ut)
-    if scenario == "uma":
-        pl1 = 28.0 + 20.0 * lf + 22.0 * lg
-        pl2 = 28.0 + 20.0 * lf - 9.0 * math.log10(d_bp * d_bp + dh2) + 40.0 * lg
-        pl_nlos = 13.54 + 20.0 * lf - 0.6 * (h_ut - 1.5) + 39.08 * lg
-    else:
-        pl1 = 32.4 + 20.0 * lf + 21.0 * lg
-        pl2 = 32.4 + 20.0 * lf - 9.5 * math.log10(d_bp * d_bp + dh2) + 40.0 * lg
-        pl_nlos = 22.4 + 21.3 * lf - 0.3 * (h_ut - 1.5) + 35.3 * lg
-    pl_los = np.where(d2d <= d_bp, pl1, pl2)
-    return np.where(los, pl_los, np.maximum(pl_los, pl_nlos))
-
-
-def los_probability(d2d: np.ndarray | float, *, scenario: str) -> np.ndarray:
-    """TR 38.901 Table 7.4.2-1 LOS probability (outdoor UE at h_UT <= 13 m, so C'(h_UT) = 0 for UMa)."""
-    d = np.maximum(_as_float(d2d), 1e-3)
-    scale = 63.0 if scenario == "uma" else 36.0
-    p = 18.0 / d + np.exp(-d / scale) * (1.0 - 18.0 / d)
-    return np.where(d <= 18.0, 1.0, p).astype(d.dtype)
-
-
-def noise_mw(bandwidth_mhz: float, noise_figure_db: float) -> float:
-    """Thermal noise N0 B with N0 = -174 dBm/Hz plus the UE noise figure, in mW."""
-    return 10.0 ** ((-174.0 + 10.0 * math.log10(bandwidth_mhz * 1e6) + noise_figure_db) / 10.0)
-
-
-def sinr(p_rx_mw: np.ndarray, serving: np.ndarray | int, noise: float,
-         activity: np.ndarray | None = None) -> np.ndarray:
-    """Downlink SINR of UEs served by ``serving``: P_s / (sum_{c != s} a_c P_c + N).
-
-    ``p_rx_mw`` is [..., C] received power (mW) from every cell, ``activity`` the [C] interference weights
-    (default: every cell transmits).
-    """
-    p = np.asarray(p_rx_mw, dtype=np.float64)
-    a = np.ones(p.shape[-1]) if activity is None else np.asarray(activity, dtype=np.float64)
-    s = np.asarray(serving)
-    ps = np.take_along_axis(p, s[..., None], axis=-1)[..., 0]
-    interference = (p * a).sum(-1) - a[s] * ps
-    return ps / (interference + noise)
-
-
-def _std_normal_cdf(x: np.ndarray) -> np.ndarray:
-    """Phi(x) by the tanh approximation 0.5 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), |error| < 2e-4."""
-    return 0.5 * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-
-
-def _gaussian_field(rng: np.random.Generator, gy: int, gx: int, rho: np.ndarray) -> np.ndarray:
-    """Unit-variance float32 Gaussian fields [gy * gx, S] with correlation rho_s^(|di| + |dj|).
-
-    Separable first-order auto-regression along y then x: Gudmundson's exponential correlation per axis.
-    """
-    rho = rho.astype(np.float32)
-    innov = np.sqrt(1.0 - rho * rho).astype(np.float32)
-    f = rng.standard_normal((gy, gx, rho.size), dtype=np.float32)
-    for i in range(1, gy):             # along y; each step is vectorised over x and fields
-        f[i] *= innov
-        f[i] += rho * f[i - 1]
-    f = np.ascontiguousarray(f.transpose(1, 0, 2))
-    for j in range(1, gx):             # along x (transposed so that the slices are contiguous)
-        f[j] *= innov
-        f[j] += rho * f[j - 1]
-    return np.ascontiguousarray(f.transpose(1, 0, 2)).reshape(gy * gx, rho.size)
+__doc__ = document_knobs(__doc__, OranAccessConfig)
 
 
 # ============================================================================================================
@@ -1005,7 +848,7 @@ class OranAccessEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: OranAccessConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        self.config = _make_config(config, overrides)
+        self.config = resolve_config(OranAccessConfig, config, overrides)
         _check_render_mode(render_mode)
         self.render_mode = render_mode
         self._core = _Core(self.config, single=True)
@@ -1070,7 +913,7 @@ class OranAccessParallelEnv(ParallelEnv):
 
     def __init__(self, config: OranAccessConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
-        self.config = _make_config(config, overrides)
+        self.config = resolve_config(OranAccessConfig, config, overrides)
         _check_render_mode(render_mode)
         self.render_mode = render_mode
         self._core = _Core(self.config, single=False)
@@ -1176,9 +1019,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     timing stay fixed, so every client has the same observation and action spaces. Randomness only from
     ``np.random.default_rng(seed)``.
     """
-    if isinstance(n_clients, bool) or not isinstance(n_clients, int | np.integer) or n_clients < 1:
-        raise EnvConfigError(f"n_clients={n_clients!r} is out of range; allowed: integer >= 1")
-    check_range("heterogeneity", heterogeneity, 0.0, 1.0)
+    check_client_args(n_clients, heterogeneity)
     base = OranAccessConfig() if base is None else base
     rng = np.random.default_rng(seed)
     h = float(heterogeneity)
@@ -1186,8 +1027,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
         return [base for _ in range(int(n_clients))]
 
     def clip(name: str, v: float) -> float:
-        low, high = KNOBS[name][0], KNOBS[name][1]
-        return float(min(max(v, low), high))
+        return clip_knob(OranAccessConfig, name, v)
 
     out = []
     for _ in range(int(n_clients)):

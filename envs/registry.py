@@ -75,3 +75,9 @@ def check_range(name: str, value: float, low: float, high: float) -> None:
     """Raise ``EnvConfigError`` naming the knob and its legal range when value is outside [low, high]."""
     if not (low <= value <= high) or value != value:
         raise EnvConfigError(f"{name}={value!r} is out of range; allowed: [{low}, {high}]")
+
+
+def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> None:
+    """Raise ``EnvConfigError`` naming the allowed modes unless ``render_mode`` is None or one of them."""
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise EnvConfigError(f"render_mode={render_mode!r}; allowed: None, {', '.join(metadata['render_modes'])}")

@@ -16,7 +16,6 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 from envs.cv2x import (
     BASELINES,
     ENTRY,
-    KNOBS,
     PARALLEL_BASELINES,
     CV2XConfig,
     CV2XEnv,
@@ -173,7 +172,6 @@ def test_other_config_errors():
     with pytest.raises(EnvConfigError, match="v2v_power_levels_dbm"):
         CV2XConfig(v2v_power_levels_dbm=(23.0, 99.0))
     assert CV2XConfig.preset("highway").speed_max_kmh == 140.0
-    assert set(KNOBS) <= {f.name for f in dataclasses.fields(CV2XConfig)}
 
 
 # ---------------------------------------------------------------------- baselines

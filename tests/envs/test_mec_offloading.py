@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs
+from envs.knobs import knob_records, knob_spec
 from envs.mec_offloading import (
     BASELINES,
     ENTRY,
-    KNOBS,
     MecOffloadingConfig,
     MecOffloadingEnv,
     make_client_configs,
@@ -154,7 +154,8 @@ def test_task_stream_does_not_depend_on_the_policy():
                                         ("device_cpu_ghz", float("nan")), ("drop_penalty", 0.5),
                                         ("slot_s", 2.0), ("episode_tasks", 5)])
 def test_out_of_range_knob_names_knob_value_and_range(knob, value):
-    low, high = KNOBS[knob][:2]
+    spec = knob_spec(MecOffloadingConfig, knob)
+    low, high = spec.low, spec.high
     with pytest.raises(EnvConfigError) as exc:
         MecOffloadingConfig(**{knob: value})
     msg = str(exc.value)
@@ -192,8 +193,8 @@ def test_positive_heterogeneity_gives_different_valid_configs(n_clients, seed, h
     assert len(set(configs)) == n_clients                      # all distinct
     assert {c.n_servers for c in configs} == {MecOffloadingConfig().n_servers}   # shared action space
     for c in configs:
-        for name, (low, high, _, _) in KNOBS.items():
-            assert low <= getattr(c, name) <= high
+        for r in knob_records(MecOffloadingConfig):
+            assert r["low"] <= getattr(c, r["name"]) <= r["high"]
     assert make_client_configs(n_clients, het, seed) == configs   # seeded
     base = dataclasses.asdict(MecOffloadingConfig())
     spread = max(abs(math.log2(c.device_cpu_ghz / base["device_cpu_ghz"])) for c in configs)
@@ -250,7 +251,6 @@ def test_greedy_estimate_is_exact_when_background_load_is_constant():
 def test_docstring_documents_every_knob_with_its_default():
     doc = MecOffloadingEnv.__doc__
     assert "## Arguments" in doc and "## References" in doc
-    assert set(KNOBS) == {f.name for f in dataclasses.fields(MecOffloadingConfig)}
     defaults = MecOffloadingConfig()
-    for name in KNOBS:
-        assert f"* ``{name}`` = {getattr(defaults, name)!r} " in doc, name
+    for f in dataclasses.fields(MecOffloadingConfig):
+        assert f"| `{f.name}` | {getattr(defaults, f.name)!r} |" in doc, f.name

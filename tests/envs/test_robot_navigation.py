@@ -13,25 +13,23 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from envs.knobs import validate_knobs
 from envs.registry import EnvConfigError, register_entry
 from envs.robot_navigation import (
     BASELINES,
     ENTRY,
     ENTRY_DISCRETE,
-    KNOBS,
     MAP_FAMILIES,
     RobotNavigationConfig,
     RobotNavigationDiscreteEnv,
     RobotNavigationEnv,
-    _clearance_points,
-    _Layout,
-    _reachable,
     make_client_configs,
     make_discrete_client_configs,
     parallel_env,
     parallel_env_discrete,
     ray_cast,
 )
+from envs.robot_navigation.world import _clearance_points, _Layout, _reachable
 
 for _entry in (ENTRY, ENTRY_DISCRETE):
     if _entry.env_id not in gym.registry:
@@ -399,8 +397,7 @@ def test_client_configs_heterogeneity():
 def test_client_configs_are_legal_and_spread_grows_with_heterogeneity(h, seed):
     cfgs = make_client_configs(6, h, seed)
     for c in cfgs:
-        for name, (low, high, _, _) in KNOBS.items():
-            assert low <= getattr(c, name) <= high, name
+        validate_knobs(c)
         RobotNavigationConfig(**dataclasses.asdict(c))             # cross-knob constraints hold
     small = make_client_configs(6, h * 0.25, seed)
     spread = np.ptp([c.arena_size for c in cfgs])
