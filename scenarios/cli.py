@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run,train}")
     sub.required = True
     ls = sub.add_parser("list", help="list envs (with baselines), agents, strategies and scenarios")
-    ls.add_argument("--json", action="store_true", help="print the same as JSON")
+    ls.add_argument("--json", action="store_true", help="print the same as JSON (env knobs included)")
+    ls.add_argument("--knobs", action="store_true",
+                    help="print every env's knob table (Markdown, generated from the config declarations)")
     run = sub.add_parser("run", help="run a paper-style scenario and write results", add_help=False,
                          description="Run a scenario. Its knobs (e.g. --clients, --rounds, --strategy) depend on the "
                                      "scenario: `frl run SCENARIO --help` lists them.")
@@ -72,6 +74,7 @@ def catalog() -> dict[str, Any]:
     """Everything `frl list` shows, as plain data."""
     import envs
     from agents import AGENTS
+    from envs.knobs import knob_records
     from federation.strategies import DESCRIPTIONS, STRATEGIES
     from scenarios import SCENARIOS
 
@@ -79,7 +82,7 @@ def catalog() -> dict[str, Any]:
         "envs": [
             {"id": e.env_id, "name": e.name, "summary": e.summary, "baselines": list(e.baselines),
              "kpis": list(e.kpis), "parallel_env": e.parallel_entry_point,
-             "entry_point": e.entry_point}
+             "entry_point": e.entry_point, "knobs": knob_records(e.config_cls)}
             for e in envs.ENV_ENTRIES.values()
         ],
         "agents": [{"name": n, "summary": " ".join((c.__doc__ or "").strip().split("\n\n")[0].split())}
@@ -89,7 +92,24 @@ def catalog() -> dict[str, Any]:
     }
 
 
+def knob_tables() -> str:
+    """Every env config's knob table (Markdown), one section per config class: the README's reference,
+    generated from the declarations (``frl list --knobs``)."""
+    import envs
+    from envs.knobs import knob_table
+
+    by_config: dict[type, list[str]] = {}
+    for e in envs.ENV_ENTRIES.values():
+        by_config.setdefault(e.config_cls, []).append(e.env_id)
+    parts = [f"#### {', '.join(f'`{i}`' for i in ids)} (`{cls.__name__}`)\n\n{knob_table(cls).rstrip()}\n"
+             for cls, ids in by_config.items()]
+    return "\n".join(parts)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.knobs:
+        print(knob_tables(), end="")
+        return 0
     cat = catalog()
     if args.json:
         print(json.dumps(cat, indent=2))

@@ -151,3 +151,18 @@ def test_train_q_learning_on_cliffwalking_returns_and_learns(tmp_path, capsys):
                  "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"]["q-learning"]["mean_return"] >= -20.0  # optimal: -13; random walk: far below
+
+
+def test_readme_knob_tables_are_the_generated_ones(capsys):
+    from pathlib import Path
+
+    from scenarios.cli import knob_tables
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("<!-- knobs:begin -->\n", 1)[1].split("<!-- knobs:end -->", 1)[0]
+    assert section == knob_tables()
+    assert main(["list", "--knobs"]) == 0 and capsys.readouterr().out == knob_tables()
+    assert main(["list", "--json"]) == 0
+    mec = next(e for e in json.loads(capsys.readouterr().out)["envs"] if e["id"] == "frl/MecOffloading-v0")
+    assert {"name": "n_devices", "default": 20, "unit": "devices"}.items() <= next(
+        k for k in mec["knobs"] if k["name"] == "n_devices").items()
