@@ -147,19 +147,6 @@ class Agent(ABC):
         nothing is modified in that case.
         """
 
-    # ----- hooks personalised / proximal strategies use ----------------------------------------------
-    def set_proximal(self, mu: float) -> None:
-        """Add (μ/2)·||θ − θ_anchor||² to the loss, the anchor being the last ``set_weights`` (FedProx)."""
-        raise AgentError(f"agent {self.name!r} does not support a proximal term (FedProx / Ditto)")
-
-    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Set the proximal anchor without changing the parameters (Ditto)."""
-        raise AgentError(f"agent {self.name!r} does not support a proximal anchor (Ditto)")
-
-    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
-        """Train only parameters whose names start with one of ``prefixes`` (None: all), as FedRep needs."""
-        raise AgentError(f"agent {self.name!r} does not support freezing parameters (FedRep)")
-
     # ----- shared / personal split -------------------------------------------------------------------
     def is_personal(self, key: str) -> bool:
         return any(key.startswith(p) for p in self.personal_prefixes)
