@@ -18,7 +18,6 @@ weight decay. The shared machinery (networks, interaction loop, weights, FedProx
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor, EnsembleCritic, adam
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor
 
 #: Tuned hyperparameters by env id (``DDPGAgent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -74,15 +73,12 @@ class DDPGAgent(ContinuousAgent):
     config_class = DDPGConfig
     config: DDPGConfig
 
-    def _build(self, cfg: DDPGConfig) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=1)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+    critic_k = 1
+
+    def _make_actor(self, cfg: DDPGConfig) -> DeterministicActor:
         self._ou_state = np.zeros(self.act_dim, dtype=np.float32)
         self._ou_batch: np.ndarray | None = None  # per-sub-env OU states on a vector env (not checkpointed)
+        return DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
 
     # ----- exploration noise -----------------------------------------------------------------------------
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray:

@@ -22,6 +22,7 @@ keeps the heads local (FedPer, Arivazhagan et al. 2019). Targets and the SAC tem
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,9 +87,6 @@ class ContinuousConfig(ReplayConfig):
         self._float("actor_lr", 0.0, math.inf, lo_open=True)
         self._float("critic_lr", 0.0, math.inf, lo_open=True)
         self._sizes("hidden_sizes", non_empty=True)
-
-
-OffPolicyConfig = ContinuousConfig  # the name DDPG/TD3/SAC configs were documented under
 
 
 # ----- networks ------------------------------------------------------------------------------------------
@@ -306,12 +304,14 @@ class ReplayAgent(TorchAgent):
 # ----- DDPG / TD3 / SAC --------------------------------------------------------------------------------------
 class ContinuousAgent(ReplayAgent):
     """Spaces, action scaling, targets and the actor-critic steps shared by DDPG, TD3 and SAC. A subclass
-    sets ``name``, ``algorithm``, ``config_class`` and implements :meth:`_build` (``actor``, ``critic``,
-    ``critic_target``, optional ``actor_target``, optimisers; called in a seeded torch RNG scope),
-    :meth:`_policy` and :meth:`_update`."""
+    sets ``name``, ``algorithm``, ``config_class``, ``critic_k`` (critics in the ensemble), ``target_actor``
+    (whether the actor has a target) and implements :meth:`_make_actor`, :meth:`_policy` and :meth:`_update`;
+    the networks, targets and Adam optimisers are built here in a seeded torch RNG scope."""
 
     config_class: type[ContinuousConfig] = ContinuousConfig
     head_prefixes = ("actor.head.", "critic.head.")
+    critic_k = 2
+    target_actor = True
     actor: nn.Module
     critic: EnsembleCritic
     critic_target: EnsembleCritic
@@ -343,15 +343,21 @@ class ContinuousAgent(ReplayAgent):
         self._act_mid = ((high + low) / 2.0).astype(action_space.dtype)
         self._act_half = ((high - low) / 2.0).astype(action_space.dtype)
         with seeded_init(self._setup(cfg, seed)):
-            self._build(cfg)
-        targets = {"actor": getattr(self, "actor_target", None), "critic": self.critic_target}
+            self.actor = self._make_actor(cfg)
+            self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation,
+                                         k=self.critic_k)
         self.net = nn.ModuleDict({"actor": self.actor, "critic": self.critic})
-        self.target_net = nn.ModuleDict({k: m for k, m in targets.items() if m is not None})
+        self.target_net = copy.deepcopy(self.net if self.target_actor else nn.ModuleDict({"critic": self.critic}))
+        self.target_net.requires_grad_(False)
+        self.critic_target = self.target_net["critic"]
+        self.actor_target = self.target_net["actor"] if self.target_actor else None
+        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
         self._params = {k: list(m.parameters()) for k, m in self.net.items()}
         self._target_params = {k: list(m.parameters()) for k, m in self.target_net.items()}
         self.buffer = self._new_buffer(1)
 
-    def _build(self, cfg: Any) -> None:
+    def _make_actor(self, cfg: Any) -> nn.Module:
         raise NotImplementedError
 
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:

@@ -19,7 +19,6 @@ weights, FedProx, checkpoints) is in ``agents.offpolicy``.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from agents.base import AgentError
-from agents.offpolicy import ContinuousAgent, ContinuousConfig, EnsembleCritic, SquashedGaussianActor, adam
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, SquashedGaussianActor, adam
 
 #: Tuned hyperparameters by env id (``SACAgent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -81,22 +80,19 @@ class SACAgent(ContinuousAgent):
     config_class = SACConfig
     config: SACConfig
 
-    def _build(self, cfg: SACConfig) -> None:
-        self.actor = SquashedGaussianActor(
-            self.obs_dim,
-            self.act_dim,
-            cfg.hidden_sizes,
-            cfg.activation,
-            log_std_bounds=(cfg.log_std_min, cfg.log_std_max),
-        )
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=2)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+    target_actor = False  # SAC has no target actor
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.config
         # temperature: a local parameter (never shared), learned over log α
         self.log_alpha = torch.nn.Parameter(torch.full((1,), math.log(cfg.init_alpha)))
         self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    def _make_actor(self, cfg: SACConfig) -> SquashedGaussianActor:
+        return SquashedGaussianActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation,
+                                     log_std_bounds=(cfg.log_std_min, cfg.log_std_max))
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super()._optimizers(), "alpha": self.alpha_optimizer}

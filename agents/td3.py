@@ -16,7 +16,6 @@ weights, FedProx, checkpoints) is in ``agents.offpolicy``.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -25,23 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor, EnsembleCritic, adam
+from agents.ddpg import PRESETS as DDPG_PRESETS
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor
 
-#: Tuned hyperparameters by env id (``TD3Agent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
-PRESETS: dict[str, dict[str, Any]] = {
-    # rl-zoo's TD3 Pendulum settings (γ 0.98, lr 1e-3, noise 0.1, batch 256) with a 1k-step warm-up and
-    # 64-unit nets: evaluation return ≥ −250 by 6k-8k steps and ≈ −110 at 20k on seeds 0-2.
-    "Pendulum-v1": dict(
-        gamma=0.98,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        buffer_size=200_000,
-        learning_starts=1_000,
-        batch_size=256,
-        hidden_sizes=(64, 64),
-        exploration_noise=0.1,
-    ),
-}
+#: Tuned hyperparameters by env id (``TD3Agent(obs_space, act_space, **PRESETS["Pendulum-v1"])``): rl-zoo's
+#: TD3 Pendulum settings are its DDPG ones; evaluation return ≥ −250 by 6k-8k steps, ≈ −110 at 20k (seeds 0-2).
+PRESETS: dict[str, dict[str, Any]] = {env: dict(hp) for env, hp in DDPG_PRESETS.items()}
 
 
 @dataclass(frozen=True)
@@ -72,13 +60,8 @@ class TD3Agent(ContinuousAgent):
     config_class = TD3Config
     config: TD3Config
 
-    def _build(self, cfg: TD3Config) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=2)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+    def _make_actor(self, cfg: TD3Config) -> DeterministicActor:
+        return DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
 
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         a = self.actor.action(obs)

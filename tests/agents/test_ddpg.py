@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from agents import AgentError, agent_class
-from agents.offpolicy import DeterministicActor, EnsembleCritic, EnsembleLinear
 from agents.ddpg import PRESETS, DDPGAgent, DDPGConfig
+from agents.offpolicy import DeterministicActor, EnsembleCritic, EnsembleLinear
 from tests.agents.common import LinearBandit, ResetCounter, assert_weights_equal, modules_equal
 
 torch.set_num_threads(1)
