@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import AgentError, flat_observation_layout, linear_epsilon
+from agents.base import AgentError, flat_observation_layout, linear_epsilon, stored_batch
 from agents.buffers import ReplayBuffer
 from agents.nets import QNetwork, seeded_init
 from agents.offpolicy import ReplayAgent, ReplayConfig
@@ -131,13 +131,7 @@ class DQNAgent(ReplayAgent):
                             (), np.int64, self._rng, n_step=cfg.n_step, gamma=cfg.gamma, num_envs=num_envs)
 
     def _stored_batch(self, obs: Any) -> np.ndarray:
-        """A batch of observations as stored: float32 rows or 0-based indices of a Discrete space."""
-        if not self._obs_discrete:
-            return np.array(obs, dtype=np.float32)
-        x = np.asarray(obs, dtype=np.int64) - self._obs_start
-        if x.ndim != 1 or ((x < 0) | (x >= self.obs_dim)).any():
-            raise AgentError(f"observations {obs!r} outside Discrete({self.obs_dim}, start={self._obs_start})")
-        return x
+        return stored_batch(obs, self._obs_discrete, self.obs_dim, self._obs_start)
 
     def _encode(self, stored: np.ndarray) -> np.ndarray:
         """Stored observations → network input (one-hot rows for Discrete observations)."""
@@ -156,8 +150,6 @@ class DQNAgent(ReplayAgent):
         if explore and self._rng.random() < self.epsilon:
             return int(self._rng.integers(self.num_actions)) + self._action_start
         x = self._stored_batch(np.asarray(obs)[None])
-        if not self._obs_discrete and x.shape[1:] != self._obs_shape:
-            raise AgentError(f"observation shape {x.shape[1:]} does not match the expected {self._obs_shape}")
         return int(self.q.greedy(self._encode(x))[0]) + self._action_start
 
     def _behaviour(self, obs: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import AgentError, check_num_steps, learn_stats
+from agents.base import AgentError, check_num_steps, learn_stats, stored_batch
 from agents.buffers import ReplayBuffer
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, NumpyActing, activation_class, mlp, seeded_init
@@ -224,12 +224,10 @@ class ReplayAgent(TorchAgent):
     :meth:`_new_buffer`) and implements :meth:`_behaviour` (actions for a batch of stored observations),
     :meth:`_update` (one gradient step, returns named losses) and :meth:`_to_stored` (one observation)."""
 
-    _env_bound = ("_env", "_stepper")
     config: ReplayConfig
-    algorithm = "replay"
 
     def _stored_batch(self, obs: Any) -> np.ndarray:
-        return np.array(obs, dtype=np.float32)
+        return stored_batch(obs, False, self.obs_dim, 0)
 
     def _to_env(self, a: np.ndarray) -> np.ndarray:
         return a
@@ -241,14 +239,8 @@ class ReplayAgent(TorchAgent):
         """Called after each vector step moved the step counter from ``t_prev`` to ``t`` (target syncs)."""
 
     def learn(self, env: Any, num_steps: int) -> dict[str, float]:
-        """Interact with ``env`` (a gymnasium Env, VectorEnv or PettingZoo ParallelEnv: one network acts for
-        every sub-env / agent and all transitions feed one buffer, parameter sharing) for ``num_steps``
-        steps summed over sub-envs (rounded up to a multiple of ``num_envs``), training as configured.
-
-        The running episode continues across calls on the same env object; a new env object is reset with
-        a seed drawn from the agent's generator. Returns the mean of each loss over this call's updates
-        (absent if none), ``train/episode_return`` and ``train/episode_length`` (means over episodes
-        completed in this call; absent if none), ``train/episodes``, ``train/updates`` and ``train/steps``."""
+        """:meth:`agents.base.Agent.learn`: all sub-envs' transitions feed one buffer; ``train_freq`` and
+        ``learning_starts`` count steps summed over sub-envs. Adds ``train/updates`` (total)."""
         check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
@@ -370,10 +362,7 @@ class ContinuousAgent(ReplayAgent):
     def act(self, obs: np.ndarray, *, explore: bool = True) -> np.ndarray:
         """An action in the env's bounds: the exploration policy when ``explore``, else the deterministic
         one (``μ(s)``, or for SAC the squashed mean)."""
-        x = np.array(obs, dtype=np.float32)  # a copy: an env may reuse its observation array
-        if x.shape != (self.obs_dim,):
-            raise AgentError(f"observation shape {x.shape} does not match the expected {(self.obs_dim,)}")
-        return self._to_env(self._policy(x, explore))
+        return self._to_env(self._policy(self._stored_batch(np.asarray(obs)[None])[0], explore))
 
     def _behaviour(self, obs: np.ndarray) -> np.ndarray:
         if self.total_steps < self.config.learning_starts:

@@ -1,30 +1,19 @@
-"""Shared machinery of the on-policy agents (PPO, A2C, REINFORCE): config validation, spaces and the acting
-loop that fills a :class:`agents.rollout.RolloutBuffer` (weights, FedProx and checkpoints come from
-:class:`agents.torch_agent.TorchAgent`).
+"""Shared machinery of the on-policy agents (PPO, A2C, REINFORCE): config validation, spaces and the one
+acting loop that fills a :class:`agents.rollout.RolloutBuffer` (weights, FedProx and checkpoints come from
+:class:`agents.torch_agent.TorchAgent`). Each algorithm module subclasses :class:`OnPolicyAgent` with its
+config and writes its own ``_process_rollout`` (the update), so the algorithm reads top to bottom in its file.
 
-Each algorithm module (``agents/ppo.py``, ``agents/a2c.py``, ``agents/reinforce.py``) subclasses
-:class:`OnPolicyAgent` with its config dataclass and writes its own ``_process_rollout`` (the update), so the
-algorithm reads top to bottom in its file while the plumbing is written once.
+Environments: a single Env is the N = 1 case of :class:`agents.vector_stepping.VectorStepper`, which also
+drives VectorEnvs (any autoreset mode) and PettingZoo ParallelEnvs (one sub-env per agent, shared
+parameters). The loop is lean (Stable-Baselines3 is the speed reference): the actor runs on numpy views of
+its parameters, sampling noise for a whole rollout is drawn in one call, and log-probabilities and values
+are computed in one batched forward pass when the rollout is processed.
 
-Environments: ``learn(env, num_steps)`` takes a ``gymnasium.Env`` (one sub-env), a
-``gymnasium.vector.VectorEnv`` (any autoreset mode) or a PettingZoo ``ParallelEnv`` (wrapped in
-:class:`agents.parallel_adapter.ParallelToVector`, one sub-env per agent, shared parameters). ``num_steps``
-counts environment steps summed over sub-envs (rounded up to a multiple of ``num_envs``).
-
-Rollouts span ``learn`` calls: the agent collects ``n_steps`` steps per sub-env into the buffer and
-updates when it is full; a partial rollout stays in the buffer until the next call, so a federated round
-of fewer than ``n_steps × num_envs`` steps may end without an update (``train/updates`` says how many
-happened). The running episodes continue across calls on the same env object. A new env object is reset
-with a seed drawn from the agent's generator, and the pending rollout is closed as a truncation (it
-bootstraps from the abandoned episode's last observation).
-
-One interaction loop serves every env form: a single env is the N = 1 case of
-:class:`agents.vector_stepping.VectorStepper`. It is lean (Stable-Baselines3 is the speed reference): the
-actor runs on numpy views of its parameters, sampling noise for a whole rollout is drawn in one call, and
-log-probabilities and values are computed in one batched forward pass when the rollout is processed.
-
-Observation normalisation and reward scaling (:mod:`agents.normalization`) are updated once per rollout
-(from the raw observations and rewards of that rollout), so the policy is a fixed function while acting.
+Rollouts span ``learn`` calls: the agent collects ``n_steps`` steps per sub-env and updates when the buffer
+is full; a partial rollout stays until the next call (``train/updates`` says how many updates happened). A
+new env object closes the pending rollout as a truncation (it bootstraps from the abandoned episode's last
+observation). Observation normalisation and reward scaling (:mod:`agents.normalization`) are updated once
+per rollout, so the policy is a fixed function while acting.
 """
 
 from __future__ import annotations
@@ -38,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import AgentError, check_num_steps, flat_observation_layout, learn_stats
+from agents.base import AgentError, check_num_steps, flat_observation_layout, learn_stats, stored_batch
 from agents.config import ConfigChecks
 from agents.nets import ACTIVATIONS, seeded_init
 from agents.normalization import RewardScaler, RunningMeanStd
@@ -108,7 +97,6 @@ class OnPolicyAgent(TorchAgent):
 
     config_class: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
     algorithm: ClassVar[str] = "on-policy"
-    _env_bound = ("_env", "_stepper")
 
     def __init__(
         self,
@@ -189,8 +177,6 @@ class OnPolicyAgent(TorchAgent):
         """Sample from π(·|obs) when ``explore``, else its mode (argmax logits / Gaussian mean). Discrete
         actions are ints; Box actions float32 arrays clipped to the action bounds."""
         stored = self._stored_batch(np.asarray(obs)[None])
-        if not self._obs_discrete and stored.shape[1:] != self._obs_shape:
-            raise AgentError(f"observation shape {stored.shape[1:]} does not match the expected {self._obs_shape}")
         self._refresh_norm()
         out = self.policy.np_actor(self._encode_batch(stored)[0])
         if not self.continuous:
@@ -214,11 +200,8 @@ class OnPolicyAgent(TorchAgent):
 
     # ----- learning ------------------------------------------------------------------------------------
     def learn(self, env: Any, num_steps: int) -> dict[str, float]:
-        """Interact with ``env`` for ``num_steps`` env steps (summed over sub-envs), updating whenever
-        ``n_steps`` steps per sub-env have been collected. Returns ``train/steps`` (total so far),
-        ``train/updates`` (in this call), ``train/episodes``, ``train/episode_return`` and
-        ``train/episode_length`` (means over episodes completed in this call; absent if none) and the
-        algorithm's losses averaged over this call's updates (absent if none)."""
+        """:meth:`agents.base.Agent.learn`, updating whenever ``n_steps`` steps per sub-env have been
+        collected; adds ``train/updates`` (in this call)."""
         check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
@@ -287,13 +270,7 @@ class OnPolicyAgent(TorchAgent):
                                       int(self._rng.integers(2**31 - 1)))
 
     def _stored_batch(self, obs: Any) -> np.ndarray:
-        """A batch of raw observations as stored: float32 rows or 0-based indices of a Discrete space."""
-        if not self._obs_discrete:
-            return np.array(obs, dtype=np.float32)
-        x = np.asarray(obs, dtype=np.int64) - self._obs_start
-        if x.ndim != 1 or ((x < 0) | (x >= self.obs_dim)).any():
-            raise AgentError(f"observation {obs!r} outside Discrete({self.obs_dim}, start={self._obs_start})")
-        return x
+        return stored_batch(obs, self._obs_discrete, self.obs_dim, self._obs_start)
 
     def _close_pending_rollout(self) -> None:
         """The current episodes are abandoned: mark the newest stored step of every live sub-env as a

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import AgentError, check_num_steps, is_int, learn_stats, linear_epsilon
+from agents.base import AgentError, check_num_steps, is_int, is_number, learn_stats, linear_epsilon
 from agents.config import ConfigChecks
 from agents.torch_agent import TorchAgent, check_mu
 from agents.vector_stepping import VectorStepper, adopt_env
@@ -118,14 +118,10 @@ class TabularConfig(ConfigChecks):
                     raise AgentError(f"{name}={value!r} must be finite")
                 object.__setattr__(self, name, value)
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-
-
 def _tuple(value: Any, name: str, kind: type) -> tuple:
     """A scalar or a sequence → a tuple of ints (``kind=int``) or floats."""
     items = (value,) if np.ndim(value) == 0 else tuple(np.asarray(value, dtype=object).ravel())
-    check = (lambda v: is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else _is_num
+    check = (lambda v: is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else is_number
     if not items or not all(check(v) for v in items):
         what = "ints" if kind is int else "numbers"
         raise AgentError(f"{name}={value!r} must be one of {what} or a sequence of them")
@@ -296,32 +292,14 @@ class TabularAgent(TorchAgent):
         action (ties broken toward the lowest index, so evaluation consumes no randomness)."""
         s = self._index(obs)
         if explore:
-            return self._explore(s, self.epsilon) + self._action_start
+            return int(self._explore_batch(np.array([s]), self.epsilon)[0]) + self._action_start
         return int(self.q[s].argmax()) + self._action_start
-
-    def _explore(self, s: int, eps: float) -> int:
-        rng = self._rng
-        if rng.random() < eps:
-            return int(rng.integers(self.num_actions))
-        row = self.q[s]
-        best = np.flatnonzero(row == row.max())
-        return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
 
     # ----- learning ------------------------------------------------------------------------------------
     def learn(self, env: Any, num_steps: int) -> dict[str, float]:
-        """Interact with ``env`` for ``num_steps`` steps, updating the table after every step.
-
-        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one table acts and
-        learns for every agent: parameter sharing). For the vector forms ``num_steps`` counts steps summed
-        over sub-envs, rounded up to a multiple of ``num_envs``, and the TD updates of one vector step are
-        applied together, each computed from the table before that step (``numpy.add.at``, so two agents
-        updating the same entry both count).
-
-        The running episode continues across calls on the same env object; a new env object is reset with
-        a seed drawn from the agent's generator. Returns ``loss/td`` (mean squared TD error of this call's
-        updates), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
-        this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
-        """
+        """:meth:`agents.base.Agent.learn`, a TD update after every step (``loss/td``: the mean squared TD
+        error). The updates of one vector step are applied together, each computed from the table before
+        that step (``numpy.add.at``, so two agents updating the same entry both count)."""
         check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
@@ -357,7 +335,8 @@ class TabularAgent(TorchAgent):
             pending = np.where(tr.done, -1, a2)  # a new episode starts without a chosen action
         self._pending = pending
         returns, lengths = st.drain_episodes()
-        return self._stats(sq_sum, n_updates, returns, lengths)
+        losses = {"loss/td": sq_sum / n_updates} if n_updates else {}
+        return learn_stats(losses, returns, lengths, {"train/epsilon": self.epsilon, "train/steps": self.total_steps})
 
     def _explore_batch(self, states: np.ndarray, eps: float) -> np.ndarray:
         """ε-greedy actions for a batch of states, greedy ties broken uniformly at random."""
@@ -368,10 +347,6 @@ class TabularAgent(TorchAgent):
         if explore.any():
             a = np.where(explore, rng.integers(self.num_actions, size=len(states)), a)
         return a
-
-    def _stats(self, sq_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
-        losses = {"loss/td": sq_sum / n_updates} if n_updates else {}
-        return learn_stats(losses, returns, lengths, {"train/epsilon": self.epsilon, "train/steps": self.total_steps})
 
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentError, Weights, checked_weights, seed_sequence
+from agents.base import Agent, AgentError, Weights, checked_weights, is_number, seed_sequence
 
 CHECKPOINT_FORMAT = "frl-agent-checkpoint/1"
 
@@ -62,8 +62,7 @@ def read_checkpoint(path: str | os.PathLike[str], agent: str) -> dict[str, Any]:
 
 
 def check_mu(mu: Any) -> float:
-    ok = isinstance(mu, int | float | np.integer | np.floating) and not isinstance(mu, bool | np.bool_)
-    if not (ok and math.isfinite(mu) and mu >= 0.0):
+    if not (is_number(mu) and math.isfinite(mu) and mu >= 0.0):
         raise AgentError(f"prox_mu={mu!r} is out of range; allowed: finite >= 0")
     return float(mu)
 

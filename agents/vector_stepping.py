@@ -1,9 +1,9 @@
-"""Step a gymnasium ``VectorEnv`` or a PettingZoo ``ParallelEnv`` and hand back transitions a learner can store.
+"""Step a single Env, a gymnasium ``VectorEnv`` or a PettingZoo ``ParallelEnv`` and hand back transitions.
 
-Why one module: the three vector-env autoreset modes of gymnasium ≥ 1.0 and the padded agents of
+Why one module: every learner's one interaction loop runs on it (a single env is the N = 1 case). The three
+vector-env autoreset modes of gymnasium ≥ 1.0 and the padded agents of
 :class:`agents.parallel_adapter.ParallelToVector` each change which rows of a step are real transitions and
-where an ended episode's last observation is. Off-policy learners (DQN, DDPG, TD3, SAC, tabular) need exactly
-that and nothing else, so it is written once here:
+where an ended episode's last observation is:
 
 - ``SAME_STEP`` (and ``ParallelToVector``): a sub-env whose episode ends is reset inside the same ``step``;
   its final observation is in ``info["final_obs"][i]`` (an object array from gymnasium's vector envs, a
