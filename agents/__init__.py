@@ -1,15 +1,22 @@
-"""The RL agent zoo. ``AGENTS`` maps a CLI name to an Agent class."""
+"""The RL agent zoo. ``AGENTS`` maps a CLI name to an Agent class: the one explicit table of agents."""
 
 from __future__ import annotations
 
+from agents.a2c import A2CAgent
 from agents.base import Agent, AgentError, Weights
+from agents.ddpg import DDPGAgent
+from agents.dqn import DQNAgent
+from agents.ppo import PPOAgent
+from agents.reinforce import REINFORCEAgent
+from agents.sac import SACAgent
+from agents.tabular import QLearningAgent, SARSAAgent
+from agents.td3 import TD3Agent
 
-AGENTS: dict[str, type[Agent]] = {}
-
-
-def register_agent(cls: type[Agent]) -> type[Agent]:
-    AGENTS[cls.name] = cls
-    return cls
+AGENTS: dict[str, type[Agent]] = {
+    cls.name: cls
+    for cls in (A2CAgent, DDPGAgent, DQNAgent, PPOAgent, QLearningAgent, REINFORCEAgent, SACAgent, SARSAAgent,
+                TD3Agent)
+}
 
 
 def agent_class(name: str) -> type[Agent]:
@@ -18,14 +25,4 @@ def agent_class(name: str) -> type[Agent]:
     return AGENTS[name]
 
 
-# Importing each algorithm module registers it (decorated with register_agent).
-from agents import a2c as _a2c  # noqa: E402,F401
-from agents import ddpg as _ddpg  # noqa: E402,F401
-from agents import dqn as _dqn  # noqa: E402,F401
-from agents import ppo as _ppo  # noqa: E402,F401
-from agents import reinforce as _reinforce  # noqa: E402,F401
-from agents import sac as _sac  # noqa: E402,F401
-from agents import tabular as _tabular  # noqa: E402,F401
-from agents import td3 as _td3  # noqa: E402,F401
-
-__all__ = ["AGENTS", "Agent", "AgentError", "Weights", "agent_class", "register_agent"]
+__all__ = ["AGENTS", "Agent", "AgentError", "Weights", "agent_class"]

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents import register_agent
 from agents.onpolicy import OnPolicyAgent, OnPolicyConfig
 from agents.rollout import gae
 
@@ -66,7 +65,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@register_agent
 class A2CAgent(OnPolicyAgent):
     """Synchronous advantage actor-critic for Discrete or 1-D Box actions (see the module docstring)."""
 

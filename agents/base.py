@@ -23,6 +23,11 @@ def is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
 
 
+def is_number(v: Any) -> bool:
+    """A Python or numpy real number, not a bool."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+
+
 def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     """An agent's ``seed`` argument as the SeedSequence its generators are spawned from."""
     if isinstance(seed, np.random.SeedSequence):
@@ -42,6 +47,20 @@ def flat_observation_layout(space: gym.Space, algo: str) -> tuple[bool, int, int
     raise AgentError(
         f"{algo} supports observation spaces Box with a 1-D shape or Discrete (one-hot encoded); got {space!r}"
     )
+
+
+def stored_batch(obs: Any, discrete: bool, dim: int, start: int) -> np.ndarray:
+    """A batch of raw observations as a network agent stores them: fresh float32 rows, or 0-based indices
+    of a Discrete space (refused outside it)."""
+    if not discrete:
+        x = np.array(obs, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise AgentError(f"observation shape {x.shape[1:]} does not match the expected {(dim,)}")
+        return x
+    x = np.asarray(obs, dtype=np.int64) - start
+    if x.ndim != 1 or ((x < 0) | (x >= dim)).any():
+        raise AgentError(f"observation {obs!r} outside Discrete({dim}, start={start})")
+    return x
 
 
 def linear_epsilon(t: int, start: float, end: float, steps: int) -> float:
@@ -130,9 +149,13 @@ class Agent(ABC):
     def learn(self, env: gym.Env, num_steps: int) -> dict[str, float]:
         """Interact with ``env`` for ``num_steps`` environment steps and learn from it.
 
-        Continues the running episode across calls on the same env object (a federated round is a slice of
-        one long training run, not a fresh start). Returns named statistics, e.g. ``{"loss/td": ...,
-        "train/episode_return": ...}``.
+        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one learner acts for
+        every sub-env / agent: parameter sharing); ``num_steps`` counts steps summed over sub-envs, rounded
+        up to a multiple of ``num_envs``. Continues the running episode across calls on the same env object
+        (a federated round is a slice of one long training run); a new env object is reset with a seed from
+        the agent's generator. Returns the mean losses of this call's updates (absent if none), the mean
+        ``train/episode_return`` / ``train/episode_length`` of the episodes completed in it (absent if
+        none), ``train/episodes`` and ``train/steps`` (total).
         """
 
     @abstractmethod
@@ -146,19 +169,6 @@ class Agent(ABC):
         Raises ``AgentError`` naming the key for an unknown name or a wrong shape, and for non-finite values;
         nothing is modified in that case.
         """
-
-    # ----- hooks personalised / proximal strategies use ----------------------------------------------
-    def set_proximal(self, mu: float) -> None:
-        """Add (μ/2)·||θ − θ_anchor||² to the loss, the anchor being the last ``set_weights`` (FedProx)."""
-        raise AgentError(f"agent {self.name!r} does not support a proximal term (FedProx / Ditto)")
-
-    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Set the proximal anchor without changing the parameters (Ditto)."""
-        raise AgentError(f"agent {self.name!r} does not support a proximal anchor (Ditto)")
-
-    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
-        """Train only parameters whose names start with one of ``prefixes`` (None: all), as FedRep needs."""
-        raise AgentError(f"agent {self.name!r} does not support freezing parameters (FedRep)")
 
     # ----- shared / personal split -------------------------------------------------------------------
     def is_personal(self, key: str) -> bool:

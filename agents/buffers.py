@@ -93,26 +93,11 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    def add(
-        self,
-        obs: np.ndarray,
-        action: np.ndarray | int,
-        reward: float,
-        next_obs: np.ndarray,
-        terminated: bool,
-        truncated: bool,
-    ) -> None:
+    def add(self, obs: np.ndarray, action: np.ndarray | int, reward: float, next_obs: np.ndarray,
+            terminated: bool, truncated: bool) -> None:
         """Store one transition (overwrites the oldest when full); single-env buffers only."""
-        i = self.pos
-        self.obs[i] = obs
-        self.actions[i] = action
-        self.rewards[i] = reward
-        self.next_obs[i] = next_obs
-        self.terminated[i] = terminated
-        self.truncated[i] = truncated
-        self.pos = 0 if i + 1 == self.capacity else i + 1
-        if self.size < self.capacity:
-            self.size += 1
+        rows = (np.asarray(x)[None] for x in (obs, action, reward, next_obs, terminated, truncated))
+        self.add_batch(*rows, np.ones(1, dtype=bool))
 
     def add_batch(
         self,

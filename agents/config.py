@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import AgentError, is_int
+from agents.base import AgentError, is_int, is_number
 
 
 class ConfigChecks:
@@ -61,8 +61,7 @@ class ConfigChecks:
 
     def _float(self, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
         v = getattr(self, name)
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-        ok = ok and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        ok = is_number(v) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
         if not ok:
             rng = f"{'(' if lo_open else '['}{lo}, {hi}{']' if math.isfinite(hi) else ')'}"
             raise AgentError(f"{name}={v!r} out of range: must be a finite number in {rng}")

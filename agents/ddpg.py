@@ -13,12 +13,11 @@ noise ``x ← x − θ x dt + σ √dt ε`` (θ = 0.15; reset at each episode st
 action units; the first ``learning_starts`` steps are uniformly random. As in Fujimoto et al.'s DDPG
 re-implementation and Stable-Baselines3, the action enters the critic at its input and there is no critic
 weight decay. The shared machinery (networks, interaction loop, weights, FedProx, checkpoints) is in
-``agents.continuous``.
+``agents.offpolicy``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents import register_agent
-from agents.continuous import DeterministicActor, EnsembleCritic, OffPolicyAgent, OffPolicyConfig, adam
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor
 
 #: Tuned hyperparameters by env id (``DDPGAgent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -48,9 +46,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class DDPGConfig(OffPolicyConfig):
+class DDPGConfig(ContinuousConfig):
     """DDPG hyperparameters (defaults in the spirit of Lillicrap et al. 2016 with the 256-unit nets and
-    batch of later re-implementations). See :class:`agents.continuous.OffPolicyConfig` for the rest."""
+    batch of later re-implementations). See :class:`agents.offpolicy.ContinuousConfig` for the rest."""
 
     actor_lr: float = 1e-4  # Lillicrap et al.: 1e-4 actor, 1e-3 critic
     critic_lr: float = 1e-3
@@ -67,27 +65,20 @@ class DDPGConfig(OffPolicyConfig):
         self._float("ou_dt", 0.0, math.inf, lo_open=True)
 
 
-@register_agent
-class DDPGAgent(OffPolicyAgent):
+class DDPGAgent(ContinuousAgent):
     """DDPG on a 1-D Box action space and a 1-D Box observation space (module docstring for details)."""
 
     name = "ddpg"
-    algo = "DDPG"
+    algorithm = "DDPG"
     config_class = DDPGConfig
     config: DDPGConfig
 
-    def _build(self, cfg: DDPGConfig) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=1)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+    critic_k = 1
+
+    def _make_actor(self, cfg: DDPGConfig) -> DeterministicActor:
         self._ou_state = np.zeros(self.act_dim, dtype=np.float32)
         self._ou_batch: np.ndarray | None = None  # per-sub-env OU states on a vector env (not checkpointed)
-
-    def _targets(self) -> dict[str, torch.nn.Module]:
-        return {"actor": self.actor_target, "critic": self.critic_target}
+        return DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
 
     # ----- exploration noise -----------------------------------------------------------------------------
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -97,8 +88,8 @@ class DDPGAgent(OffPolicyAgent):
         if cfg.noise_type == "gaussian":
             return cfg.exploration_noise * eps
         # Ornstein–Uhlenbeck (Uhlenbeck & Ornstein 1930), Euler–Maruyama step with mean 0
-        if len(shape) == 1:
-            x = self._ou_state
+        if len(shape) == 1 or shape[0] == 1:
+            x = self._ou_state.reshape(shape)
         else:
             if self._ou_batch is None or self._ou_batch.shape != shape:
                 self._ou_batch = np.zeros(shape, dtype=np.float32)
@@ -106,8 +97,8 @@ class DDPGAgent(OffPolicyAgent):
         x += -cfg.ou_theta * x * cfg.ou_dt + cfg.exploration_noise * math.sqrt(cfg.ou_dt) * eps
         return x.copy()
 
-    def _reset_noise(self, rows: np.ndarray | None = None) -> None:
-        if rows is None:
+    def _episodes_started(self, rows: np.ndarray) -> None:
+        if self._stepper is None or self._stepper.num_envs == 1:
             self._ou_state[:] = 0.0
         elif self._ou_batch is not None:
             self._ou_batch[rows[rows < len(self._ou_batch)]] = 0.0
@@ -132,11 +123,11 @@ class DDPGAgent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)[0]
         critic_loss = F.mse_loss(q, y)
-        self._descend(critic_loss, "critic", self.critic_optimizer)
+        self._descend(critic_loss, self.critic_optimizer, prefix="critic.")
 
         # Actor: ascend Q(s, μ(s)) (deterministic policy gradient); the critic is frozen in this pass.
         actor_loss = -self._q_for_actor(obs, self.actor(obs)).mean()
-        self._descend(actor_loss, "actor", self.actor_optimizer)
+        self._descend(actor_loss, self.actor_optimizer, prefix="actor.")
 
         self._polyak("critic")
         self._polyak("actor")

@@ -84,16 +84,56 @@ class DuelingHead(nn.Module):
         return self.value(features) + adv - adv.mean(dim=-1, keepdim=True)
 
 
-class CachedViews(nn.Module):
-    """A module whose acting fast path caches detached views of its parameters in ``_plan``.
+_NP_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
+    nn.ReLU: lambda h: np.maximum(h, 0.0, out=h),
+    nn.Tanh: lambda h: np.tanh(h, out=h),
+}
+
+
+class NumpyActing(nn.Module):
+    """The acting fast path, written once: :meth:`acting_output` runs the layers of
+    :meth:`_acting_layers` (linear layers, each optionally followed by a parameter-free activation) as
+    numpy ``W h + b`` on cached views of the parameters, for one observation ``(d,)`` or a batch ``(N, d)``.
 
     The views share storage with the parameters, so in-place updates (optimiser steps, ``copy_``) are seen;
-    the cache is dropped whenever parameters may be replaced: ``to()``/``_apply``, ``load_state_dict`` and
-    pickling (``deepcopy`` included). Subclasses build ``_plan`` lazily."""
+    the cache is dropped whenever parameters may be replaced (``to()``/``_apply``, ``load_state_dict``,
+    pickling). Several times cheaper per env step than a module call. A learnable ``embedding`` (Jin et al.
+    2022) is appended to the observation, as in ``forward``.
+    """
 
     _plan: Any = None
+    embedding_dim: int = 0
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> CachedViews:
+    def _acting_layers(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def acting_output(self, x: np.ndarray) -> np.ndarray:
+        plan = self._plan if self._plan is not None else self._build_plan()
+        h = x
+        if self.embedding_dim:
+            emb = self.embedding.detach().numpy()
+            h = np.concatenate((x, emb if x.ndim == 1 else np.broadcast_to(emb, (len(x), len(emb)))), axis=-1)
+        for weight, bias, act in plan:
+            h = h @ weight.T if h.ndim == 2 else weight @ h
+            h += bias
+            if act is not None:
+                h = act(h)
+        return h
+
+    def _build_plan(self) -> list[tuple[np.ndarray, np.ndarray, Callable | None]]:
+        plan: list[list] = []
+        for layer in self._acting_layers():
+            if isinstance(layer, nn.Linear) and layer.bias is not None:
+                plan.append([layer.weight.detach().numpy(), layer.bias.detach().numpy(), None])
+            elif plan and plan[-1][2] is None and not any(True for _ in layer.parameters()):
+                fn = _NP_ACTIVATIONS.get(type(layer))
+                plan[-1][2] = fn if fn is not None else (lambda h, f=layer: f(torch.from_numpy(h)).numpy())
+            else:
+                raise TypeError(f"the acting fast path cannot run layer {layer!r}")
+        self._plan = [(w, b, a) for w, b, a in plan]
+        return self._plan
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> NumpyActing:
         self._plan = None
         return super()._apply(fn, recurse)
 
@@ -107,11 +147,12 @@ class CachedViews(nn.Module):
         return state
 
 
-class QNetwork(CachedViews):
+class QNetwork(NumpyActing):
     """State → one Q-value per discrete action, as ``head(body(obs))``.
 
     ``body`` is an MLP trunk (:func:`mlp` with ``out_dim=None``); ``head`` is a linear layer or a
-    :class:`DuelingHead`.
+    :class:`DuelingHead`. Jin et al. 2022 (AISTATS): with ``embedding_dim > 0`` a learnable per-client
+    vector is concatenated to every observation; the network is shared, the embedding stays local.
     """
 
     def __init__(
@@ -125,15 +166,12 @@ class QNetwork(CachedViews):
         embedding_dim: int = 0,
     ) -> None:
         super().__init__()
-        # Jin et al. 2022 (AISTATS), "personalization via environment embeddings": a learnable per-client
-        # vector is concatenated to every observation; the network is shared, the embedding stays local.
         self.embedding_dim = int(embedding_dim)
         if self.embedding_dim > 0:
             self.embedding = nn.Parameter(torch.zeros(self.embedding_dim))
         self.body = mlp(obs_dim + self.embedding_dim, hidden, None, activation)
         width = int(hidden[-1]) if len(hidden) else int(obs_dim)
         self.head: nn.Module = DuelingHead(width, num_actions) if dueling else nn.Linear(width, num_actions)
-        self._plan: list[tuple[torch.Tensor, torch.Tensor | None, Callable | None]] | None = None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.embedding_dim:
@@ -141,41 +179,10 @@ class QNetwork(CachedViews):
             obs = torch.cat([obs, emb], dim=-1)
         return self.head(self.body(obs))
 
-    # ----- acting fast path --------------------------------------------------------------------------
-    def greedy_action(self, obs: torch.Tensor) -> int:
-        """``argmax_a Q(obs, a)`` for one unbatched float32 observation: the per-step acting fast path.
+    def _acting_layers(self) -> list[nn.Module]:
+        # for a dueling head argmax Q = argmax A: the acting path runs the advantage stream only
+        return [*self.body, self.head.advantage if isinstance(self.head, DuelingHead) else self.head]
 
-        Runs the layers as plain ``addmv`` calls on cached detached views of the parameters, skipping
-        autograd and module-call overhead (several times faster than ``self(obs).argmax()`` for small
-        MLPs). The views share storage with the parameters, so in-place updates (optimiser steps,
-        ``copy_``, ``load_state_dict``) are seen; the cache is dropped when parameters may be replaced
-        (``to()``/``_apply``, ``load_state_dict``, pickling). For a dueling head argmax Q = argmax A.
-        """
-        plan = self._plan if self._plan is not None else self._build_plan()
-        h = torch.cat([obs, self.embedding.detach()]) if self.embedding_dim else obs
-        for weight, bias, act in plan:
-            h = torch.mv(weight, h) if bias is None else torch.addmv(bias, weight, h)
-            if act is not None:
-                h = act(h)
-        return int(h.argmax())
-
-    def _build_plan(self) -> list[tuple[torch.Tensor, torch.Tensor | None, Callable | None]]:
-        plan: list[list] = []
-        for layer in self.body:
-            if isinstance(layer, nn.Linear):
-                plan.append([layer.weight.detach(), _detached(layer.bias), None])
-            elif plan and plan[-1][2] is None and not any(True for _ in layer.parameters()):
-                plan[-1][2] = layer.forward  # a parameter-free activation after a linear layer
-            else:
-                raise TypeError(f"greedy_action cannot run body layer {layer!r}")
-        head = self.head.advantage if isinstance(self.head, DuelingHead) else self.head
-        if not isinstance(head, nn.Linear):
-            raise TypeError(f"greedy_action cannot run head {head!r}")
-        plan.append([head.weight.detach(), _detached(head.bias), None])
-        self._plan = [(w, b, a) for w, b, a in plan]
-        return self._plan
-
-
-
-def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.detach()
+    def greedy(self, x: np.ndarray) -> np.ndarray:
+        """``argmax_a Q(x, a)`` for one float32 observation or each row of a batch (the fast path)."""
+        return self.acting_output(x).argmax(-1)

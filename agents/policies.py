@@ -25,34 +25,22 @@ Initialisation: orthogonal weights (Saxe et al. 2014) with gain √2 on hidden l
 and 1 on the value head, zero biases — the "orthogonal initialisation and layer scaling" of Engstrom et al.
 (2020, "Implementation Matters in Deep Policy Gradients", ICLR) used by the OpenAI baselines PPO.
 
-Acting fast path: :meth:`ActorCritic.np_actor` runs the actor on numpy *views* of the parameters (they share
-memory with the tensors, so in-place optimiser steps are seen) — for one observation a few ``ndarray.dot``
-calls cost a fraction of a torch module call. Sampling uses noise drawn in advance from the agent's
-``numpy.random.Generator``: Gumbel-max for categoricals (Gumbel 1954; argmax(logits + g) ~ softmax(logits)),
-μ + σ·ε for Gaussians.
+Acting fast path: :meth:`ActorCritic.np_actor` runs the actor on numpy views of the parameters
+(:class:`agents.nets.NumpyActing`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from agents.nets import CachedViews, activation_class, mlp
+from agents.nets import NumpyActing, mlp
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-# numpy versions of the activations for the acting fast path (others fall back to a torch forward)
-_NP_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
-    nn.Tanh: lambda h: np.tanh(h, out=h),
-    nn.ReLU: lambda h: np.maximum(h, 0.0, out=h),
-}
-
-NpPlan = list[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray] | None]]
-
 
 class PolicyPart(nn.Module):
     """``head(body(features))`` — the actor's or the critic's own layers (``body`` may be empty)."""
@@ -66,7 +54,7 @@ class PolicyPart(nn.Module):
         return self.head(self.body(x))
 
 
-class ActorCritic(CachedViews):
+class ActorCritic(NumpyActing):
     """Actor π and critic V over a flat float observation of size ``obs_dim``.
 
     ``num_outputs`` is the number of discrete actions (``continuous=False``) or the action dimension
@@ -114,8 +102,6 @@ class ActorCritic(CachedViews):
             for head, gain in ((self.actor.head, 0.01), (self.critic.head, 1.0)):
                 nn.init.orthogonal_(head.weight, gain)
                 nn.init.zeros_(head.bias)
-        self._act_cls = activation_class(activation)
-        self._plan: NpPlan | None = None
 
     # ----- training-side evaluation (batched torch) ----------------------------------------------------
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
@@ -149,88 +135,14 @@ class ActorCritic(CachedViews):
         entropy = -(log_p.exp() * log_p).sum(-1)
         return log_prob, entropy
 
-    # ----- acting fast path (numpy) --------------------------------------------------------------------
+    # ----- acting fast path (numpy, agents.nets.NumpyActing) --------------------------------------------
+    def _acting_layers(self) -> list[nn.Module]:
+        return [*self.body, *self.actor.body, self.actor.head]
+
     def np_actor(self, x: np.ndarray) -> np.ndarray:
-        """Actor output (logits or mean) for one observation ``(obs_dim,)`` or a batch ``(N, obs_dim)``
-        of float32 numpy data, without autograd. Parameter views are cached (see the module docstring)."""
-        plan = self._plan if self._plan is not None else self._build_np_plan()
-        if not plan:  # an activation without a numpy version: plain torch forward
-            with torch.no_grad():
-                return self.actor_out(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-        h = x
-        if self.embedding_dim:
-            emb = self.embedding.detach().numpy()
-            h = np.concatenate((x, emb if x.ndim == 1 else np.broadcast_to(emb, (len(x), len(emb)))), axis=-1)
-        for weight_t, bias, act in plan:
-            h = h.dot(weight_t)
-            h += bias
-            if act is not None:
-                h = act(h)
-        return h
-
-    def np_actor_snapshot(self) -> Callable[[np.ndarray], np.ndarray]:
-        """The actor for one float32 observation ``(obs_dim,)`` as a numpy function over *copies* of the
-        current parameters — valid only until they change (the acting loop takes one per segment of
-        steps between updates). Each layer is one ``dot`` with the bias folded in as an extra column
-        (``[W b]·[h; 1]``) and an in-place activation into a preallocated buffer, and the environment
-        embedding is folded into the first bias: about a third faster than :meth:`np_actor`."""
-        act = _NP_ACTIVATIONS.get(self._act_cls)
-        if act is None:
-            return self.np_actor
-        linears = [m for seq in (self.body, self.actor.body) for m in seq if isinstance(m, nn.Linear)]
-        linears.append(self.actor.head)
-        d = self.obs_dim
-        x_aug = np.ones(d + 1, dtype=np.float32)
-        x_view = x_aug[:d]
-        layers = []
-        for k, layer in enumerate(linears):
-            w = layer.weight.detach().numpy()
-            b = layer.bias.detach().numpy()
-            if k == 0 and self.embedding_dim:
-                b = b + w[:, d:] @ self.embedding.detach().numpy()
-                w = w[:, :d]
-            w_aug = np.ascontiguousarray(np.concatenate([w, b[:, None]], axis=1), dtype=np.float32)
-            out = np.ones(w.shape[0] + 1, dtype=np.float32)
-            layers.append((w_aug, out, out[:-1]))
-        hidden, (w_last, _, _) = layers[:-1], layers[-1]
-
-        def actor(x: np.ndarray) -> np.ndarray:
-            x_view[...] = x
-            h = x_aug
-            for w_aug, out, view in hidden:
-                act(np.dot(w_aug, h, out=view))
-                h = out
-            return w_last.dot(h)
-
-        return actor
+        """Actor output (logits or mean) for one float32 observation ``(obs_dim,)`` or a batch."""
+        return self.acting_output(x)
 
     def np_log_std(self) -> np.ndarray:
         """A numpy view of ``actor.log_std`` (Gaussian policies)."""
         return self.actor.log_std.detach().numpy()
-
-    def _build_np_plan(self) -> NpPlan:
-        act = _NP_ACTIVATIONS.get(self._act_cls)
-        plan: NpPlan = []
-        if act is None:
-            self._plan = plan
-            return plan
-        for seq in (self.body, self.actor.body):
-            for layer in seq:
-                if isinstance(layer, nn.Linear):
-                    plan.append((layer.weight.detach().numpy().T, layer.bias.detach().numpy(), act))
-        head = self.actor.head
-        plan.append((head.weight.detach().numpy().T, head.bias.detach().numpy(), None))
-        self._plan = plan
-        return plan
-
-
-
-def personal_prefixes(continuous: bool, personal: str, embedding_dim: int) -> tuple[str, ...]:
-    """Parameter-name prefixes kept local: with ``personal="head"`` both heads (and the Gaussian log-std,
-    which belongs to the policy head); the environment embedding whenever there is one."""
-    out: tuple[str, ...] = ()
-    if personal == "head":
-        out += ("actor.head.", "critic.head.") + (("actor.log_std",) if continuous else ())
-    if embedding_dim > 0:
-        out += ("embedding",)
-    return out

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents import register_agent
 from agents.onpolicy import OnPolicyAgent, OnPolicyConfig
 from agents.rollout import gae
 
@@ -98,7 +97,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@register_agent
 class PPOAgent(OnPolicyAgent):
     """Clipped PPO with GAE for Discrete or 1-D Box actions (see the module docstring)."""
 

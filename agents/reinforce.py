@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents import register_agent
 from agents.base import AgentError
 from agents.onpolicy import OnPolicyAgent, OnPolicyConfig
 from agents.rollout import gae
@@ -78,7 +77,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@register_agent
 class REINFORCEAgent(OnPolicyAgent):
     """Monte Carlo policy gradient with a learned baseline (see the module docstring)."""
 
@@ -98,10 +96,7 @@ class REINFORCEAgent(OnPolicyAgent):
         if too_long.any():
             buf.dones[T - 1] |= too_long
             buf.bootstrap[T - 1] |= too_long
-            if self._obs_discrete:
-                current = np.atleast_1d(np.asarray(self._obs))
-            else:
-                current = self._current_input().numpy()
+            current = self._stepper.obs if self._obs_discrete else self._current_input().numpy()
             buf.final_obs[T - 1][too_long] = current[too_long]
             starts = np.where(too_long, T, starts)
 

@@ -7,19 +7,18 @@ Algorithm 1 — the "v2" without a separate value network):
   ``a' ~ π(·|s')`` (eq. 3, 5, with the clipped double-Q of Fujimoto et al. 2018), loss ``½ (Q_i − y)²``;
 - the policy ``a = tanh(u)``, ``u ~ N(m(s), σ(s)²)`` minimises ``E[α log π(a|s) − min_i Q_i(s, a)]`` with the
   reparameterisation trick (eq. 7, 11) and the tanh log-prob correction (appendix C; see
-  :class:`agents.continuous.SquashedGaussianActor`);
+  :class:`agents.offpolicy.SquashedGaussianActor`);
 - the temperature minimises ``J(α) = E[−α (log π(a|s) + H̄)]`` (eq. 18), with target entropy ``H̄ = −|A|``
   (section 5), optimised over ``log α`` as in the authors' code;
 - critic targets track by Polyak averaging (τ); there is no target actor.
 
 The first ``learning_starts`` steps are uniformly random; afterwards actions are sampled from π, and
 ``act(obs, explore=False)`` returns ``tanh(m(s))``. The shared machinery (networks, interaction loop,
-weights, FedProx, checkpoints) is in ``agents.continuous``.
+weights, FedProx, checkpoints) is in ``agents.offpolicy``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents import register_agent
 from agents.base import AgentError
-from agents.continuous import EnsembleCritic, OffPolicyAgent, OffPolicyConfig, SquashedGaussianActor, adam
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, SquashedGaussianActor, adam
 
 #: Tuned hyperparameters by env id (``SACAgent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -48,9 +46,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class SACConfig(OffPolicyConfig):
+class SACConfig(ContinuousConfig):
     """SAC hyperparameters (defaults: Haarnoja et al. 2018, Table 1: lr 3e-4, 256-unit nets, batch 256,
-    τ 0.005, γ 0.99). See :class:`agents.continuous.OffPolicyConfig` for the rest."""
+    τ 0.005, γ 0.99). See :class:`agents.offpolicy.ContinuousConfig` for the rest."""
 
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -74,31 +72,27 @@ class SACConfig(OffPolicyConfig):
             raise AgentError(f"log_std_min={self.log_std_min!r} must be < log_std_max={self.log_std_max!r}")
 
 
-@register_agent
-class SACAgent(OffPolicyAgent):
+class SACAgent(ContinuousAgent):
     """SAC on a 1-D Box action space and a 1-D Box observation space (module docstring for details)."""
 
     name = "sac"
-    algo = "SAC"
+    algorithm = "SAC"
     config_class = SACConfig
     config: SACConfig
 
-    def _build(self, cfg: SACConfig) -> None:
-        self.actor = SquashedGaussianActor(
-            self.obs_dim,
-            self.act_dim,
-            cfg.hidden_sizes,
-            cfg.activation,
-            log_std_bounds=(cfg.log_std_min, cfg.log_std_max),
-        )
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=2)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
+    target_actor = False  # SAC has no target actor
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.config
         # temperature: a local parameter (never shared), learned over log α
         self.log_alpha = torch.nn.Parameter(torch.full((1,), math.log(cfg.init_alpha)))
         self.alpha_optimizer = adam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    def _make_actor(self, cfg: SACConfig) -> SquashedGaussianActor:
+        return SquashedGaussianActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation,
+                                     log_std_bounds=(cfg.log_std_min, cfg.log_std_max))
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super()._optimizers(), "alpha": self.alpha_optimizer}
@@ -127,7 +121,7 @@ class SACAgent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)  # (2, B)
         critic_loss = F.mse_loss(q, y.expand_as(q))  # Σ_i ½ MSE(Q_i, y), in one fused op
-        self._descend(critic_loss, "critic", self.critic_optimizer)
+        self._descend(critic_loss, self.critic_optimizer, prefix="critic.")
 
         # Actor: E[α log π(ã|s) − min_i Q_i(s, ã)], ã = tanh(m + σε) reparameterised (critics frozen).
         new_actions, log_prob = self.actor(obs, self._gen)
@@ -141,7 +135,7 @@ class SACAgent(OffPolicyAgent):
             alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
             loss = loss + alpha_loss
             stats["loss/alpha"] = alpha_loss.item()
-        self._descend(loss, "actor", self.actor_optimizer, *((self.alpha_optimizer,) if cfg.autotune else ()))
+        self._descend(loss, self.actor_optimizer, *((self.alpha_optimizer,) if cfg.autotune else ()), prefix="actor.")
 
         self._polyak("critic")
         self.num_updates += 1

@@ -29,32 +29,18 @@ anchor), the anchor being the last table given to ``set_weights`` / ``set_anchor
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
-from agents import register_agent
-from agents.base import (
-    Agent,
-    AgentError,
-    Weights,
-    check_num_steps,
-    checked_weights,
-    is_int,
-    learn_stats,
-    linear_epsilon,
-    seed_sequence,
-)
-from agents.checkpoint import read_checkpoint, save_checkpoint
+from agents.base import AgentError, check_num_steps, is_int, is_number, learn_stats, linear_epsilon
 from agents.config import ConfigChecks
+from agents.torch_agent import TorchAgent, check_mu
 from agents.vector_stepping import VectorStepper, adopt_env
 
 Q_KEY = "q_table"
@@ -132,14 +118,10 @@ class TabularConfig(ConfigChecks):
                     raise AgentError(f"{name}={value!r} must be finite")
                 object.__setattr__(self, name, value)
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-
-
 def _tuple(value: Any, name: str, kind: type) -> tuple:
     """A scalar or a sequence → a tuple of ints (``kind=int``) or floats."""
     items = (value,) if np.ndim(value) == 0 else tuple(np.asarray(value, dtype=object).ravel())
-    check = (lambda v: is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else _is_num
+    check = (lambda v: is_int(v) or (isinstance(v, float) and v.is_integer())) if kind is int else is_number
     if not items or not all(check(v) for v in items):
         what = "ints" if kind is int else "numbers"
         raise AgentError(f"{name}={value!r} must be one of {what} or a sequence of them")
@@ -251,14 +233,24 @@ class _StateIndexer:
 
 
 # ----- the agents ----------------------------------------------------------------------------------------
-class TabularAgent(Agent):
+class _Table(nn.Module):
+    """The table as the one parameter ``q_table``, so that weights, anchor, freezing and checkpoints come
+    from :class:`agents.torch_agent.TorchAgent`; the agent updates it in place through a numpy view."""
+
+    def __init__(self, n_states: int, n_actions: int, initial_q: float) -> None:
+        super().__init__()
+        self.q_table = nn.Parameter(torch.full((n_states, n_actions), float(initial_q)), requires_grad=True)
+
+
+class TabularAgent(TorchAgent):
     """Shared machinery of the tabular agents; subclasses set ``name``, ``algorithm`` and ``on_policy``
     (False: Q-learning's max bootstrap; True: SARSA's bootstrap on the next action taken)."""
 
     name = "tabular"
     algorithm = "tabular"
     on_policy = False
-    _env_bound = ("_env", "_stepper", "_pending", "_state", "_action")
+    _counters = ("total_steps",)
+    _env_bound = ("_env", "_stepper", "_pending")
 
     def __init__(
         self,
@@ -269,7 +261,7 @@ class TabularAgent(Agent):
         config: TabularConfig | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = TabularConfig.resolve(config, overrides, self.algorithm)
+        cfg = TabularConfig.resolve(config, overrides, self.algorithm)
         self.observation_space = observation_space
         self.action_space = action_space
         if not isinstance(action_space, gym.spaces.Discrete):
@@ -278,25 +270,14 @@ class TabularAgent(Agent):
         self._action_start = int(action_space.start)
         self._index = _StateIndexer(observation_space, cfg, self.algorithm)
         self.n_states = self._index.n_states
+        self._setup(cfg, seed)  # numpy generator: ε-greedy, tie-breaking, env reset seeds
+        self.net = _Table(self.n_states, self.num_actions, cfg.initial_q)
+        self._pending: np.ndarray | None = None  # SARSA: the next action per sub-env, already chosen (−1: none)
 
-        # One numpy Generator for everything random (ε-greedy, tie-breaking, env reset seeds).
-        ss = seed_sequence(seed)
-        self._rng = np.random.default_rng(ss)
-
-        self.q = np.full((self.n_states, self.num_actions), cfg.initial_q, dtype=np.float32)
-        self.prox_mu = cfg.prox_mu  # may be changed per round by the strategy (set_proximal)
-        self._anchor: np.ndarray | None = None  # FedProx anchor (last set_weights / set_anchor table)
-        self._trainable = True  # set_trainable(()) freezes the table (FedRep with nothing personal)
-
-        # Interaction state that persists across learn() calls.
-        self.total_steps = 0
-        self._env: Any = None
-        self._stepper: VectorStepper | None = None  # set while learning on a VectorEnv / ParallelEnv
-        self._pending: np.ndarray | None = None  # SARSA on a vector env: next action per sub-env (−1: none)
-        self._state: int | None = None
-        self._action: int | None = None  # SARSA: the next action, already chosen
-        self._episode_return = 0.0
-        self._episode_length = 0
+    @property
+    def q(self) -> np.ndarray:
+        """The table ``(n_states, n_actions)``, a float32 numpy view of the parameter (writes go through)."""
+        return self.net.q_table.detach().numpy()
 
     # ----- acting --------------------------------------------------------------------------------------
     @property
@@ -311,104 +292,22 @@ class TabularAgent(Agent):
         action (ties broken toward the lowest index, so evaluation consumes no randomness)."""
         s = self._index(obs)
         if explore:
-            return self._explore(s, self.epsilon) + self._action_start
+            return int(self._explore_batch(np.array([s]), self.epsilon)[0]) + self._action_start
         return int(self.q[s].argmax()) + self._action_start
-
-    def _explore(self, s: int, eps: float) -> int:
-        rng = self._rng
-        if rng.random() < eps:
-            return int(rng.integers(self.num_actions))
-        row = self.q[s]
-        best = np.flatnonzero(row == row.max())
-        return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
 
     # ----- learning ------------------------------------------------------------------------------------
     def learn(self, env: Any, num_steps: int) -> dict[str, float]:
-        """Interact with ``env`` for ``num_steps`` steps, updating the table after every step.
-
-        ``env`` is a gymnasium Env, a gymnasium VectorEnv or a PettingZoo ParallelEnv (one table acts and
-        learns for every agent: parameter sharing). For the vector forms ``num_steps`` counts steps summed
-        over sub-envs, rounded up to a multiple of ``num_envs``, and the TD updates of one vector step are
-        applied together, each computed from the table before that step (``numpy.add.at``, so two agents
-        updating the same entry both count).
-
-        The running episode continues across calls on the same env object; a new env object is reset with
-        a seed drawn from the agent's generator. Returns ``loss/td`` (mean squared TD error of this call's
-        updates), ``train/episode_return`` and ``train/episode_length`` (means over episodes completed in
-        this call; absent if none), ``train/episodes``, ``train/epsilon`` and ``train/steps`` (total).
-        """
+        """:meth:`agents.base.Agent.learn`, a TD update after every step (``loss/td``: the mean squared TD
+        error). The updates of one vector step are applied together, each computed from the table before
+        that step (``numpy.add.at``, so two agents updating the same entry both count)."""
         check_num_steps(num_steps)
         if env is not self._env:
             self._start(env)
-        if self._stepper is not None:
-            return self._learn_vector(num_steps)
-        cfg = self.config
-        q, index, explore = self.q, self._index, self._explore
-        alpha, gamma, start = cfg.alpha, cfg.gamma, self._action_start
-        eps0, eps1, eps_steps = cfg.exploration_initial_eps, cfg.exploration_final_eps, cfg.exploration_steps
-        sarsa, train = self.on_policy, self._trainable
-        prox = self.prox_mu > 0.0 and self._anchor is not None
-        shrink, anchor = alpha * self.prox_mu, self._anchor
-
-        s, a, t = self._state, self._action, self.total_steps
-        returns: list[float] = []
-        lengths: list[int] = []
-        sq_sum = 0.0
-        for _ in range(num_steps):
-            eps = eps1 if t >= eps_steps else eps0 + (t / eps_steps) * (eps1 - eps0)
-            if a is None:  # Q-learning always; SARSA at the start of an episode
-                a = explore(s, eps)
-            raw, reward, terminated, truncated, _ = env.step(a + start)
-            s2 = index(raw)
-            reward = float(reward)
-            t += 1
-            # the next action (SARSA's bootstrap) is chosen with the ε of the step it will be taken at
-            a2 = None
-            if sarsa and not terminated:
-                a2 = explore(s2, eps1 if t >= eps_steps else eps0 + (t / eps_steps) * (eps1 - eps0))
-            if train:
-                if terminated:
-                    target = reward
-                elif sarsa:
-                    target = reward + gamma * float(q[s2, a2])
-                else:
-                    target = reward + gamma * float(q[s2].max())
-                delta = target - float(q[s, a])
-                q[s, a] += alpha * delta
-                sq_sum += delta * delta
-                if prox:  # FedProx gradient step on (μ/2)·||Q − Q_anchor||² (module docstring)
-                    q -= shrink * (q - anchor)
-            self._episode_return += reward
-            self._episode_length += 1
-            if terminated or truncated:
-                returns.append(self._episode_return)
-                lengths.append(self._episode_length)
-                self._episode_return, self._episode_length = 0.0, 0
-                s, a = index(env.reset()[0]), None
-            else:
-                s, a = s2, a2
-        self.total_steps = t
-        self._state, self._action = s, a
-        return self._stats(sq_sum, num_steps if train else 0, returns, lengths)
-
-    def _explore_batch(self, states: np.ndarray, eps: float) -> np.ndarray:
-        """ε-greedy actions for a batch of states, greedy ties broken uniformly at random."""
-        rng, q = self._rng, self.q[states]
-        keys = rng.random(q.shape) * (q == q.max(axis=1, keepdims=True))  # argmax: a random best action
-        a = keys.argmax(axis=1)
-        explore = rng.random(len(states)) < eps
-        if explore.any():
-            a = np.where(explore, rng.integers(self.num_actions, size=len(states)), a)
-        return a
-
-    def _learn_vector(self, num_steps: int) -> dict[str, float]:
-        """:meth:`learn` on a VectorEnv / ParallelEnv (see there)."""
         cfg, st = self.config, self._stepper
-        assert st is not None
         q, N, start = self.q, st.num_envs, self._action_start
-        alpha, gamma, sarsa, train = cfg.alpha, cfg.gamma, self.on_policy, self._trainable
-        prox = self.prox_mu > 0.0 and self._anchor is not None
-        keep, anchor = 1.0 - cfg.alpha * self.prox_mu, self._anchor
+        alpha, gamma, sarsa, train = cfg.alpha, cfg.gamma, self.on_policy, self.net.q_table.requires_grad
+        anchor = self._anchor[Q_KEY].numpy() if Q_KEY in self._anchor else None
+        prox, keep = self.prox_mu > 0.0 and anchor is not None, 1.0 - cfg.alpha * self.prox_mu
         pending = self._pending if self._pending is not None else np.full(N, -1, dtype=np.int64)
         sq_sum, n_updates = 0.0, 0
         for _ in range(-(-num_steps // N)):
@@ -436,116 +335,34 @@ class TabularAgent(Agent):
             pending = np.where(tr.done, -1, a2)  # a new episode starts without a chosen action
         self._pending = pending
         returns, lengths = st.drain_episodes()
-        return self._stats(sq_sum, n_updates, returns, lengths)
-
-    def _stats(self, sq_sum: float, n_updates: int, returns: list[float], lengths: list[int]) -> dict[str, float]:
         losses = {"loss/td": sq_sum / n_updates} if n_updates else {}
         return learn_stats(losses, returns, lengths, {"train/epsilon": self.epsilon, "train/steps": self.total_steps})
 
+    def _explore_batch(self, states: np.ndarray, eps: float) -> np.ndarray:
+        """ε-greedy actions for a batch of states, greedy ties broken uniformly at random."""
+        rng, q = self._rng, self.q[states]
+        keys = rng.random(q.shape) * (q == q.max(axis=1, keepdims=True))  # argmax: a random best action
+        a = keys.argmax(axis=1)
+        explore = rng.random(len(states)) < eps
+        if explore.any():
+            a = np.where(explore, rng.integers(self.num_actions, size=len(states)), a)
+        return a
+
     def _start(self, env: Any) -> None:
         """Adopt a new env: check its spaces, abandon the previous episode, reset with a seed."""
-        venv, obs_space, act_space = adopt_env(env)
-        if not isinstance(act_space, gym.spaces.Discrete) or (int(act_space.n), int(act_space.start)) != (
-            self.num_actions, self._action_start
-        ):
-            raise AgentError(f"env action space {act_space!r} does not match the agent's {self.action_space!r}")
-        if not self._index.matches(obs_space):
-            raise AgentError(
-                f"env observation space {obs_space!r} does not match the agent's {self.observation_space!r}"
-            )
-        seed = int(self._rng.integers(2**31 - 1))
-        self._env = env
-        self._episode_return, self._episode_length = 0.0, 0
-        self._pending = None
-        if venv is not None:
-            self._stepper = VectorStepper(venv, self._index.batch, seed)
-            self._state, self._action = None, None
-        else:
-            self._stepper = None
-            self._state, self._action = self._index(env.reset(seed=seed)[0]), None
-
-    # ----- weights ---------------------------------------------------------------------------------------
-    def get_weights(self) -> Weights:
-        """``{"q_table": float32 copy of shape (n_states, n_actions)}`` — all of it shared."""
-        return {Q_KEY: self.q.copy()}
-
-    def _check_table(self, weights: Mapping[str, np.ndarray], what: str) -> np.ndarray | None:
-        return checked_weights(weights, {Q_KEY: self.q.shape}, what).get(Q_KEY)
-
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Load the table (validated first: unknown key, wrong shape or non-finite → AgentError, nothing
-        changed). The given table also becomes the FedProx anchor. An empty mapping changes nothing."""
-        arr = self._check_table(weights, "weight")
-        if arr is not None:
-            self.q[...] = arr  # in place: learn() loops hold a reference to the table
-            self._anchor = arr.copy()
-
-    def set_anchor(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Set the proximal anchor without touching the table (Ditto)."""
-        arr = self._check_table(weights, "anchor weight")
-        if arr is not None:
-            self._anchor = arr.copy()
+        venv = adopt_env(env, self)
+        self._env, self._pending = env, None
+        self._stepper = VectorStepper(env if venv is None else venv, self._index.batch,
+                                      int(self._rng.integers(2**31 - 1)))
 
     def set_proximal(self, mu: float) -> None:
         """FedProx / Ditto weight μ of the proximal term (module docstring); α·μ ≤ 1."""
-        if not (_is_num(mu) and math.isfinite(mu) and mu >= 0.0):
-            raise AgentError(f"prox_mu={mu!r} is out of range; allowed: finite >= 0")
+        mu = check_mu(mu)
         if self.config.alpha * mu > 1.0:
             raise AgentError(f"prox_mu={mu!r} is out of range; allowed: <= 1/alpha = {1 / self.config.alpha:g}")
-        self.prox_mu = float(mu)
-
-    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
-        """The table learns if ``prefixes`` is None or one of them prefixes ``"q_table"``; else it is frozen
-        (the agent still interacts). FedRep (Collins et al. 2021) calls this; a table has one part only."""
-        self._trainable = prefixes is None or Q_KEY.startswith(tuple(prefixes))
-
-    # ----- checkpoints -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the table, step counter, RNG state and FedProx anchor atomically (temp file in the same
-        directory, then ``os.replace``), as tensors so ``torch.load(weights_only=True)`` reads it."""
-        payload = {
-            "n_states": self.n_states,
-            "num_actions": self.num_actions,
-            "config": json.dumps(dataclasses.asdict(self.config)),
-            "q": torch.from_numpy(self.q.copy()),
-            "total_steps": self.total_steps,
-            "rng_state": json.dumps(self._rng.bit_generator.state),
-            "anchor": None if self._anchor is None else torch.from_numpy(self._anchor.copy()),
-        }
-        save_checkpoint(path, self.name, payload)
-
-    def load(self, path: str | os.PathLike[str]) -> None:
-        """Restore a checkpoint written by :meth:`save` (``torch.load(weights_only=True)``).
-
-        Refuses (AgentError, nothing modified) a file that is not a checkpoint of this agent or whose table
-        shape differs. The agent keeps its own config."""
-        where = os.fspath(path)
-        payload = read_checkpoint(where, self.name)
-        q = payload.get("q")
-        shape = tuple(q.shape) if isinstance(q, torch.Tensor) else None
-        if shape != self.q.shape:
-            raise AgentError(f"checkpoint {where!r} has a table of shape {shape}, but this agent expects "
-                             f"{self.q.shape}")
-        try:
-            table = q.numpy().astype(np.float32)
-            anchor = payload.get("anchor")
-            anchor = None if anchor is None else anchor.numpy().astype(np.float32)
-            if anchor is not None and anchor.shape != self.q.shape:
-                raise ValueError(f"anchor shape {anchor.shape}")
-            rng_state = json.loads(payload["rng_state"])
-            total_steps = int(payload["total_steps"])
-            rng = np.random.default_rng()
-            rng.bit_generator.state = rng_state  # validates the state before we touch ours
-        except Exception as exc:
-            raise AgentError(f"checkpoint {where!r} is malformed: {exc}") from None
-        self.q[...] = table
-        self._anchor = anchor
-        self._rng.bit_generator.state = rng_state
-        self.total_steps = total_steps
+        self.prox_mu = mu
 
 
-
-@register_agent
 class QLearningAgent(TabularAgent):
     """Tabular Q-learning (Watkins 1989): off-policy TD control with the max bootstrap (S&B eq. 6.8)."""
 
@@ -554,7 +371,6 @@ class QLearningAgent(TabularAgent):
     on_policy = False
 
 
-@register_agent
 class SARSAAgent(TabularAgent):
     """Tabular SARSA (Rummery & Niranjan 1994): on-policy TD control bootstrapping on the next ε-greedy
     action actually taken (S&B eq. 6.7)."""

@@ -11,12 +11,11 @@ Methods", ICML, Algorithm 1), three changes to DDPG:
 
 Exploration adds Gaussian noise ``N(0, exploration_noise²)`` to ``μ(s)`` in ``[−1, 1]`` action units;
 the first ``learning_starts`` steps are uniformly random. The shared machinery (networks, interaction loop,
-weights, FedProx, checkpoints) is in ``agents.continuous``.
+weights, FedProx, checkpoints) is in ``agents.offpolicy``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -25,30 +24,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents import register_agent
-from agents.continuous import DeterministicActor, EnsembleCritic, OffPolicyAgent, OffPolicyConfig, adam
+from agents.ddpg import PRESETS as DDPG_PRESETS
+from agents.offpolicy import ContinuousAgent, ContinuousConfig, DeterministicActor
 
-#: Tuned hyperparameters by env id (``TD3Agent(obs_space, act_space, **PRESETS["Pendulum-v1"])``).
-PRESETS: dict[str, dict[str, Any]] = {
-    # rl-zoo's TD3 Pendulum settings (γ 0.98, lr 1e-3, noise 0.1, batch 256) with a 1k-step warm-up and
-    # 64-unit nets: evaluation return ≥ −250 by 6k-8k steps and ≈ −110 at 20k on seeds 0-2.
-    "Pendulum-v1": dict(
-        gamma=0.98,
-        actor_lr=1e-3,
-        critic_lr=1e-3,
-        buffer_size=200_000,
-        learning_starts=1_000,
-        batch_size=256,
-        hidden_sizes=(64, 64),
-        exploration_noise=0.1,
-    ),
-}
+#: Tuned hyperparameters by env id (``TD3Agent(obs_space, act_space, **PRESETS["Pendulum-v1"])``): rl-zoo's
+#: TD3 Pendulum settings are its DDPG ones; evaluation return ≥ −250 by 6k-8k steps, ≈ −110 at 20k (seeds 0-2).
+PRESETS: dict[str, dict[str, Any]] = {env: dict(hp) for env, hp in DDPG_PRESETS.items()}
 
 
 @dataclass(frozen=True)
-class TD3Config(OffPolicyConfig):
+class TD3Config(ContinuousConfig):
     """TD3 hyperparameters (defaults: Fujimoto et al. 2018, Table 3, with the 256-unit nets and 3e-4 step
-    sizes of the authors' updated code). See :class:`agents.continuous.OffPolicyConfig` for the rest."""
+    sizes of the authors' updated code). See :class:`agents.offpolicy.ContinuousConfig` for the rest."""
 
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -65,25 +52,16 @@ class TD3Config(OffPolicyConfig):
         self._int("policy_delay", 1)
 
 
-@register_agent
-class TD3Agent(OffPolicyAgent):
+class TD3Agent(ContinuousAgent):
     """TD3 on a 1-D Box action space and a 1-D Box observation space (module docstring for details)."""
 
     name = "td3"
-    algo = "TD3"
+    algorithm = "TD3"
     config_class = TD3Config
     config: TD3Config
 
-    def _build(self, cfg: TD3Config) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
-        self.critic = EnsembleCritic(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation, k=2)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = adam(self.actor.parameters(), cfg.actor_lr)
-        self.critic_optimizer = adam(self.critic.parameters(), cfg.critic_lr)
-
-    def _targets(self) -> dict[str, torch.nn.Module]:
-        return {"actor": self.actor_target, "critic": self.critic_target}
+    def _make_actor(self, cfg: TD3Config) -> DeterministicActor:
+        return DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.activation)
 
     def _policy(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         a = self.actor.action(obs)
@@ -109,14 +87,14 @@ class TD3Agent(OffPolicyAgent):
             y = rewards + discounts * next_q
         q = self.critic(obs, actions)  # (2, B)
         critic_loss = 2.0 * F.mse_loss(q, y.expand_as(q))  # Σ_i MSE(Q_i, y), in one fused op
-        self._descend(critic_loss, "critic", self.critic_optimizer)
+        self._descend(critic_loss, self.critic_optimizer, prefix="critic.")
         self.num_updates += 1
         stats = {"loss/critic": critic_loss.item()}
 
         # Delayed actor and target updates: maximise Q_1(s, μ(s)); the critic is frozen in this pass.
         if self.num_updates % cfg.policy_delay == 0:
             actor_loss = -self._q_for_actor(obs, self.actor(obs), first=1).mean()
-            self._descend(actor_loss, "actor", self.actor_optimizer)
+            self._descend(actor_loss, self.actor_optimizer, prefix="actor.")
             self._polyak("critic")
             self._polyak("actor")
             stats["loss/actor"] = actor_loss.item()

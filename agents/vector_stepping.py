@@ -1,9 +1,9 @@
-"""Step a gymnasium ``VectorEnv`` or a PettingZoo ``ParallelEnv`` and hand back transitions a learner can store.
+"""Step a single Env, a gymnasium ``VectorEnv`` or a PettingZoo ``ParallelEnv`` and hand back transitions.
 
-Why one module: the three vector-env autoreset modes of gymnasium ≥ 1.0 and the padded agents of
+Why one module: every learner's one interaction loop runs on it (a single env is the N = 1 case). The three
+vector-env autoreset modes of gymnasium ≥ 1.0 and the padded agents of
 :class:`agents.parallel_adapter.ParallelToVector` each change which rows of a step are real transitions and
-where an ended episode's last observation is. Off-policy learners (DQN, DDPG, TD3, SAC, tabular) need exactly
-that and nothing else, so it is written once here:
+where an ended episode's last observation is:
 
 - ``SAME_STEP`` (and ``ParallelToVector``): a sub-env whose episode ends is reset inside the same ``step``;
   its final observation is in ``info["final_obs"][i]`` (an object array from gymnasium's vector envs, a
@@ -49,13 +49,30 @@ def as_vector_env(env: Any) -> VectorEnv | None:
     )
 
 
-def adopt_env(env: Any) -> tuple[VectorEnv | None, gym.Space, gym.Space]:
-    """``(vector form or None, observation space, action space)`` of what a learner was given: the
-    per-sub-env (per-agent) spaces for a VectorEnv / ParallelEnv, the env's own for a single Env."""
+def same_space(ours: gym.Space, theirs: gym.Space, *, bounds: bool = False) -> bool:
+    """Whether an env's space fits an agent's: same Discrete ``n``/``start``, MultiDiscrete ``nvec`` or Box
+    shape (and, with ``bounds``, the same Box bounds: off-policy agents rescale actions to them)."""
+    if isinstance(ours, gym.spaces.Discrete):
+        return isinstance(theirs, gym.spaces.Discrete) and (int(ours.n), int(ours.start)) == (
+            int(theirs.n), int(theirs.start))
+    if isinstance(ours, gym.spaces.MultiDiscrete):
+        return isinstance(theirs, gym.spaces.MultiDiscrete) and np.array_equal(ours.nvec, theirs.nvec)
+    return isinstance(theirs, gym.spaces.Box) and theirs.shape == ours.shape and (
+        not bounds or (np.array_equal(ours.low, theirs.low) and np.array_equal(ours.high, theirs.high)))
+
+
+def adopt_env(env: Any, agent: Any, *, action_bounds: bool = False) -> VectorEnv | None:
+    """The vector form of what ``agent`` was given (None for a single Env), after checking that its
+    (per-sub-env, per-agent) spaces fit the agent's ``observation_space`` / ``action_space``."""
     venv = as_vector_env(env)
-    if venv is not None:
-        return venv, venv.single_observation_space, venv.single_action_space
-    return None, env.observation_space, env.action_space
+    obs_space, act_space = (env.observation_space, env.action_space) if venv is None else (
+        venv.single_observation_space, venv.single_action_space)
+    if not same_space(agent.action_space, act_space, bounds=action_bounds):
+        raise AgentError(f"env action space {act_space!r} does not match the agent's {agent.action_space!r}")
+    if not same_space(agent.observation_space, obs_space):
+        raise AgentError(
+            f"env observation space {obs_space!r} does not match the agent's {agent.observation_space!r}")
+    return venv
 
 
 @dataclass
@@ -76,7 +93,8 @@ class VectorTransition:
 
 
 class VectorStepper:
-    """Drives a VectorEnv (or a ParallelEnv through :class:`ParallelToVector`) for a learner.
+    """Drives a VectorEnv, a ParallelEnv (through :class:`ParallelToVector`) or a single Env (the N = 1
+    case, stepped directly: the one fast path of every learner's interaction loop) for a learner.
 
     ``convert`` turns a batch of raw observations into the learner's stored form (e.g. float32 rows or
     0-based state indices) and must return a fresh array. ``obs`` is the current batch of stored
@@ -85,23 +103,29 @@ class VectorStepper:
 
     def __init__(self, env: Any, convert: Callable[[Any], np.ndarray], seed: int) -> None:
         venv = as_vector_env(env)
-        if venv is None:
-            raise AgentError(f"VectorStepper needs a VectorEnv or a ParallelEnv, got {type(env).__name__}")
         self.venv, self.convert = venv, convert
-        self.num_envs = int(venv.num_envs)
+        self.env = env
+        self.num_envs = 1 if venv is None else int(venv.num_envs)
+        self.episode_return = np.zeros(self.num_envs)
+        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        if venv is None:
+            self.autoreset = None
+            self.obs = convert(np.asarray(env.reset(seed=int(seed))[0])[None])
+            self.active = np.ones(1, dtype=bool)
+            return
         mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.autoreset = mode if isinstance(mode, AutoresetMode) else AutoresetMode(mode)
         obs, info = venv.reset(seed=int(seed))
         self.obs = convert(obs)
         self.active = self._mask(info, np.ones(self.num_envs, dtype=bool))
-        self.episode_return = np.zeros(self.num_envs)
-        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
-        self.returns: list[float] = []
-        self.lengths: list[int] = []
 
     def step(self, actions: np.ndarray) -> VectorTransition:
         """Apply ``actions`` (one row per sub-env; padded rows are ignored by the env) and return the
         transitions; afterwards ``obs``/``active`` describe the next step."""
+        if self.venv is None:
+            return self._step_single(actions[0])
         valid = self.active
         raw_next, reward, terminated, truncated, info = self.venv.step(actions)
         terminated = np.asarray(terminated, dtype=bool) & valid
@@ -130,6 +154,22 @@ class VectorStepper:
         else:
             self.active = self._mask(info, np.ones(self.num_envs, dtype=bool))
         return VectorTransition(valid, rewards, successor, terminated, truncated)
+
+    def _step_single(self, action: Any) -> VectorTransition:
+        """One step of a single Env; an ended episode is reset here (like SAME_STEP autoreset)."""
+        raw, reward, terminated, truncated, _ = self.env.step(action)
+        successor = self.convert(np.asarray(raw)[None])
+        self.episode_return[0] += reward
+        self.episode_length[0] += 1
+        if terminated or truncated:
+            self.returns.append(float(self.episode_return[0]))
+            self.lengths.append(int(self.episode_length[0]))
+            self.episode_return[0], self.episode_length[0] = 0.0, 0
+            self.obs = self.convert(np.asarray(self.env.reset()[0])[None])
+        else:
+            self.obs = successor
+        return VectorTransition(self.active, np.array([reward], dtype=np.float64), successor,
+                                np.array([terminated]), np.array([truncated]))
 
     def drain_episodes(self) -> tuple[list[float], list[int]]:
         """Returns and lengths of the episodes completed since the last call."""

@@ -395,6 +395,28 @@ def test_load_refuses_wrong_files_naming_them_and_changes_nothing(name, tmp_path
     assert_learns_like_twin(case, agent, env, twin, twin_env)
 
 
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_load_refuses_non_finite_weights_and_changes_nothing(name, tmp_path):
+    """Every way in is validated: a checkpoint whose weights (online, target or anchor) hold NaN/inf is
+    refused like ``set_weights`` refuses them."""
+    case = CASES[name]
+    learned(case)[0].save(tmp_path / "ok.pt")
+    payload = torch.load(tmp_path / "ok.pt", weights_only=True)
+    for part, state in [*((f"modules.{k}", m) for k, m in payload["modules"].items()), ("anchor", payload["anchor"])]:
+        bad = copy.deepcopy(payload)
+        target = bad["anchor"] if part == "anchor" else bad["modules"][part.split(".", 1)[1]]
+        key = sorted(state)[-1]
+        target[key] = target[key].clone()
+        target[key].view(-1)[0] = float("nan") if part != "anchor" else float("inf")
+        torch.save(bad, tmp_path / f"{part}.pt")
+    (agent, env), (twin, twin_env) = learned(case), learned(case)
+    for path in sorted(tmp_path.glob("[am]*.pt")):
+        with pytest.raises(AgentError, match="non-finite"):
+            agent.load(path)
+        assert_same_tensors(agent, twin, after=f"loading {path.name}")
+    assert_learns_like_twin(case, agent, env, twin, twin_env)
+
+
 # ----- pickling (worker processes) ---------------------------------------------------------------------
 class Unpicklable(gym.Wrapper):
     """An env that cannot be pickled or deep-copied (it holds a lock), as many simulators cannot."""

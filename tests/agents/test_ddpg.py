@@ -1,4 +1,4 @@
-"""DDPG agent and the shared continuous-control machinery (agents/continuous.py): learning on a tiny task,
+"""DDPG agent and the shared continuous-control machinery (agents/offpolicy.py): learning on a tiny task,
 weight names and target networks, malformed checkpoints, spaces. (Seeds, weights, checkpoints and pickling of
 every agent: test_agent_contract.py.)"""
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from agents import AgentError, agent_class
-from agents.continuous import DeterministicActor, EnsembleCritic, EnsembleLinear
 from agents.ddpg import PRESETS, DDPGAgent, DDPGConfig
+from agents.offpolicy import DeterministicActor, EnsembleCritic, EnsembleLinear
 from tests.agents.common import LinearBandit, ResetCounter, assert_weights_equal, modules_equal
 
 torch.set_num_threads(1)
@@ -77,10 +77,10 @@ def test_multi_dim_actions_and_ou_noise():
     stats = agent.learn(env, 200)
     assert np.isfinite(stats["loss/critic"]) and agent.act(env.reset()[0]).shape == (3,)
     # OU noise is temporally correlated and restarts from 0 at each episode start
-    agent._reset_noise()
+    agent._ou_state[:] = 0.0
     xs = np.array([agent._noise((3,)) for _ in range(500)])
     assert np.corrcoef(xs[:-1, 0], xs[1:, 0])[0, 1] > 0.9
-    agent._reset_noise()
+    agent._episodes_started(np.arange(1))  # a new episode of the single env
     assert np.all(agent._ou_state == 0.0)
 
 
@@ -155,14 +155,14 @@ def test_load_refuses_a_checkpoint_without_target_or_noise_state(tmp_path):
     agent, env = make_agent()
     agent.save(tmp_path / "own.pt")
     payload = torch.load(tmp_path / "own.pt", weights_only=True)
-    del payload["modules"]["actor_target"]
+    del payload["modules"]["target"]["actor.head.bias"]
     torch.save(payload, tmp_path / "no_target.pt")
     payload = torch.load(tmp_path / "own.pt", weights_only=True)
     payload["extra"] = {}
     torch.save(payload, tmp_path / "no_noise_state.pt")
     agent.learn(env, 60)  # moves the weights away from own.pt
     before = agent.get_weights()
-    for name, msg in [("no_target.pt", "malformed.*actor_target"), ("no_noise_state.pt", "malformed.*ou_state")]:
+    for name, msg in [("no_target.pt", "network shapes.*target"), ("no_noise_state.pt", "malformed.*ou_state")]:
         with pytest.raises(AgentError, match=msg):
             agent.load(tmp_path / name)
     assert_weights_equal(agent.get_weights(), before)
@@ -172,7 +172,7 @@ def test_load_refuses_a_checkpoint_without_target_or_noise_state(tmp_path):
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        (dict(lr=1e-3), "unknown DDPG hyperparameter.*lr.*allowed: actor_lr, critic_lr"),
+        (dict(lr=1e-3), "unknown DDPG hyperparameter.*lr.*allowed: .*actor_lr, critic_lr"),
         (dict(actor_lr=0.0), r"actor_lr=0\.0 out of range"),
         (dict(gamma=1.5), r"gamma=1\.5 out of range"),
         (dict(tau=0.0), r"tau=0\.0 out of range"),

@@ -96,13 +96,14 @@ def test_greedy_fast_path_matches_forward_and_survives_copies():
     for dueling in (False, True):
         net = QNetwork(5, 3, (16, 8), "tanh", dueling=dueling)
         x = torch.randn(50, 5)
-        assert [net.greedy_action(r) for r in x] == net(x).argmax(1).tolist()
+        assert [int(net.greedy(r.numpy())) for r in x] == net(x).argmax(1).tolist()
+        assert net.greedy(x.numpy()).tolist() == net(x).argmax(1).tolist()
         clone = copy.deepcopy(net)
         with torch.no_grad():
             for p in clone.parameters():
                 p.mul_(-1.0)  # in-place change: the clone's cached views must follow, the original's not
-        assert [clone.greedy_action(r) for r in x] == clone(x).argmax(1).tolist()
-        assert [net.greedy_action(r) for r in x] == net(x).argmax(1).tolist()
+        assert [int(clone.greedy(r.numpy())) for r in x] == clone(x).argmax(1).tolist()
+        assert [int(net.greedy(r.numpy())) for r in x] == net(x).argmax(1).tolist()
 
 
 # ----- learning ------------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_prox_term_pulls_toward_anchor():
 @pytest.mark.parametrize(
     "kw, msg",
     [
-        (dict(lrr=1e-3), "unknown DQN hyperparameter.*lrr.*allowed: lr, gamma"),
+        (dict(lrr=1e-3), "unknown DQN hyperparameter.*lrr.*allowed: gamma.*, lr,"),
         (dict(lr=0.0), r"lr=0\.0 out of range.*\(0\.0, inf\)"),
         (dict(gamma=1.5), r"gamma=1\.5 out of range.*\[0\.0, 1\.0\]"),
         (dict(batch_size=0), "batch_size=0 out of range"),

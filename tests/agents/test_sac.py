@@ -13,7 +13,7 @@ import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from agents import AgentError, agent_class
-from agents.continuous import SquashedGaussianActor
+from agents.offpolicy import SquashedGaussianActor
 from agents.sac import PRESETS, SACAgent
 from tests.agents.common import LinearBandit, assert_weights_equal, modules_equal
 

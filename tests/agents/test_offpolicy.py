@@ -1,4 +1,4 @@
-"""What DDPG, TD3 and SAC share (agents/continuous.py), checked for each: learning a contextual bandit,
+"""What DDPG, TD3 and SAC share (agents/offpolicy.py), checked for each: learning a contextual bandit,
 personal heads, the FedProx term and the spaces they refuse."""
 
 from __future__ import annotations
