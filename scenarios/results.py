@@ -98,8 +98,9 @@ def summary_markdown(result: ExperimentResult) -> str:
     lines = [f"# {exp.scenario}: {exp.env_id}", "",
              f"{exp.describe()}; final evaluation over {exp.final_eval_episodes} episodes per client "
              f"(the same episode seeds for every method). 'model' is the model each client is scored with "
-             f"(global = the server's model for that client with its personal parameters; personal = Ditto's "
-             f"or the fine-tuned model; own = the independently trained one). Sorted by mean return.", "",
+             f"(global = the server's model for that client with its personal parameters; personal = Ditto's, "
+             f"APFL's mixture or the fine-tuned model; own = the independently trained one). Sorted by mean return.",
+             "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def fmt(x: Any, spec: str = ".4g") -> str:
