@@ -93,20 +93,12 @@ class DQNAgent(ReplayAgent):
 
     name = "dqn"
     algorithm = "DQN"
+    config_class = DQNConfig
     head_prefixes = ("head.",)
     config: DQNConfig
 
-    def __init__(
-        self,
-        observation_space: gym.Space,
-        action_space: gym.Space,
-        *,
-        seed: int | np.random.SeedSequence = 0,
-        config: DQNConfig | None = None,
-        **overrides: Any,
-    ) -> None:
-        cfg = DQNConfig.resolve(config, overrides, "DQN")
-        self.observation_space, self.action_space = observation_space, action_space
+    def _build(self, cfg: DQNConfig, seed: int | np.random.SeedSequence) -> None:
+        observation_space, action_space = self.observation_space, self.action_space
         if not isinstance(action_space, gym.spaces.Discrete):
             raise AgentError(f"DQN supports Discrete action spaces only; got {action_space!r}")
         self.num_actions, self._action_start = int(action_space.n), int(action_space.start)

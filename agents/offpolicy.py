@@ -308,17 +308,8 @@ class ContinuousAgent(ReplayAgent):
     critic: EnsembleCritic
     critic_target: EnsembleCritic
 
-    def __init__(
-        self,
-        observation_space: gym.Space,
-        action_space: gym.Space,
-        *,
-        seed: int | np.random.SeedSequence = 0,
-        config: ContinuousConfig | None = None,
-        **overrides: Any,
-    ) -> None:
-        cfg = self.config_class.resolve(config, overrides, self.algorithm)
-        self.observation_space, self.action_space = observation_space, action_space
+    def _build(self, cfg: ContinuousConfig, seed: int | np.random.SeedSequence) -> None:
+        observation_space, action_space = self.observation_space, self.action_space
         if not isinstance(action_space, gym.spaces.Box):
             raise AgentError(
                 f"{self.algorithm} supports Box action spaces; use dqn/ppo for Discrete (got {action_space!r})")

@@ -98,18 +98,8 @@ class OnPolicyAgent(TorchAgent):
     config_class: ClassVar[type[OnPolicyConfig]] = OnPolicyConfig
     algorithm: ClassVar[str] = "on-policy"
 
-    def __init__(
-        self,
-        observation_space: gym.Space,
-        action_space: gym.Space,
-        *,
-        seed: int | np.random.SeedSequence = 0,
-        config: OnPolicyConfig | None = None,
-        **overrides: Any,
-    ) -> None:
-        cfg = self.config_class.resolve(config, overrides, self.algorithm)
-        self.observation_space = observation_space
-        self.action_space = action_space
+    def _build(self, cfg: OnPolicyConfig, seed: int | np.random.SeedSequence) -> None:
+        observation_space, action_space = self.observation_space, self.action_space
 
         # Actions: Discrete (categorical policy) or a 1-D Box (diagonal Gaussian; samples are clipped to the
         # bounds when stepping the env, the buffer keeps the unclipped sample for the log-probability).

@@ -82,6 +82,21 @@ class TorchAgent(Agent):
     #: weight-name prefixes that ``personal="head"`` keeps local (FedPer, Arivazhagan et al. 2019)
     head_prefixes: tuple[str, ...] = ()
 
+    #: the algorithm's hyperparameter dataclass (a ``ConfigChecks``) and its name in messages
+    config_class: Any = None
+    algorithm: str = "agent"
+
+    def __init__(self, observation_space: Any, action_space: Any, *, seed: int | np.random.SeedSequence = 0,
+                 config: Any = None, **overrides: Any) -> None:
+        """``Cls(observation_space, action_space, seed=…, config=… | **overrides)`` for every algorithm: the
+        config is resolved and checked once here, then the algorithm builds its pieces (:meth:`_build`)."""
+        self.observation_space, self.action_space = observation_space, action_space
+        self._build(self.config_class.resolve(config, overrides, self.algorithm), seed)
+
+    def _build(self, cfg: Any, seed: int | np.random.SeedSequence) -> None:
+        """Check the spaces, call :meth:`_setup`, build ``net`` (and ``target_net``) and the optimisers."""
+        raise NotImplementedError
+
     def _setup(self, cfg: Any, seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
         """Spawn the generators (a numpy one for acting/sampling/reset seeds, a torch one for update-time
         noise) and return the SeedSequence for the network initialisation (used in a forked torch RNG)."""
