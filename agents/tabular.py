@@ -337,12 +337,7 @@ class TabularAgent(TorchAgent):
                 sq_sum += float(delta) ** 2
                 if prox:
                     q[...] = anchor + keep * (q - anchor)
-            st.episode_return[0] += reward
-            st.episode_length[0] += 1
-            if terminated or truncated:
-                st.returns.append(float(st.episode_return[0]))
-                st.lengths.append(int(st.episode_length[0]))
-                st.episode_return[0], st.episode_length[0] = 0.0, 0
+            if st.account(reward, terminated or truncated):
                 s, a = int(self._index(st.env.reset()[0])), -1
             else:
                 s, a = s2, a2

@@ -159,17 +159,22 @@ class VectorStepper:
         """One step of a single Env; an ended episode is reset here (like SAME_STEP autoreset)."""
         raw, reward, terminated, truncated, _ = self.env.step(action)
         successor = self.convert(np.asarray(raw)[None])
-        self.episode_return[0] += reward
-        self.episode_length[0] += 1
-        if terminated or truncated:
-            self.returns.append(float(self.episode_return[0]))
-            self.lengths.append(int(self.episode_length[0]))
-            self.episode_return[0], self.episode_length[0] = 0.0, 0
+        if self.account(reward, terminated or truncated):
             self.obs = self.convert(np.asarray(self.env.reset()[0])[None])
         else:
             self.obs = successor
         return VectorTransition(self.active, np.array([reward], dtype=np.float64), successor,
                                 np.array([terminated]), np.array([truncated]))
+
+    def account(self, reward: float, ended: bool) -> bool:
+        """Add one single-env step to the running episode's statistics, closing the episode if it ended."""
+        self.episode_return[0] += reward
+        self.episode_length[0] += 1
+        if ended:
+            self.returns.append(float(self.episode_return[0]))
+            self.lengths.append(int(self.episode_length[0]))
+            self.episode_return[0], self.episode_length[0] = 0.0, 0
+        return ended
 
     def drain_episodes(self) -> tuple[list[float], list[int]]:
         """Returns and lengths of the episodes completed since the last call."""
