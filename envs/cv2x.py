@@ -23,7 +23,15 @@ the RBs: the transmitters are an ego vehicle (vehicle 0, the gymnasium agent's `
 ``n_v2v - 1`` nearest vehicles; each receiver is the nearest vehicle that transmits nothing (the neighbour of
 [1]; excluding transmitters avoids half-duplex conflicts). The V2I users (V2I link m on RB m) are
 ``n_rb`` other vehicles drawn anywhere in the area (cell users). Design: with V2V links scattered over the
-whole area their mutual interference would be negligible.
+whole area their mutual interference would be negligible. ``link_geometry="v2i-vehicles"`` (the companion
+code of [1]): vehicles 0..M-1 are the V2I users (vehicle m on RB m) and V2V link k is sent by V2I vehicle k
+to its nearest other V2I vehicle, so the link lengths do not shrink with the density; a vehicle's own
+transmission reaches itself with an extra 50 dB loss (the code's ``+ 50 * identity``).
+
+**Background V2V traffic** (``bg_v2v_duty`` > 0): every other vehicle sends in each slot with that
+probability on a random RB at the maximum V2V power, interfering with the V2V receivers and the BS (drawn
+per period, i.i.d. Rayleigh per slot). The V2V load then grows with the density: the contention that the
+agents' K links alone do not add.
 
 **Channels** ([1] Table I-II, [3] Table A.1.4-1). Gain = antenna gains - path loss - shadowing + fast fading:
 
@@ -132,7 +140,21 @@ fields of ``config`` through ``envs.knobs.apply_overrides`` (unknown names raise
 
 {knob_table}
 
-Presets: ``CV2XConfig.preset("highway")`` gives the highway speeds (70-140 km/h [3]). For federation all
+Presets (``CV2XConfig.preset(name, **overrides)``): ``"urban"``, ``"highway"`` (70-140 km/h [3]) and
+``"liang2019"``, the setup of [1]: Table I (2 GHz, 4 RBs of 1 MHz, M = K = 4, BS 25 m / 8 dBi / 5 dB,
+vehicle 1.5 m / 3 dBi / 9 dB, 23 dBm V2I, 36-54 km/h, 100 ms) with the links of its companion code
+(``link_geometry="v2i-vehicles"``). Where paper and code differ: the code halves the TR 36.885 grid
+(375 m x 649 m, lanes 1.75 m, LOS within 7 m: followed, ``grid_scale=0.5``; at full size many V2I-vehicle
+pairs are too far apart for any policy); the code drops only the 4 V2I vehicles, the paper a TR 36.885 drop:
+followed the paper, at TR 36.885's density (spacing 2.5 s x mean speed: 32 veh/km/lane, ``tr36885_density``),
+the other vehicles carrying background V2V traffic with ``bg_v2v_duty`` 0.01 (a 300-byte TR 36.885 A.2
+message per 100 ms is one 1 ms slot of a 1 MHz RB at ~2.4 bit/s/Hz; design); the paper lists V2V powers
+[23, 10, 5] dBm, the code [23, 15, 5, -100]: followed the code (as the default); the code turns at
+intersections with probability 0.4 each way, kept TR 36.885's 0.25; the code puts the BS at the corner
+of its half grid, kept the centre [1]. The payload ``payload_bytes`` keeps the code's 2 x 1060 bytes;
+[1] Fig. 4-5 sweep it over 1-8 x 1060 bytes (inside its range). There random resource selection delivers
+clearly less than greedy/SPS at 4-8 x 1060 bytes and the per-slot exhaustive oracle more than both
+(``tests/envs/test_cv2x_liang2019.py``). For federation all
 clients must share ``n_rb``, ``n_v2v`` and the power levels (they fix the spaces); ``make_client_configs``
 varies speed, density, shadowing, payload and ``v2i_weight``, and at heterogeneity > 0.5 turns a share of the
 clients into highway areas.
@@ -175,10 +197,10 @@ from pettingzoo import ParallelEnv
 
 from envs.cv2x_channel import (
     _LAYOUTS,
-    _Layout,
     FADING_MAX,
     _block_rayleigh,
     _lane_km,
+    _Layout,
     pathloss_v2i_db,
     pathloss_v2v_db,
 )
@@ -221,7 +243,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # Liang, Ye & Li [1] Table I with the V2V links of their companion code (see the module docstring):
     # the V2V transmitters are the V2I vehicles, TR 36.885 density, background V2V traffic of the other cars
     "liang2019": {"scenario": "urban", "speed_min_kmh": 36.0, "speed_max_kmh": 54.0, "n_rb": 4, "n_v2v": 4,
-                  "link_geometry": "v2i-vehicles", "grid_scale": 0.5, "vehicle_density": round(tr36885_density(36.0, 54.0), 2),
+                  "link_geometry": "v2i-vehicles", "grid_scale": 0.5,
+                  "vehicle_density": round(tr36885_density(36.0, 54.0), 2),
                   "bg_v2v_duty": 0.01, "payload_bytes": 2120.0, "v2i_weight": 0.1},
 }
 PRESETS = tuple(_PRESETS)
@@ -307,9 +330,9 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
 
     At heterogeneity ``h``: speeds (both ends), vehicle density, both shadowing deviations and the payload are
     scaled by ``2**(h * U(-1, 1))`` (up to x/÷2 at h = 1; the V2I shadowing deviation then clamped to
-    ``V2I_SHADOW_STD_DB`` = [4, 10] dB, widened to include the base value) and ``v2i_weight`` is shifted by ``0.1 h U(-1, 1)``;
-    values are clipped to their legal ranges. For ``h > 0.5`` a share ``h - 0.5`` of the clients (rounded,
-    chosen at random) become highway areas (their speeds start from the highway preset) - the large
+    ``V2I_SHADOW_STD_DB`` = [4, 10] dB, widened to include the base value) and ``v2i_weight`` is shifted by
+    ``0.1 h U(-1, 1)``; values are clipped to their legal ranges. For ``h > 0.5`` a share ``h - 0.5`` of the
+    clients (rounded, chosen at random) become highway areas (their speeds start from the highway preset) - the large
     heterogeneity of urban vs highway traffic. ``n_rb``, ``n_v2v`` and the power levels stay fixed (they set
     the spaces every client of a federation must share). ``h = 0`` returns copies of ``base``.
     """
