@@ -767,7 +767,7 @@ class _Sim:
         intf = np.einsum("cj,cjk->ck", pw, g * same) + self.bg[t][K + ar, rb]
         n_v2v = np.log1p(own / intf)                                         # nat/s/Hz
         onehot = rb[:, :, None] == np.arange(R)
-        i_bs = np.einsum("ck,ckr->cr", pw * h[ar, rb, 2 * K], onehot) + self.noise_bs
+        i_bs = np.einsum("ck,ckr->cr", pw * h[ar, rb, 2 * K], onehot) + self.bg[t][2 * K]
         r_v2i = np.log2(1.0 + self.s_v2i[t] / i_bs)
         r_v2v = n_v2v * _LOG2E
         if lookahead:

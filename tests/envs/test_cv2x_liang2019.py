@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pettingzoo.test import parallel_api_test
 
 from envs.cv2x import (
@@ -123,3 +125,23 @@ def test_room_to_learn_random_below_heuristics_below_oracle(units):
     oracle = delivery(cfg, "exhaustive", seeds)
     assert rand < best - 0.1
     assert oracle > best
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), scenario=st.sampled_from(["urban", "highway"]),
+       geometry=st.sampled_from(["neighbourhood", "v2i-vehicles"]), density=st.floats(0.5, 50.0),
+       duty=st.floats(0.0, 0.2), scale=st.floats(0.25, 1.0), k=st.integers(1, 4), extra=st.integers(0, 2))
+def test_property_obs_in_space_and_step_matches_score(seed, scenario, geometry, density, duty, scale, k, extra):
+    r = max(k, 2) + extra
+    env = parallel_env(scenario=scenario, link_geometry=geometry, vehicle_density=density, bg_v2v_duty=duty,
+                       grid_scale=scale, n_v2v=k, n_rb=r)
+    obs, _ = env.reset(seed=seed)
+    sim = env.unwrapped.sim
+    space = env.observation_space("link_0")
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        assert all(space.contains(o) for o in obs.values())
+        acts = rng.integers(sim.A, size=k)
+        predicted = sim.score(acts[None, :])[0]
+        obs, rew, _, _, _ = env.step({f"link_{i}": int(a) for i, a in enumerate(acts)})
+        assert rew["link_0"] == pytest.approx(predicted, rel=1e-9, abs=1e-12)
