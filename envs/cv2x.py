@@ -23,7 +23,15 @@ the RBs: the transmitters are an ego vehicle (vehicle 0, the gymnasium agent's `
 ``n_v2v - 1`` nearest vehicles; each receiver is the nearest vehicle that transmits nothing (the neighbour of
 [1]; excluding transmitters avoids half-duplex conflicts). The V2I users (V2I link m on RB m) are
 ``n_rb`` other vehicles drawn anywhere in the area (cell users). Design: with V2V links scattered over the
-whole area their mutual interference would be negligible.
+whole area their mutual interference would be negligible. ``link_geometry="v2i-vehicles"`` (the companion
+code of [1]): vehicles 0..M-1 are the V2I users (vehicle m on RB m) and V2V link k is sent by V2I vehicle k
+to its nearest other V2I vehicle, so the link lengths do not shrink with the density; a vehicle's own
+transmission reaches itself with an extra 50 dB loss (the code's ``+ 50 * identity``).
+
+**Background V2V traffic** (``bg_v2v_duty`` > 0): every other vehicle sends in each slot with that
+probability on a random RB at the maximum V2V power, interfering with the V2V receivers and the BS (drawn
+per period, i.i.d. Rayleigh per slot). The V2V load then grows with the density: the contention that the
+agents' K links alone do not add.
 
 **Channels** ([1] Table I-II, [3] Table A.1.4-1). Gain = antenna gains - path loss - shadowing + fast fading:
 
@@ -132,7 +140,21 @@ fields of ``config`` through ``envs.knobs.apply_overrides`` (unknown names raise
 
 {knob_table}
 
-Presets: ``CV2XConfig.preset("highway")`` gives the highway speeds (70-140 km/h [3]). For federation all
+Presets (``CV2XConfig.preset(name, **overrides)``): ``"urban"``, ``"highway"`` (70-140 km/h [3]) and
+``"liang2019"``, the setup of [1]: Table I (2 GHz, 4 RBs of 1 MHz, M = K = 4, BS 25 m / 8 dBi / 5 dB,
+vehicle 1.5 m / 3 dBi / 9 dB, 23 dBm V2I, 36-54 km/h, 100 ms) with the links of its companion code
+(``link_geometry="v2i-vehicles"``). Where paper and code differ: the code halves the TR 36.885 grid
+(375 m x 649 m, lanes 1.75 m, LOS within 7 m: followed, ``grid_scale=0.5``; at full size many V2I-vehicle
+pairs are too far apart for any policy); the code drops only the 4 V2I vehicles, the paper a TR 36.885 drop:
+followed the paper, at TR 36.885's density (spacing 2.5 s x mean speed: 32 veh/km/lane, ``tr36885_density``),
+the other vehicles carrying background V2V traffic with ``bg_v2v_duty`` 0.01 (a 300-byte TR 36.885 A.2
+message per 100 ms is one 1 ms slot of a 1 MHz RB at ~2.4 bit/s/Hz; design); the paper lists V2V powers
+[23, 10, 5] dBm, the code [23, 15, 5, -100]: followed the code (as the default); the code turns at
+intersections with probability 0.4 each way, kept TR 36.885's 0.25; the code puts the BS at the corner
+of its half grid, kept the centre [1]. The payload ``payload_bytes`` keeps the code's 2 x 1060 bytes;
+[1] Fig. 4-5 sweep it over 1-8 x 1060 bytes (inside its range). There random resource selection delivers
+clearly less than greedy/SPS at 4-8 x 1060 bytes and the per-slot exhaustive oracle more than both
+(``tests/envs/test_cv2x_liang2019.py``). For federation all
 clients must share ``n_rb``, ``n_v2v`` and the power levels (they fix the spaces); ``make_client_configs``
 varies speed, density, shadowing, payload and ``v2i_weight``, and at heterogeneity > 0.5 turns a share of the
 clients into highway areas.
@@ -175,8 +197,10 @@ from pettingzoo import ParallelEnv
 
 from envs.cv2x_channel import (
     _LAYOUTS,
+    FADING_MAX,
     _block_rayleigh,
     _lane_km,
+    _Layout,
     pathloss_v2i_db,
     pathloss_v2v_db,
 )
@@ -197,11 +221,33 @@ __all__ = [
 SCENARIOS = ("urban", "highway")
 BACKGROUND_POLICIES = ("sps", "random", "greedy", "round-robin")
 
-# scenario presets: fields that change with the scenario (speeds of TR 36.885 A.1.2)
-_PRESETS: dict[str, dict[str, float]] = {
-    "urban": {"speed_min_kmh": 36.0, "speed_max_kmh": 54.0},
-    "highway": {"speed_min_kmh": 70.0, "speed_max_kmh": 140.0},
+LINK_GEOMETRIES = ("neighbourhood", "v2i-vehicles")
+
+# TR 36.885 A.1.2 vehicle drop: inter-vehicle distance 2.5 s x absolute speed (per lane)
+TR36885_HEADWAY_S = 2.5
+
+
+def tr36885_density(speed_min_kmh: float, speed_max_kmh: float) -> float:
+    """Vehicles per km of lane of TR 36.885 A.1.2 [3]: spacing ``2.5 s x`` the mean absolute speed.
+
+    36-54 km/h (mean 12.5 m/s): 31.25 m, 32 veh/km/lane; 70-140 km/h (29.2 m/s): 13.7 veh/km/lane.
+    """
+    v = 0.5 * (speed_min_kmh + speed_max_kmh) / 3.6
+    return 1000.0 / (TR36885_HEADWAY_S * v)
+
+
+# presets: fields that change with the scenario (speeds of TR 36.885 A.1.2), and the setup of [1]
+_PRESETS: dict[str, dict[str, Any]] = {
+    "urban": {"scenario": "urban", "speed_min_kmh": 36.0, "speed_max_kmh": 54.0},
+    "highway": {"scenario": "highway", "speed_min_kmh": 70.0, "speed_max_kmh": 140.0},
+    # Liang, Ye & Li [1] Table I with the V2V links of their companion code (see the module docstring):
+    # the V2V transmitters are the V2I vehicles, TR 36.885 density, background V2V traffic of the other cars
+    "liang2019": {"scenario": "urban", "speed_min_kmh": 36.0, "speed_max_kmh": 54.0, "n_rb": 4, "n_v2v": 4,
+                  "link_geometry": "v2i-vehicles", "grid_scale": 0.5,
+                  "vehicle_density": round(tr36885_density(36.0, 54.0), 2),
+                  "bg_v2v_duty": 0.01, "payload_bytes": 2120.0, "v2i_weight": 0.1},
 }
+PRESETS = tuple(_PRESETS)
 
 
 @dataclass(frozen=True)
@@ -212,8 +258,9 @@ class CV2XConfig(KnobConfig):
                          source="TR 36.885 A.1.2 urban grid / freeway [3]")
     n_rb: int = knob(4, 1, 16, integer=True, unit="RBs", source="M V2I links, one pre-assigned RB each; 4 [1] Table I")
     n_v2v: int = knob(4, 1, 16, integer=True, unit="links", source="K V2V links (agents); 4 [1] Table I")
-    vehicle_density: float = knob(2.0, 0.5, 20.0, unit="veh/km/lane",
-                                  source="49 vehicles in the urban area at 2 (design, sparse traffic)")
+    vehicle_density: float = knob(2.0, 0.5, 50.0, unit="veh/km/lane",
+                                  source="49 vehicles in the urban area at 2 (design, sparse traffic); TR 36.885 "
+                                         "A.1.2 [3]: spacing 2.5 s x speed, 32 at 36-54 km/h (liang2019 preset)")
     speed_min_kmh: float = knob(36.0, 1.0, 250.0, unit="km/h",
                                 source="36-54 km/h (10-15 m/s) [1]; highway 70-140 km/h [3]")
     speed_max_kmh: float = knob(54.0, 1.0, 250.0, unit="km/h",
@@ -242,21 +289,39 @@ class CV2XConfig(KnobConfig):
                                     source="exclusion threshold of the SPS background [6] (design)")
     background_policy: str = knob("sps", choices=BACKGROUND_POLICIES, unit="-",
                                   source="policy of links 1.. in the gymnasium form CV2XEnv")
+    link_geometry: str = knob("neighbourhood", choices=LINK_GEOMETRIES, unit="-",
+                              source="V2V transmitters: ego + nearest vehicles (design) / the V2I vehicles, "
+                                     "receiver the nearest other V2I vehicle ([1] companion code)")
+    grid_scale: float = knob(1.0, 0.25, 1.0, unit="-",
+                             source="road layout scale: 1 = TR 36.885 A.1.2 [3] ([1] paper); 0.5 = [1] companion "
+                                    "code (375 m x 649 m grid, lanes 1.75 m)")
+    bg_v2v_duty: float = knob(0.0, 0.0, 0.2, unit="1/slot",
+                              source="share of slots each other vehicle sends V2V traffic (random RB, max power): "
+                                     "V2V load grows with density (design; TR 36.885 A.2 periodic messages)")
     v2v_power_levels_dbm: tuple[float, ...] = knob((23.0, 15.0, 5.0, -100.0), -150.0, 33.0, length=(1, 8),
                                                    unit="dBm", source="V2V power levels [1] (companion code), "
                                                                       "-100 = off")
 
     def check_constraints(self) -> None:
+        if self.link_geometry == "v2i-vehicles" and (self.n_rb < 2 or self.n_v2v > self.n_rb):
+            raise EnvConfigError(f"link_geometry='v2i-vehicles' needs 2 <= n_rb and n_v2v <= n_rb (the V2V "
+                                 f"transmitters are V2I vehicles), got n_rb={self.n_rb!r}, n_v2v={self.n_v2v!r}")
         if self.speed_min_kmh > self.speed_max_kmh:
             raise EnvConfigError(f"speed_min_kmh={self.speed_min_kmh!r} exceeds speed_max_kmh="
                                  f"{self.speed_max_kmh!r}; allowed: speed_min_kmh <= speed_max_kmh")
 
     @classmethod
-    def preset(cls, scenario: str, **overrides: Any) -> CV2XConfig:
-        """Config of a scenario with its preset speeds ("urban": 36-54 km/h [1], "highway": 70-140 km/h [3])."""
-        if scenario not in _PRESETS:
-            raise EnvConfigError(f"scenario={scenario!r} is not allowed; allowed: {', '.join(SCENARIOS)}")
-        return apply_overrides(cls(), {"scenario": scenario, **_PRESETS[scenario], **overrides})
+    def preset(cls, name: str, **overrides: Any) -> CV2XConfig:
+        """Config of a preset: "urban" (36-54 km/h [1]), "highway" (70-140 km/h [3]) or "liang2019" ([1] Table I,
+        companion-code links, TR 36.885 density; see the module docstring); ``overrides`` applied last."""
+        if name not in _PRESETS:
+            raise EnvConfigError(f"preset={name!r} is not allowed; allowed: {', '.join(PRESETS)}")
+        return apply_overrides(cls(), {**_PRESETS[name], **overrides})
+
+
+V2I_SHADOW_STD_DB = (4.0, 10.0)
+"""Realistic range of the V2I log-normal shadowing deviation: 4 dB (ITU-R M.2135-1 Table A1-2, UMa LOS) to
+10 dB (3GPP TR 36.942 Sec. 4.5 macro cell, 10 dB); [1] and [3] use 8 dB."""
 
 
 def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
@@ -264,9 +329,10 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     """Build ``n_clients`` area configs around ``base`` with spread proportional to ``heterogeneity``.
 
     At heterogeneity ``h``: speeds (both ends), vehicle density, both shadowing deviations and the payload are
-    scaled by ``2**(h * U(-1, 1))`` (up to x/÷2 at h = 1) and ``v2i_weight`` is shifted by ``0.1 h U(-1, 1)``;
-    values are clipped to their legal ranges. For ``h > 0.5`` a share ``h - 0.5`` of the clients (rounded,
-    chosen at random) become highway areas (their speeds start from the highway preset) - the large
+    scaled by ``2**(h * U(-1, 1))`` (up to x/÷2 at h = 1; the V2I shadowing deviation then clamped to
+    ``V2I_SHADOW_STD_DB`` = [4, 10] dB, widened to include the base value) and ``v2i_weight`` is shifted by
+    ``0.1 h U(-1, 1)``; values are clipped to their legal ranges. For ``h > 0.5`` a share ``h - 0.5`` of the
+    clients (rounded, chosen at random) become highway areas (their speeds start from the highway preset) - the large
     heterogeneity of urban vs highway traffic. ``n_rb``, ``n_v2v`` and the power levels stay fixed (they set
     the spaces every client of a federation must share). ``h = 0`` returns copies of ``base``.
     """
@@ -286,16 +352,18 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     def clip(name: str, value: float) -> float:
         return clip_knob(CV2XConfig, name, value)
 
+    # V2I shadowing spread clamped to measured macro-cell values (never tighter than the base itself)
+    sh_lim = (min(base.shadow_std_v2i_db, V2I_SHADOW_STD_DB[0]), max(base.shadow_std_v2i_db, V2I_SHADOW_STD_DB[1]))
     out = []
     for i in range(n):
-        c = apply_overrides(base, {"scenario": "highway", **_PRESETS["highway"]}) if i in highway else base
+        c = apply_overrides(base, _PRESETS["highway"]) if i in highway else base
         s = float(mult["speed"][i])
         out.append(dataclasses.replace(
             c,
             speed_min_kmh=clip("speed_min_kmh", c.speed_min_kmh * s),
             speed_max_kmh=clip("speed_max_kmh", c.speed_max_kmh * s),
             vehicle_density=clip("vehicle_density", c.vehicle_density * mult["vehicle_density"][i]),
-            shadow_std_v2i_db=clip("shadow_std_v2i_db", c.shadow_std_v2i_db * mult["shadow_std_v2i_db"][i]),
+            shadow_std_v2i_db=float(np.clip(c.shadow_std_v2i_db * mult["shadow_std_v2i_db"][i], *sh_lim)),
             shadow_std_v2v_db=clip("shadow_std_v2v_db", c.shadow_std_v2v_db * mult["shadow_std_v2v_db"][i]),
             payload_bytes=clip("payload_bytes", c.payload_bytes * mult["payload_bytes"][i]),
             v2i_weight=clip("v2i_weight", c.v2i_weight + shift[i]),
@@ -312,7 +380,18 @@ INTF_HIGH = 20.0          # I <= 32 tx x 33 dBm x gain <= 0 dB x fading <= 50: <
 GAIN_MAX = 1.0            # large-scale gain cap (0 dB incl. antennas; a passive channel)
 _LOG2E = 1.0 / math.log(2.0)
 OBS_CLIP = 5.0
+SELF_ISOLATION_DB = 50.0  # extra loss of a vehicle's own transmission at itself ([1] companion code: +50 dB)
 RATE_NORM = 10.0          # bit/s/Hz; [1] companion code normalises capacities by 10
+
+
+def _scaled_layout(lay: _Layout, scale: float) -> _Layout:
+    """The layout with every length (roads, period, lanes, BS position, LOS width) times ``scale``."""
+    if scale == 1.0:
+        return lay
+    return dataclasses.replace(lay, block_x=lay.block_x * scale, block_y=lay.block_y * scale,
+                               period_x=lay.period_x * scale, period_y=lay.period_y * scale,
+                               lane_w=lay.lane_w * scale, bs_x=lay.bs_x * scale, bs_y=lay.bs_y * scale,
+                               los_width=lay.los_width * scale)
 
 
 class _Sim:
@@ -320,7 +399,7 @@ class _Sim:
 
     def __init__(self, cfg: CV2XConfig) -> None:
         self.cfg = cfg
-        self.lay = _LAYOUTS[cfg.scenario]
+        self.lay = _scaled_layout(_LAYOUTS[cfg.scenario], cfg.grid_scale)
         self.R = R = cfg.n_rb
         self.K = K = cfg.n_v2v
         self.M = R
@@ -328,7 +407,11 @@ class _Sim:
         self.A = R * P
         self.T = int(cfg.deadline_ms)
         self.D = 3 * R + 2
-        self.n_veh = max(self.M + K + 1, int(round(cfg.vehicle_density * _lane_km(self.lay))))
+        self.geo_v2i = cfg.link_geometry == "v2i-vehicles"
+        n_min = self.M if self.geo_v2i else self.M + K + 1
+        self.n_veh = max(n_min, int(round(cfg.vehicle_density * _lane_km(self.lay))))
+        self.bg_duty = float(cfg.bg_v2v_duty)
+        self.p_bg = float(10.0 ** ((max(cfg.v2v_power_levels_dbm) - INTF_REF_DBM) / 10.0))
         self.bits = cfg.payload_bytes * 8.0
         self.bits_per_slot = cfg.rb_bandwidth_mhz * 1e6 * 1e-3            # bit per (bit/s/Hz) per 1 ms slot
         self.mbps = cfg.rb_bandwidth_mhz                                  # Mbit/s per (bit/s/Hz)
@@ -481,24 +564,41 @@ class _Sim:
         cfg, lay = self.cfg, self.lay
         M, K, R, T = self.M, self.K, self.R, self.T
         ar = self.ar
-        # roles: the V2V links of the ego vehicle's neighbourhood (ego + its K-1 nearest vehicles), V2I users
-        # anywhere in the area, receivers = nearest vehicle that transmits nothing [1]
-        dx, dy = self._dxdy(0, self._all)
-        near = np.argsort(dx * dx + dy * dy, kind="stable")                   # near[0] = ego (vehicle 0)
-        v2v_tx = near[:K]
-        rest = near[K:]
-        v2i_tx = rest[rng.permutation(rest.size)[:M]]
+        if self.geo_v2i:
+            # roles of the companion code of [1]: vehicles 0..M-1 are the V2I users (vehicle m on RB m), V2V link
+            # k is sent by V2I vehicle k to its nearest other V2I vehicle
+            v2i_tx = np.arange(M)
+            v2v_tx = v2i_tx[:K]
+            dx, dy = self._dxdy(v2v_tx[:, None], v2i_tx[None, :])             # [K, M]
+            d2 = dx * dx + dy * dy
+            d2[ar, ar] = np.inf
+            rx = v2i_tx[np.argmin(d2, axis=1)]
+        else:
+            # roles: the V2V links of the ego vehicle's neighbourhood (ego + its K-1 nearest vehicles), V2I
+            # users anywhere in the area, receivers = nearest vehicle that transmits nothing [1]
+            dx, dy = self._dxdy(0, self._all)
+            near = np.argsort(dx * dx + dy * dy, kind="stable")               # near[0] = ego (vehicle 0)
+            v2v_tx = near[:K]
+            rest = near[K:]
+            v2i_tx = rest[rng.permutation(rest.size)[:M]]
+            dx, dy = self._dxdy(v2v_tx[:, None], self._all)                  # [K, n]
+            d2 = dx * dx + dy * dy
+            d2[:, v2i_tx] = np.inf                                           # receivers transmit nothing
+            d2[:, v2v_tx] = np.inf
+            rx = np.argmin(d2, axis=1)
         tx = np.concatenate([v2i_tx, v2v_tx])                                # [M + K]: V2I users, then V2V
-        dx, dy = self._dxdy(tx[:, None], self._all)                          # [M + K, n]
-        d2 = dx[M:] * dx[M:] + dy[M:] * dy[M:]
-        d2[:, tx] = np.inf                                                   # receivers transmit nothing
-        rx = np.argmin(d2, axis=1)
         self.tx, self.rx = tx, rx
         # large-scale V2V: every transmitter -> every V2V receiver [M + K, K]
-        pl = pathloss_v2v_db(dx[:, rx], dy[:, rx], cfg.carrier_ghz, cfg.veh_height_m, cfg.veh_height_m,
-                             lay.los_always, lay.los_width)
-        l_vv = np.minimum(10.0 ** ((self.g_v2v_db - pl - self._pair_shadowing(tx[:, None], rx[None, :], rng))
-                                   / 10.0), GAIN_MAX)
+        dx, dy = self._dxdy(tx[:, None], rx[None, :])
+        pl = pathloss_v2v_db(dx, dy, cfg.carrier_ghz, cfg.veh_height_m, cfg.veh_height_m, lay.los_always,
+                             lay.los_width)
+        if self.geo_v2i:                                                     # a vehicle is in both roles:
+            sh = self._pair_shadowing(v2i_tx[:, None], rx[None, :], rng)     # one state per vehicle pair
+            sh = np.concatenate([sh, sh[:K]])
+            pl[tx[:, None] == rx[None, :]] += SELF_ISOLATION_DB              # own transmission at a receiver
+        else:
+            sh = self._pair_shadowing(tx[:, None], rx[None, :], rng)
+        l_vv = np.minimum(10.0 ** ((self.g_v2v_db - pl - sh) / 10.0), GAIN_MAX)
         # large-scale V2I: every transmitter -> BS [M + K]
         d3 = np.sqrt((self.x[tx] - lay.bs_x) ** 2 + (self.y[tx] - lay.bs_y) ** 2
                      + (cfg.bs_height_m - cfg.veh_height_m) ** 2)
@@ -536,6 +636,10 @@ class _Sim:
         np.multiply(l_vv[:M, :].T[None, :, :] * self.p_v2i, f_iv.transpose(0, 2, 1), out=bg[:, K:2 * K])
         bg[:, K:2 * K] += self.noise_v
         bg[:, 2 * K] = self.noise_bs
+        i_mean = 0.0
+        if self.bg_duty > 0.0:
+            i_bg, i_mean = self._background(tx, rx, rng)
+            bg[:, K:] += i_bg
         self.bg = bg
         self.s_v2i = self.p_v2i * l_bs[:M] * f_s                             # V2I signal at BS [T, M]
         # observation template [T+1, K, D]: gains and time are known in advance
@@ -552,13 +656,48 @@ class _Sim:
         obs[:, :, 3 * R:] = self._tail
         self.obs_tpl = obs
         # first "previous-slot" interference: V2I transmitters only (large-scale mean) + noise
-        obs[0, :, 2 * R:3 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v)
+        obs[0, :, 2 * R:3 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v + i_mean)
         self.obs = obs[0]
         self.rem = np.full(K, 1.0 / self.frac_per_nat)                       # payload left (nat/s/Hz-slots)
         self.active = np.ones(K, dtype=bool)
         self.active_col = np.ones((K, 1))
         self.n_delivered = 0
         self.t = 0
+
+    def _background(self, tx: np.ndarray, rx: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Background V2V traffic of the period: interference [T, K + 1, R] at the V2V receivers and the BS.
+
+        Every vehicle without a role (not a V2I user, V2V transmitter or receiver) sends in each slot with
+        probability ``bg_v2v_duty`` on a uniformly random RB at the maximum V2V power, so the V2V load grows
+        with the density (design). Channels as for the links: WINNER+ B1 with pair shadowing to the V2V
+        receivers, the V2I model with the vehicle's shadowing to the BS, Rayleigh fading drawn per slot
+        (i.i.d., as in [1]). Returns the interference and its mean per V2V receiver [K, 1] (the first
+        observation's "previous slot").
+        """
+        cfg, lay, K, R, T = self.cfg, self.lay, self.K, self.R, self.T
+        free = np.ones(self.n_veh, dtype=bool)
+        free[tx] = False
+        free[rx] = False
+        b = np.flatnonzero(free)
+        L = np.empty((b.size, K + 1))
+        dx, dy = self._dxdy(b[:, None], rx[None, :])
+        pl = pathloss_v2v_db(dx, dy, cfg.carrier_ghz, cfg.veh_height_m, cfg.veh_height_m, lay.los_always,
+                             lay.los_width)
+        pl += self._pair_shadowing(b[:, None], rx[None, :], rng)
+        L[:, :K] = self.g_v2v_db - pl
+        d3 = np.sqrt((self.x[b] - lay.bs_x) ** 2 + (self.y[b] - lay.bs_y) ** 2
+                     + (cfg.bs_height_m - cfg.veh_height_m) ** 2)
+        L[:, K] = self.g_v2i_db - pathloss_v2i_db(d3) - self.sh_bs[b]
+        L = np.minimum(10.0 ** (L / 10.0), GAIN_MAX) * self.p_bg
+        tt, bb = np.nonzero(rng.random((T, b.size)) < self.bg_duty)          # (slot, vehicle) transmissions
+        rb = rng.integers(R, size=tt.size)
+        fad = np.minimum(rng.standard_exponential((tt.size, K + 1)), FADING_MAX)
+        fad *= L[bb]
+        flat = (tt[:, None] * (K + 1) + np.arange(K + 1)) * R + rb[:, None]
+        i_bg = np.bincount(flat.ravel(), fad.ravel(), minlength=T * (K + 1) * R).reshape(T, K + 1, R)
+        i_mean = (self.bg_duty / R) * L[:, :K].sum(axis=0)[:, None]
+        return i_bg, i_mean
 
     def step(self, acts: np.ndarray) -> tuple[float, dict[str, float]]:
         """Apply joint actions ``acts`` [K] in slot t; return the shared reward and the KPIs."""
@@ -628,7 +767,7 @@ class _Sim:
         intf = np.einsum("cj,cjk->ck", pw, g * same) + self.bg[t][K + ar, rb]
         n_v2v = np.log1p(own / intf)                                         # nat/s/Hz
         onehot = rb[:, :, None] == np.arange(R)
-        i_bs = np.einsum("ck,ckr->cr", pw * h[ar, rb, 2 * K], onehot) + self.noise_bs
+        i_bs = np.einsum("ck,ckr->cr", pw * h[ar, rb, 2 * K], onehot) + self.bg[t][2 * K]
         r_v2i = np.log2(1.0 + self.s_v2i[t] / i_bs)
         r_v2v = n_v2v * _LOG2E
         if lookahead:
