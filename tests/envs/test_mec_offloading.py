@@ -28,7 +28,8 @@ ENV_ID = "frl/MecOffloading-v0"
 
 def run_policy(env: gym.Env, policy, seed: int, episodes: int = 1) -> dict[str, list]:
     """Roll out ``episodes`` full episodes; collect observations, rewards and info KPIs."""
-    out: dict[str, list] = {"obs": [], "reward": [], "truncated_at": [], **{k: [] for k in ENTRY.kpis}}
+    keys = (*ENTRY.kpis, "delay")
+    out: dict[str, list] = {"obs": [], "reward": [], "truncated_at": [], **{k: [] for k in keys}}
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         out["obs"].append(obs)
@@ -38,7 +39,7 @@ def run_policy(env: gym.Env, policy, seed: int, episodes: int = 1) -> dict[str, 
             t += 1
             out["obs"].append(obs)
             out["reward"].append(reward)
-            for k in ENTRY.kpis:
+            for k in keys:
                 out[k].append(info[k])
             assert not terminated
             if truncated:
@@ -55,7 +56,7 @@ def mean_cost(name: str, seed: int = 100, episodes: int = 2, **overrides) -> flo
 # ---------------------------------------------------------------- API / registration
 def test_registered_and_check_env_passes():
     assert envs.env_entry("mec-offloading") is ENTRY
-    assert ENTRY.kpis == ("cost", "delay", "energy", "dropped", "offloaded")
+    assert set(ENTRY.kpis) >= {"cost", "energy", "dropped", "offloaded", "delay_completed", "completed"}
     assert set(ENTRY.baselines) == {"all-local", "offload-nearest", "least-loaded", "random", "greedy"}
     env = gym.make(ENV_ID)
     check_env(env.unwrapped)          # has a spec, so the "ansi" render mode is exercised too
@@ -96,6 +97,69 @@ def test_observations_in_space_and_kpis_nonnegative(overrides):
     dropped = np.asarray(res["dropped"]) == 1.0
     penalty = env.config.drop_penalty
     assert (cost[dropped] >= penalty).all() and (cost[~dropped] <= penalty).all()
+    # delay is the delay of a completed task only: a dropped task has none, every completed one has some
+    delay = np.asarray(res["delay"])
+    np.testing.assert_array_equal(np.asarray(res["completed"]), 1.0 - np.asarray(res["dropped"]))
+    np.testing.assert_array_equal(np.asarray(res["delay_completed"]), delay)
+    assert (delay[dropped] == 0.0).all() and (delay[~dropped] > 0.0).all()
+
+
+def test_dropping_does_not_lower_the_completed_task_delay():
+    """Dropped tasks are counted by ``dropped``, not as a delay: the mean delay of the completed tasks
+    (delay_completed / completed, or episode_kpis) is the mean of the completed tasks' delays."""
+    env = MecOffloadingEnv(episode_tasks=200)
+    res = run_policy(env, BASELINES["offload-nearest"](env, 0), seed=5)
+    done = np.asarray(res["completed"]) == 1.0
+    assert 0 < done.sum() < done.size                      # offload-nearest drops some tasks at defaults
+    true_mean = float(np.asarray(res["delay"])[done].mean())
+    ratio = float(np.mean(res["delay_completed"]) / np.mean(res["completed"]))
+    assert ratio == pytest.approx(true_mean, rel=1e-9)
+    ep = env.unwrapped.episode_kpis()
+    assert ep["delay"] == pytest.approx(true_mean, rel=1e-9)
+    assert ep["dropped"] == pytest.approx(float(np.mean(res["dropped"])), rel=1e-12)
+    assert ep["completed"] + ep["n_dropped"] == 200
+
+
+def test_link_budget_follows_tr36814():
+    """SNR scale uses the eNB noise figure; link gain = BS antenna gain - path loss - per-device shadowing."""
+    env = MecOffloadingEnv()
+    cfg = env.config
+    assert cfg.noise_figure_db == 5.0 and cfg.bs_antenna_gain_dbi == 14.0 and cfg.shadowing_std_db == 8.0
+    env.reset(seed=0)
+    d_km = env.device_distance_m * 1e-3
+    expect_db = cfg.bs_antenna_gain_dbi - (128.1 + 37.6 * np.log10(d_km)) - env.device_shadowing_db
+    np.testing.assert_allclose(10 * np.log10(env._path_gain), expect_db, rtol=1e-9)
+    # the shadowing is per device, constant within an episode, redrawn for another episode
+    sh0 = env.device_shadowing_db.copy()
+    for _ in range(50):
+        env.step(0)
+    np.testing.assert_array_equal(env.device_shadowing_db, sh0)
+    env.reset(seed=1)
+    assert not np.array_equal(env.device_shadowing_db, sh0)
+    # the spread over many devices has the declared std (8 dB), 0 when switched off
+    big = MecOffloadingEnv(n_devices=200)
+    big.reset(seed=3)
+    assert 6.5 < big.device_shadowing_db.std() < 9.5
+    flat = MecOffloadingEnv(shadowing_std_db=0.0)
+    flat.reset(seed=3)
+    assert (flat.device_shadowing_db == 0.0).all()
+
+
+def test_better_link_budget_means_faster_uploads():
+    """Each dB of antenna gain or of noise figure moves the upload time the right way, task by task."""
+    def upload_times(**kw) -> np.ndarray:
+        env = MecOffloadingEnv(**kw)
+        obs, _ = env.reset(seed=4)
+        t = [obs[6]]
+        for _ in range(100):
+            obs, *_ = env.step(0)
+            t.append(obs[6])
+        return np.asarray(t, dtype=np.float64)
+
+    base = upload_times()
+    assert (upload_times(bs_antenna_gain_dbi=20.0) <= base).all()
+    assert (upload_times(noise_figure_db=9.0) >= base).all()
+    assert (upload_times(noise_figure_db=9.0) > base).any()
 
 
 def test_local_execution_on_idle_device_costs_one():
