@@ -91,7 +91,7 @@ federation):
 | 4               | backlog of this device's CPU queue (time until free)          | 1 s                   |
 | 5               | backlog of the cell's uplink (time until free)                | 1 s                   |
 | 6               | upload time ``D / r`` at the current channel                  | 1 s                   |
-| 7               | link gain ``g`` (fading, shadowing, path loss, BS antenna) in dB, ``(g_dB + 160) / 120`` | clipped to [0, 1] |
+| 7               | link gain ``g`` in dB (see Uplink), ``(g_dB + 160) / 120``     | clipped to [0, 1]     |
 | 8 + 4k          | server k backlog of this cell's work (time until free)        | 1 s                   |
 | 9 + 4k          | server k current background utilisation ``u_k``               | (already in [0, 1))   |
 | 10 + 4k         | server k CPU ``f_k``                                          | 10 GHz                |
