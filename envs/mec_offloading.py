@@ -102,14 +102,14 @@ federation):
 ``reward = -cost`` of the decided task (see Cost): at most 0, ``-1`` for local execution on an idle device,
 ``-drop_penalty`` (minus wasted energy) for a dropped task. ``info`` carries per-step raw KPIs: ``cost``
 (``= -reward >= 0``), ``energy`` (J), ``dropped`` (0/1), ``completed`` (``1 - dropped``), ``offloaded`` (0/1) and
-``delay`` (s, arrival to completion) -- the delay of a *completed* task only; a dropped task has no delay and
-reports ``delay = 0`` with ``completed = 0``. (Reporting a dropped task's deadline as its delay, as v0 first did,
-made the mean delay flatter policies that drop.) The registered KPIs are per-step means over decisions
-(``federation.evaluation``), so the entry reports ``delay_completed`` (per step the same value as ``delay``;
-its own name marks that its mean over decisions is the completed tasks' delay *per decision*) beside
-``completed``: the mean delay of a completed task is their ratio
-``delay_completed / completed`` (exact: both are means over the same steps), and drops are counted separately
-by ``dropped``. ``episode_kpis()`` returns the episode's completed-task mean delay and drop ratio directly.
+``delay`` (s). The delay KPI is the mean delay (arrival to completion) of the *completed* tasks; drops are
+counted separately by ``dropped`` [5]. (v0 first reported a dropped task's deadline as its delay, which made
+the mean delay flatter policies that drop.) For a completed task ``delay`` is its delay; a dropped task has
+none, and since the registered KPIs are plain per-step means (``federation.evaluation``) it reports the mean
+delay of the episode's tasks completed so far (its deadline while none has completed), i.e. it is imputed a
+value that leaves the running mean unchanged, so the per-step mean of ``delay`` tracks the completed-task mean
+however many tasks a policy drops. ``episode_kpis()`` returns the exact completed-task mean delay and the drop
+ratio of the episode so far.
 Because the task's fate is fully determined when it is committed to FIFO queues (future background load is
 pre-drawn from the seeded generator), the reward is exact and immediate.
 
@@ -616,8 +616,8 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
             self._up_free = free_a
             self._srv_free[a - 1] = free_b
         cost = self._cost(delay, energy, dropped)
-        if dropped:
-            delay = 0.0                                   # a dropped task has no delay (see Rewards)
+        if dropped:                                       # no delay of its own: imputed (see Rewards)
+            delay = self._delay_done / self._n_done if self._n_done else self._dl
             self._n_dropped += 1
         else:
             self._n_done += 1
@@ -629,8 +629,8 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
         self._load_task()
         obs = self._observation()
         done = 0.0 if dropped else 1.0
-        info = {"delay": delay, "delay_completed": delay, "completed": done, "energy": energy,
-                "dropped": 1.0 - done, "cost": cost, "offloaded": 1.0 if a else 0.0}
+        info = {"delay": delay, "completed": done, "energy": energy, "dropped": 1.0 - done, "cost": cost,
+                "offloaded": 1.0 if a else 0.0}
         return obs, -cost, False, self._steps >= self.config.episode_tasks, info
 
     def episode_kpis(self) -> dict[str, float]:
@@ -702,8 +702,8 @@ ENTRY = EnvEntry(
     config_cls=MecOffloadingConfig,
     client_configs=make_client_configs,
     baselines=BASELINES,
-    kpis=("cost", "delay_completed", "completed", "energy", "dropped", "offloaded"),
-    lower_is_better=("cost", "delay_completed", "energy", "dropped"),
+    kpis=("cost", "delay", "energy", "dropped", "offloaded"),
+    lower_is_better=("cost", "delay", "energy", "dropped"),
     summary="Edge cell offloads deadline tasks to K edge servers over a shared uplink (delay+energy cost)",
     max_episode_steps=None,
 )

@@ -28,7 +28,7 @@ ENV_ID = "frl/MecOffloading-v0"
 
 def run_policy(env: gym.Env, policy, seed: int, episodes: int = 1) -> dict[str, list]:
     """Roll out ``episodes`` full episodes; collect observations, rewards and info KPIs."""
-    keys = (*ENTRY.kpis, "delay")
+    keys = (*ENTRY.kpis, "completed")
     out: dict[str, list] = {"obs": [], "reward": [], "truncated_at": [], **{k: [] for k in keys}}
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -56,7 +56,7 @@ def mean_cost(name: str, seed: int = 100, episodes: int = 2, **overrides) -> flo
 # ---------------------------------------------------------------- API / registration
 def test_registered_and_check_env_passes():
     assert envs.env_entry("mec-offloading") is ENTRY
-    assert set(ENTRY.kpis) >= {"cost", "energy", "dropped", "offloaded", "delay_completed", "completed"}
+    assert ENTRY.kpis == ("cost", "delay", "energy", "dropped", "offloaded")
     assert set(ENTRY.baselines) == {"all-local", "offload-nearest", "least-loaded", "random", "greedy"}
     env = gym.make(ENV_ID)
     check_env(env.unwrapped)          # has a spec, so the "ansi" render mode is exercised too
@@ -97,27 +97,30 @@ def test_observations_in_space_and_kpis_nonnegative(overrides):
     dropped = np.asarray(res["dropped"]) == 1.0
     penalty = env.config.drop_penalty
     assert (cost[dropped] >= penalty).all() and (cost[~dropped] <= penalty).all()
-    # delay is the delay of a completed task only: a dropped task has none, every completed one has some
-    delay = np.asarray(res["delay"])
     np.testing.assert_array_equal(np.asarray(res["completed"]), 1.0 - np.asarray(res["dropped"]))
-    np.testing.assert_array_equal(np.asarray(res["delay_completed"]), delay)
-    assert (delay[dropped] == 0.0).all() and (delay[~dropped] > 0.0).all()
+    assert (np.asarray(res["delay"]) > 0.0).all()
 
 
-def test_dropping_does_not_lower_the_completed_task_delay():
-    """Dropped tasks are counted by ``dropped``, not as a delay: the mean delay of the completed tasks
-    (delay_completed / completed, or episode_kpis) is the mean of the completed tasks' delays."""
+@pytest.mark.parametrize(("baseline", "rel"), [("offload-nearest", 0.2), ("greedy", 0.02)])
+def test_dropped_tasks_leave_the_completed_task_delay_unchanged(baseline, rel):
+    """A dropped task is counted by ``dropped``; its ``delay`` is the running mean of the completed tasks'
+    delays (its deadline before any completes), so it does not move the delay KPI either way."""
     env = MecOffloadingEnv(episode_tasks=200)
-    res = run_policy(env, BASELINES["offload-nearest"](env, 0), seed=5)
+    res = run_policy(env, BASELINES[baseline](env, 0), seed=5)
+    delay = np.asarray(res["delay"])
     done = np.asarray(res["completed"]) == 1.0
-    assert 0 < done.sum() < done.size                      # offload-nearest drops some tasks at defaults
-    true_mean = float(np.asarray(res["delay"])[done].mean())
-    ratio = float(np.mean(res["delay_completed"]) / np.mean(res["completed"]))
-    assert ratio == pytest.approx(true_mean, rel=1e-9)
+    assert 0 < done.sum() < done.size                      # both drop some tasks at defaults
+    for t in np.flatnonzero(~done):
+        if done[:t].any():
+            assert delay[t] == pytest.approx(delay[:t][done[:t]].mean(), rel=1e-12)
+    true_mean = float(delay[done].mean())
     ep = env.unwrapped.episode_kpis()
-    assert ep["delay"] == pytest.approx(true_mean, rel=1e-9)
+    assert ep["delay"] == pytest.approx(true_mean, rel=1e-12)
     assert ep["dropped"] == pytest.approx(float(np.mean(res["dropped"])), rel=1e-12)
     assert ep["completed"] + ep["n_dropped"] == 200
+    # the per-step mean (what the evaluation reports) tracks the completed-task mean: closely when few tasks
+    # drop (greedy), within 20 % when most do (offload-nearest drops ~80 %, as its queue and delays grow)
+    assert float(delay.mean()) == pytest.approx(true_mean, rel=rel)
 
 
 def test_link_budget_follows_tr36814():
