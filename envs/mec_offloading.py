@@ -35,10 +35,16 @@ The task needs ``W = c * D`` CPU cycles.
 ``E_loc = kappa * f_loc**2 * W`` J (dynamic CMOS power, ``kappa`` = effective switched capacitance).
 
 **Uplink** [1], [2], [4]: device distances ``d`` are drawn once per episode, uniform in area on the annulus
-``[min_distance_m, cell_radius_m]``. Path loss ``PL(d) = 128.1 + 37.6 log10(d / 1 km)`` dB (3GPP macro-cell
-model), small-scale Rayleigh block fading with power gain ``|h|^2 ~ Exp(1)`` drawn per task, noise
-``N = -174 dBm/Hz + 10 log10(B) + NF``. Rate ``r = B log2(1 + p |h|^2 10^(-PL/10) / N)`` (Shannon); one upload
-uses the whole band for ``D / r`` s; transmit energy ``p * D / r`` J [4]. Result download is neglected [4].
+``[min_distance_m, cell_radius_m]``. The link budget is the macro-cell one of 3GPP TR 36.814 [1]: path loss
+``PL(d) = 128.1 + 37.6 log10(d / 1 km)`` dB, log-normal shadowing ``S ~ N(0, shadowing_std_db^2)`` dB (8 dB),
+BS antenna gain ``G_BS`` (14 dBi incl. cable loss; UE antenna 0 dBi) and, since the receiver of the uplink is
+the eNB, the eNB noise figure (5 dB): noise ``N = -174 dBm/Hz + 10 log10(B) + NF_eNB``. Shadowing is drawn
+once per device per episode (a device does not move within an episode, and shadowing decorrelates over tens
+of metres [1], so it is constant for the episode: a correlation choice of this env); small-scale Rayleigh
+block fading with power gain ``|h|^2 ~ Exp(1)`` is drawn per task. Link gain
+``g = |h|^2 10^((G_BS - PL - S) / 10)``, rate ``r = B log2(1 + p g / N)`` (Shannon); one upload uses the whole
+band for ``D / r`` s; transmit energy ``p * D / r`` J [4]. Result download is neglected [4]. No inter-cell
+interference (the cell is simulated alone; the band is TDMA-shared inside it).
 
 **Backhaul.** A ``networkx`` graph (built once at construction): site 0 is co-located with the cell's base
 station (an MEC host at the eNB, ETSI MEC [8]); the ``n_servers`` sites form a metro ring with per-hop latency
@@ -85,7 +91,7 @@ federation):
 | 4               | backlog of this device's CPU queue (time until free)          | 1 s                   |
 | 5               | backlog of the cell's uplink (time until free)                | 1 s                   |
 | 6               | upload time ``D / r`` at the current channel                  | 1 s                   |
-| 7               | channel gain ``|h|^2 / PL`` in dB, ``(g_dB + 160) / 120``     | clipped to [0, 1]     |
+| 7               | link gain ``g`` in dB (see Uplink), ``(g_dB + 160) / 120``     | clipped to [0, 1]     |
 | 8 + 4k          | server k backlog of this cell's work (time until free)        | 1 s                   |
 | 9 + 4k          | server k current background utilisation ``u_k``               | (already in [0, 1))   |
 | 10 + 4k         | server k CPU ``f_k``                                          | 10 GHz                |
@@ -94,8 +100,16 @@ federation):
 ## Rewards
 
 ``reward = -cost`` of the decided task (see Cost): at most 0, ``-1`` for local execution on an idle device,
-``-drop_penalty`` (minus wasted energy) for a dropped task. ``info`` carries per-step raw KPIs: ``delay`` (s),
-``energy`` (J), ``dropped`` (0/1), ``cost`` (``= -reward >= 0``) and ``offloaded`` (0/1).
+``-drop_penalty`` (minus wasted energy) for a dropped task. ``info`` carries per-step raw KPIs: ``cost``
+(``= -reward >= 0``), ``energy`` (J), ``dropped`` (0/1), ``completed`` (``1 - dropped``), ``offloaded`` (0/1) and
+``delay`` (s). The delay KPI is the mean delay (arrival to completion) of the *completed* tasks; drops are
+counted separately by ``dropped`` [5]. (v0 first reported a dropped task's deadline as its delay, which made
+the mean delay flatter policies that drop.) For a completed task ``delay`` is its delay; a dropped task has
+none, and since the registered KPIs are plain per-step means (``federation.evaluation``) it reports the mean
+delay of the episode's tasks completed so far (its deadline while none has completed), i.e. it is imputed a
+value that leaves the running mean unchanged, so the per-step mean of ``delay`` tracks the completed-task mean
+however many tasks a policy drops. ``episode_kpis()`` returns the exact completed-task mean delay and the drop
+ratio of the episode so far.
 Because the task's fate is fully determined when it is committed to FIFO queues (future background load is
 pre-drawn from the seeded generator), the reward is exact and immediate.
 
@@ -130,8 +144,10 @@ instead.
 ## References
 
 1. 3GPP TR 36.814 V9.0.0, "Further advancements for E-UTRA physical layer aspects", 2010, Annex A.2.1.1
-   (Table A.2.1.1-2: macro path loss 128.1 + 37.6 log10(R km), UE power 23 dBm, UE noise figure 9 dB,
-   thermal noise -174 dBm/Hz, min. UE-eNB distance 35 m, ISD 500 m); same path loss in 3GPP TR 36.931.
+   (Table A.2.1.1-2: macro path loss 128.1 + 37.6 log10(R km), log-normal shadowing std 8 dB, BS antenna gain
+   14 dBi incl. cable loss, UE antenna gain 0 dBi, UE power 23 dBm, eNB noise figure 5 dB (the UE's 9 dB
+   applies to the downlink), thermal noise -174 dBm/Hz, min. UE-eNB distance 35 m, ISD 500 m); same path
+   loss in 3GPP TR 36.931.
 2. C. E. Shannon, "A mathematical theory of communication", Bell Syst. Tech. J., 1948; Rayleigh fading
    |h|^2 ~ Exp(1): A. Goldsmith, "Wireless Communications", Cambridge Univ. Press, 2005, ch. 3.
 3. Y. Mao, C. You, J. Zhang, K. Huang, K. B. Letaief, "A survey on mobile edge computing: the communication
@@ -153,7 +169,8 @@ instead.
 
 ## Version History
 
-* v0: initial version.
+* v0: initial version. Revised in place (issue 10): uplink link budget per TR 36.814 (eNB noise figure,
+  BS antenna gain, log-normal shadowing), delay KPI over completed tasks only.
 """
 
 from __future__ import annotations
@@ -208,7 +225,12 @@ class MecOffloadingConfig(KnobConfig):
     tx_power_dbm: float = knob(23.0, 0.0, 30.0, unit="dBm", source="UE power class 23 dBm [1]")
     bandwidth_mhz: float = knob(10.0, 0.1, 100.0, unit="MHz",
                                 source="cell uplink band (TDMA-shared); LTE 1.4-20 MHz channels [1]; 5 MHz in [4]")
-    noise_figure_db: float = knob(9.0, 0.0, 20.0, unit="dB", source="UE noise figure 9 dB [1]")
+    noise_figure_db: float = knob(5.0, 0.0, 20.0, unit="dB",
+                                  source="eNB noise figure 5 dB [1] (the uplink's receiver is the eNB)")
+    bs_antenna_gain_dbi: float = knob(14.0, 0.0, 25.0, unit="dBi",
+                                      source="BS antenna gain incl. cable loss 14 dBi [1]; UE antenna 0 dBi")
+    shadowing_std_db: float = knob(8.0, 0.0, 16.0, unit="dB",
+                                   source="log-normal shadowing std 8 dB [1]; one draw per device per episode")
     noise_psd_dbm_hz: float = knob(-174.0, -180.0, -150.0, unit="dBm/Hz", source="thermal noise -174 dBm/Hz [1]")
     cell_radius_m: float = knob(250.0, 20.0, 2000.0, unit="m", source="ISD 500 m -> radius 250 m [1]")
     min_distance_m: float = knob(35.0, 1.0, 500.0, unit="m", source="35 m [1]")
@@ -329,7 +351,7 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
         self._e_per_cycle = cfg.kappa * self._f_loc ** 2                 # J/cycle [3]
         self._p_tx = 10.0 ** ((cfg.tx_power_dbm - 30.0) / 10.0)         # W
         self._bw = cfg.bandwidth_mhz * 1e6
-        noise_w = 10.0 ** ((cfg.noise_psd_dbm_hz + cfg.noise_figure_db - 30.0) / 10.0) * self._bw
+        noise_w = 10.0 ** ((cfg.noise_psd_dbm_hz + cfg.noise_figure_db - 30.0) / 10.0) * self._bw  # eNB [1]
         self._snr_scale = self._p_tx / noise_w                           # SNR = scale * gain
         self._w = float(cfg.delay_weight)
         self._we = 1.0 - self._w
@@ -356,6 +378,8 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
         self._burst_stationary = q / (q + m) if q + m > 0 else 0.0
 
         self._steps = 0
+        self._n_done = self._n_dropped = 0
+        self._delay_done = 0.0
         self._has_reset = False
 
     # ------------------------------------------------------------------ random streams
@@ -439,8 +463,14 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
         r0, r1 = cfg.min_distance_m, cfg.cell_radius_m
         d_km = np.sqrt(geo.uniform(r0 * r0, r1 * r1, cfg.n_devices)) * 1e-3           # area-uniform
         pl_db = 128.1 + 37.6 * np.log10(d_km)                                          # [1]
+        shadow_db = geo.normal(0.0, cfg.shadowing_std_db, cfg.n_devices)               # per device [1]
         self.device_distance_m = d_km * 1e3
-        self._path_gain = 10.0 ** (-pl_db / 10.0)
+        self.device_shadowing_db = shadow_db
+        # large-scale link gain: BS antenna gain - path loss - shadowing (UE antenna 0 dBi) [1]
+        self._path_gain = 10.0 ** ((cfg.bs_antenna_gain_dbi - pl_db - shadow_db) / 10.0)
+        self._n_done = 0
+        self._delay_done = 0.0
+        self._n_dropped = 0
         # queues (absolute times at which each FIFO resource becomes free)
         self._local_free = [0.0] * cfg.n_devices
         self._up_free = 0.0
@@ -586,15 +616,29 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
             self._up_free = free_a
             self._srv_free[a - 1] = free_b
         cost = self._cost(delay, energy, dropped)
+        if dropped:                                       # no delay of its own: imputed (see Rewards)
+            delay = self._delay_done / self._n_done if self._n_done else self._dl
+            self._n_dropped += 1
+        else:
+            self._n_done += 1
+            self._delay_done += delay
         self._steps += 1
         self._i += 1
         if self._i >= self._n_block:
             self._new_task_block()
         self._load_task()
         obs = self._observation()
-        info = {"delay": delay, "energy": energy, "dropped": float(dropped), "cost": cost,
+        done = 0.0 if dropped else 1.0
+        info = {"delay": delay, "completed": done, "energy": energy, "dropped": 1.0 - done, "cost": cost,
                 "offloaded": 1.0 if a else 0.0}
         return obs, -cost, False, self._steps >= self.config.episode_tasks, info
+
+    def episode_kpis(self) -> dict[str, float]:
+        """This episode so far: mean delay (s) of the completed tasks, drop ratio, #completed, #dropped."""
+        n = self._n_done + self._n_dropped
+        return {"delay": self._delay_done / self._n_done if self._n_done else 0.0,
+                "dropped": self._n_dropped / n if n else 0.0,
+                "completed": float(self._n_done), "n_dropped": float(self._n_dropped)}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

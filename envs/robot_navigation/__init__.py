@@ -38,7 +38,10 @@ centre** (the LDS-01 sits on the Burger's vertical axis), so the clearance of th
 ``range - robot_radius``. Readings are the exact first hit computed in closed form and vectorised over
 beams x obstacles: ray-circle ``t = b - sqrt(r^2 - q^2)`` with ``b`` and ``q`` the along-beam and
 across-beam coordinates of the centre (obtained by one complex multiplication per beam x circle), and the
-slab method for ray-box [10]. Gaussian noise of std ``lidar_noise_std`` m is added; readings are clipped to
+slab method for ray-box [10]. Gaussian noise is added per beam with a range-dependent std following the
+LDS-01 accuracy [2] (+-15 mm for 0.12-0.499 m, +-5 % of the range for 0.5-3.5 m, each taken as one std):
+``lidar_noise_std`` (15 mm) below 0.5 m and ``lidar_noise_rel * range`` (5 %) from 0.5 m, the range capped
+at ``lidar_range_max`` (``config.lidar_noise_sigma``); readings are clipped to
 ``[lidar_range_min, lidar_range_max]`` (out of range reads as the maximum, as in ROBOTIS' DQN example [4]).
 
 **Collision** is geometric: the body (a disc of radius ``robot_radius``) overlaps an obstacle, checked
@@ -179,7 +182,8 @@ single env, the swarm and the tests), ``render``, ``env`` (single robot), ``swar
 
 ## Version History
 
-* v0: initial version.
+* v0: initial version. Revised in place (issue 10): range-dependent LDS-01 lidar noise (``lidar_noise_rel``),
+  ``w_max`` (and the heterogeneity spread of it) within the Burger's 2.84 rad/s.
 """
 
 from __future__ import annotations

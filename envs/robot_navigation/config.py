@@ -23,6 +23,19 @@ _GOAL_DIST_NORM = 10.0       # m, fixed normalisation of the goal distance featu
 _MEAN_OBSTACLE_AREA = 0.193  # m^2: 0.5 * pi * E[r^2] (r ~ U[0.1, 0.3]) + 0.5 * 4 * 0.25^2
 _GRID_CELL = 0.1             # m, reachability grid
 _NOISE_BLOCK = 256           # steps of noise drawn at once
+LIDAR_NEAR_RANGE = 0.5       # m: LDS-01 accuracy is +-15 mm below 0.5 m and +-5 % of the range above [2]
+BURGER_W_MAX = 2.84          # rad/s: TurtleBot3 Burger maximum rotational velocity [1]
+
+
+def lidar_noise_sigma(ranges: np.ndarray, cfg: RobotNavigationConfig) -> np.ndarray:
+    """Per-beam lidar noise std (m) at the true ``ranges`` (m): LDS-01 accuracy [2].
+
+    ``lidar_noise_std`` below ``LIDAR_NEAR_RANGE`` (0.5 m), ``lidar_noise_rel * range`` from there on (the range
+    capped at ``lidar_range_max``: a return beyond it reads as the maximum anyway). The spec's +-accuracy is
+    taken as one standard deviation.
+    """
+    r = np.minimum(ranges, float(cfg.lidar_range_max))
+    return np.where(r < LIDAR_NEAR_RANGE, float(cfg.lidar_noise_std), float(cfg.lidar_noise_rel) * r)
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,10 @@ class RobotNavigationConfig(KnobConfig):
                                    source="nominal area covered by obstacles (this env)")
     map_seed: int = knob(0, -1, 2**31 - 1, integer=True, unit="-",
                          source="-1: new layout per episode; >= 0: fixed world per client [5]")
-    lidar_noise_std: float = knob(0.015, 0.0, 0.2, unit="m", source="LDS-01 accuracy +-15 mm / +-5 % [2]")
+    lidar_noise_std: float = knob(0.015, 0.0, 0.2, unit="m",
+                                  source="noise std below 0.5 m: LDS-01 accuracy +-15 mm for 0.12-0.499 m [2]")
+    lidar_noise_rel: float = knob(0.05, 0.0, 0.5, unit="fraction of range",
+                                  source="noise std from 0.5 m, x range: LDS-01 accuracy +-5 % for 0.5-3.5 m [2]")
     actuator_noise_std: float = knob(0.02, 0.0, 0.5, unit="fraction of limit",
                                      source="wheel slip / tracking error, of v_max / w_max (this env)")
     goal_dist_min: float = knob(1.0, 0.3, 9.0, unit="m", source="start-goal distance (this env)")
@@ -45,7 +61,8 @@ class RobotNavigationConfig(KnobConfig):
     goal_tolerance: float = knob(0.2, 0.05, 1.0, unit="m", source="0.2 m [4]")
     robot_radius: float = knob(0.105, 0.05, 0.5, unit="m", source="0.105 m Burger footprint [3]")
     v_max: float = knob(0.22, 0.01, 1.0, unit="m/s", source="0.22 m/s Burger [1]")
-    w_max: float = knob(2.84, 0.1, 10.0, unit="rad/s", source="2.84 rad/s Burger [1]")
+    w_max: float = knob(2.84, 0.1, BURGER_W_MAX, unit="rad/s",
+                        source="2.84 rad/s Burger [1], the TurtleBot3's fastest turn (at most that)")
     dt: float = knob(0.2, 0.02, 0.5, unit="s", source="0.2 s = one LDS-01 scan at 5 Hz [2]")
     n_beams: int = knob(24, 4, 360, integer=True, unit="beams", source="24 beams [4]; LDS-01 has 360 [2]")
     lidar_range_min: float = knob(0.12, 0.0, 1.0, unit="m", source="0.12 m LDS-01 [2]")
@@ -59,7 +76,8 @@ class RobotNavigationConfig(KnobConfig):
     step_cost: float = knob(0.01, 0.0, 10.0, unit="1/step", source="time penalty (this env)")
     discrete_actions: bool = knob(False, unit="-", source="Discrete(5) of [4] instead of Box(2)")
     discrete_linear_vel: float = knob(0.15, 0.0, 1.0, unit="m/s", source="0.15 m/s [4]; at most v_max")
-    discrete_max_angular_vel: float = knob(1.5, 0.0, 10.0, unit="rad/s", source="1.5 rad/s [4]; at most w_max")
+    discrete_max_angular_vel: float = knob(1.5, 0.0, BURGER_W_MAX, unit="rad/s",
+                                           source="1.5 rad/s [4]; at most w_max")
 
     def check_constraints(self) -> None:
         if self.goal_dist_min > self.goal_dist_max:
@@ -101,10 +119,13 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
 
     At heterogeneity ``h``: each client's ``map_family`` is replaced, with probability ``h``, by one drawn
     uniformly from ``MAP_FAMILIES`` (LFRL's clients are different worlds [5]); ``obstacle_density`` is shifted
-    by ``0.1 h U(-1, 1)``; ``lidar_noise_std`` and ``actuator_noise_std`` grow by ``h U(0, 0.03)`` m and
+    by ``0.1 h U(-1, 1)``; both lidar noise levels (``lidar_noise_std``, ``lidar_noise_rel``) are scaled by
+    ``1 + 2 h U(0, 1)`` (a worse sensor, up to 3x the LDS-01 spec at h = 1) and ``actuator_noise_std`` grows by
     ``h U(0, 0.1)``; ``arena_size`` and both goal distances are scaled by ``2**(0.5 h U(-1, 1))`` (goal
-    distances together with the arena, then by their own ``2**(0.3 h U(-1, 1))``); the robot's ``v_max`` /
-    ``w_max`` by ``2**(0.3 h U(-1, 1))`` (other robot models, e.g. a Waffle Pi is 0.26 m/s, 1.82 rad/s [1]).
+    distances together with the arena, then by their own ``2**(0.3 h U(-1, 1))``); the robot's ``v_max`` by
+    ``2**(0.3 h U(-1, 1))`` and ``w_max`` by ``2**(0.3 h U(-1, 1))`` shifted down as a whole, if needed, so
+    that the fastest client turns at most at the Burger's 2.84 rad/s (``2**(-0.6 h)`` .. 1 times 2.84 rad/s
+    at the default; other robot models turn slower, e.g. a Waffle Pi at 1.82 rad/s [1]).
     Values are clipped to their legal ranges and cross-knob constraints. ``n_beams``, ``lidar_range_max``
     and ``discrete_actions`` stay fixed (they fix the spaces every client must share), as do the reward
     constants. With a fixed world (``base.map_seed >= 0``) each client also gets, with probability ``h``,
@@ -124,11 +145,14 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     swap = rng.random(n) < h
     fam = rng.integers(len(MAP_FAMILIES), size=n)
     dens = 0.1 * h * rng.uniform(-1.0, 1.0, n)
-    lid = h * rng.uniform(0.0, 0.03, n)
+    lid = 1.0 + 2.0 * h * rng.uniform(0.0, 1.0, n)
     act = h * rng.uniform(0.0, 0.1, n)
     arena = np.exp2(0.5 * h * rng.uniform(-1.0, 1.0, n))
     goal = np.exp2(0.3 * h * rng.uniform(-1.0, 1.0, n))
     vel = np.exp2(0.3 * h * rng.uniform(-1.0, 1.0, (n, 2)))
+    # w_max: the spread's top (base * 2**(0.3 h)) brought down to the Burger's limit, no mass piled at the cap
+    w_hi = knob_spec(RobotNavigationConfig, "w_max").high
+    w_shift = min(1.0, w_hi / (base.w_max * 2.0 ** (0.3 * h)))
     new_world = rng.random(n) < h
     world = rng.integers(0, knob_spec(RobotNavigationConfig, "map_seed").high, size=n)
 
@@ -145,12 +169,13 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
         gmax = max(clip("goal_dist_max", base.goal_dist_max * g), gmin)
         vmax = clip("v_max", base.v_max * vel[i, 0], base.robot_radius / base.dt)
         vmax = max(vmax, base.discrete_linear_vel)
-        wmax = max(clip("w_max", base.w_max * vel[i, 1]), base.discrete_max_angular_vel)
+        wmax = max(clip("w_max", base.w_max * vel[i, 1] * w_shift), base.discrete_max_angular_vel)
         out.append(dataclasses.replace(
             base,
             map_family=MAP_FAMILIES[int(fam[i])] if swap[i] else base.map_family,
             obstacle_density=clip("obstacle_density", base.obstacle_density + dens[i]),
-            lidar_noise_std=clip("lidar_noise_std", base.lidar_noise_std + lid[i]),
+            lidar_noise_std=clip("lidar_noise_std", base.lidar_noise_std * lid[i]),
+            lidar_noise_rel=clip("lidar_noise_rel", base.lidar_noise_rel * lid[i]),
             actuator_noise_std=clip("actuator_noise_std", base.actuator_noise_std + act[i]),
             arena_size=L, goal_dist_min=gmin, goal_dist_max=gmax, v_max=vmax, w_max=wmax,
             map_seed=int(world[i]) if (base.map_seed >= 0 and new_world[i]) else base.map_seed,

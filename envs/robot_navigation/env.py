@@ -18,6 +18,7 @@ from envs.registry import EnvConfigError
 from envs.robot_navigation.config import (
     _GOAL_DIST_NORM,
     _NOISE_BLOCK,
+    LIDAR_NEAR_RANGE,
     RobotNavigationConfig,
     discrete_turn_rates,
 )
@@ -80,6 +81,8 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
         self._step_cost = float(cfg.step_cost)
         self._max_steps = int(cfg.max_steps)
         self._lid_std = float(cfg.lidar_noise_std)
+        self._lid_rel = float(cfg.lidar_noise_rel)
+        self._lid_on = self._lid_std > 0 or self._lid_rel > 0
         self._act_std = float(cfg.actuator_noise_std)
         self._dv = float(cfg.discrete_linear_vel)
         self.discrete_angular = discrete_turn_rates(cfg).tolist()
@@ -102,6 +105,11 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
         self._RMINN = np.array(float(cfg.lidar_range_min) / self._rmax)
         self._SCAN = np.ones(B)                                         # noise-free scan / range_max
         self._NBUF = np.empty(B)
+        self._SIG = np.empty(B)
+        self._NEARB = np.empty(B, dtype=bool)
+        # lidar noise in units of lidar_range_max: std_abs below the near range, rel x range beyond [2]
+        self._lid_abs_n = self._lid_std / self._rmax
+        self._near_n = LIDAR_NEAR_RANGE / self._rmax
         self._obs = np.zeros(B + 4)                                      # float64, cast on return
         self._obs_l = self._obs[:B]
         self._inv_rmax = 1.0 / self._rmax
@@ -140,8 +148,8 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
 
     def _draw_noise(self) -> None:
         rng = self.np_random
-        if self._lid_std > 0:
-            self._lid_noise = rng.standard_normal((_NOISE_BLOCK, self.n_beams)) * (self._lid_std / self._rmax)
+        if self._lid_on:
+            self._lid_noise = rng.standard_normal((_NOISE_BLOCK, self.n_beams))       # N(0, 1), scaled per beam
         if self._act_std > 0:
             an = rng.standard_normal((_NOISE_BLOCK, 2)) * self._act_std
             an[:, 0] *= self._vmax
@@ -161,7 +169,13 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
         scan = self._lidar.cast(self._X, self._Y, self._TH)[0]        # noise-free range / range_max
         src = scan
         if self._lid_noise is not None:
-            src = np.add(scan, self._lid_noise[self._k], out=self._NBUF)
+            # std per beam = config.lidar_noise_sigma(range) (LDS-01 [2]), here in units of range_max
+            sig = np.minimum(scan, self._ONE, out=self._SIG)
+            sig *= self._lid_rel
+            np.less(scan, self._near_n, out=self._NEARB)
+            np.copyto(sig, self._lid_abs_n, where=self._NEARB)
+            sig *= self._lid_noise[self._k]
+            src = np.add(scan, sig, out=self._NBUF)
         obs_l = self._obs_l
         np.maximum(src, self._RMINN, out=obs_l)
         np.minimum(obs_l, self._ONE, out=obs_l)

@@ -17,7 +17,12 @@ from pettingzoo import ParallelEnv
 
 from envs.knobs import Knob, apply_overrides, resolve_config
 from envs.registry import EnvConfigError
-from envs.robot_navigation.config import _GOAL_DIST_NORM, RobotNavigationConfig, discrete_turn_rates
+from envs.robot_navigation.config import (
+    _GOAL_DIST_NORM,
+    RobotNavigationConfig,
+    discrete_turn_rates,
+    lidar_noise_sigma,
+)
 from envs.robot_navigation.env import _spaces
 from envs.robot_navigation.render import _RENDER_SIZE, _render
 from envs.robot_navigation.world import Lidar, _fixed_world, _Layout, _make_layout, _spawn
@@ -94,8 +99,8 @@ class RobotNavigationSwarmEnv(ParallelEnv):
         clear_box, clear_circle, clear_robot = self._lidar.clearance()
         clear_obs = np.minimum(clear_circle, clear_box) if self._lidar._C else clear_box
         r = scan
-        if cfg.lidar_noise_std > 0:
-            r = r + self._rng.standard_normal(r.shape) * cfg.lidar_noise_std
+        if cfg.lidar_noise_std > 0 or cfg.lidar_noise_rel > 0:
+            r = r + self._rng.standard_normal(r.shape) * lidar_noise_sigma(scan, cfg)     # LDS-01 [2]
         r = np.minimum(np.maximum(r * (1.0 / self._rmax), cfg.lidar_range_min / self._rmax), 1.0)
         return r, clear_obs - self._R, clear_robot - self._R
 

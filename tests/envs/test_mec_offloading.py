@@ -28,7 +28,8 @@ ENV_ID = "frl/MecOffloading-v0"
 
 def run_policy(env: gym.Env, policy, seed: int, episodes: int = 1) -> dict[str, list]:
     """Roll out ``episodes`` full episodes; collect observations, rewards and info KPIs."""
-    out: dict[str, list] = {"obs": [], "reward": [], "truncated_at": [], **{k: [] for k in ENTRY.kpis}}
+    keys = (*ENTRY.kpis, "completed")
+    out: dict[str, list] = {"obs": [], "reward": [], "truncated_at": [], **{k: [] for k in keys}}
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         out["obs"].append(obs)
@@ -38,7 +39,7 @@ def run_policy(env: gym.Env, policy, seed: int, episodes: int = 1) -> dict[str, 
             t += 1
             out["obs"].append(obs)
             out["reward"].append(reward)
-            for k in ENTRY.kpis:
+            for k in keys:
                 out[k].append(info[k])
             assert not terminated
             if truncated:
@@ -96,6 +97,72 @@ def test_observations_in_space_and_kpis_nonnegative(overrides):
     dropped = np.asarray(res["dropped"]) == 1.0
     penalty = env.config.drop_penalty
     assert (cost[dropped] >= penalty).all() and (cost[~dropped] <= penalty).all()
+    np.testing.assert_array_equal(np.asarray(res["completed"]), 1.0 - np.asarray(res["dropped"]))
+    assert (np.asarray(res["delay"]) > 0.0).all()
+
+
+@pytest.mark.parametrize(("baseline", "rel"), [("offload-nearest", 0.2), ("greedy", 0.02)])
+def test_dropped_tasks_leave_the_completed_task_delay_unchanged(baseline, rel):
+    """A dropped task is counted by ``dropped``; its ``delay`` is the running mean of the completed tasks'
+    delays (its deadline before any completes), so it does not move the delay KPI either way."""
+    env = MecOffloadingEnv(episode_tasks=200)
+    res = run_policy(env, BASELINES[baseline](env, 0), seed=5)
+    delay = np.asarray(res["delay"])
+    done = np.asarray(res["completed"]) == 1.0
+    assert 0 < done.sum() < done.size                      # both drop some tasks at defaults
+    for t in np.flatnonzero(~done):
+        if done[:t].any():
+            assert delay[t] == pytest.approx(delay[:t][done[:t]].mean(), rel=1e-12)
+    true_mean = float(delay[done].mean())
+    ep = env.unwrapped.episode_kpis()
+    assert ep["delay"] == pytest.approx(true_mean, rel=1e-12)
+    assert ep["dropped"] == pytest.approx(float(np.mean(res["dropped"])), rel=1e-12)
+    assert ep["completed"] + ep["n_dropped"] == 200
+    # the per-step mean (what the evaluation reports) tracks the completed-task mean: closely when few tasks
+    # drop (greedy), within 20 % when most do (offload-nearest drops ~80 %, as its queue and delays grow)
+    assert float(delay.mean()) == pytest.approx(true_mean, rel=rel)
+
+
+def test_link_budget_follows_tr36814():
+    """SNR scale uses the eNB noise figure; link gain = BS antenna gain - path loss - per-device shadowing."""
+    env = MecOffloadingEnv()
+    cfg = env.config
+    assert cfg.noise_figure_db == 5.0 and cfg.bs_antenna_gain_dbi == 14.0 and cfg.shadowing_std_db == 8.0
+    env.reset(seed=0)
+    d_km = env.device_distance_m * 1e-3
+    expect_db = cfg.bs_antenna_gain_dbi - (128.1 + 37.6 * np.log10(d_km)) - env.device_shadowing_db
+    np.testing.assert_allclose(10 * np.log10(env._path_gain), expect_db, rtol=1e-9)
+    # the shadowing is per device, constant within an episode, redrawn for another episode
+    sh0 = env.device_shadowing_db.copy()
+    for _ in range(50):
+        env.step(0)
+    np.testing.assert_array_equal(env.device_shadowing_db, sh0)
+    env.reset(seed=1)
+    assert not np.array_equal(env.device_shadowing_db, sh0)
+    # the spread over many devices has the declared std (8 dB), 0 when switched off
+    big = MecOffloadingEnv(n_devices=200)
+    big.reset(seed=3)
+    assert 6.5 < big.device_shadowing_db.std() < 9.5
+    flat = MecOffloadingEnv(shadowing_std_db=0.0)
+    flat.reset(seed=3)
+    assert (flat.device_shadowing_db == 0.0).all()
+
+
+def test_better_link_budget_means_faster_uploads():
+    """Each dB of antenna gain or of noise figure moves the upload time the right way, task by task."""
+    def upload_times(**kw) -> np.ndarray:
+        env = MecOffloadingEnv(**kw)
+        obs, _ = env.reset(seed=4)
+        t = [obs[6]]
+        for _ in range(100):
+            obs, *_ = env.step(0)
+            t.append(obs[6])
+        return np.asarray(t, dtype=np.float64)
+
+    base = upload_times()
+    assert (upload_times(bs_antenna_gain_dbi=20.0) <= base).all()
+    assert (upload_times(noise_figure_db=9.0) >= base).all()
+    assert (upload_times(noise_figure_db=9.0) > base).any()
 
 
 def test_local_execution_on_idle_device_costs_one():

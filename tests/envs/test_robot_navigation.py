@@ -35,7 +35,7 @@ for _entry in (ENTRY, ENTRY_DISCRETE):
     if _entry.env_id not in gym.registry:
         register_entry(_entry)
 
-NO_NOISE = {"lidar_noise_std": 0.0, "actuator_noise_std": 0.0}
+NO_NOISE = {"lidar_noise_std": 0.0, "lidar_noise_rel": 0.0, "actuator_noise_std": 0.0}
 EMPTY_C = np.empty(0, dtype=np.complex128)
 
 
