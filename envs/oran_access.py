@@ -175,12 +175,15 @@ __all__ = [
     "OranAccessEnv",
     "OranAccessParallelEnv",
     "breakpoint_distance",
+    "l3_filter_weight",
     "los_probability",
     "make_client_configs",
     "noise_mw",
     "parallel_env",
     "pathloss_db",
+    "sector_gain_db",
     "sinr",
+    "truncated_shannon",
 ]
 
 # --- physical constants and fixed model parameters (cited) ---------------------------------------------
