@@ -5,11 +5,20 @@ Description
 A UE-centric user access control problem in the spirit of Cao et al. (2022): every user equipment (UE) runs
 a DQN that chooses the cell serving it, and a global model server in the near-RT RIC federates the UEs'
 models. The goal is a high long-term throughput without frequent handovers (HOs). The network is a
-hexagonal 7-site macro layout (inter-site distance 500 m, TR 38.901 Table 7.2-1 UMa) with one omni
-cell per site by default (``sectors_per_site=3`` gives three 120-degree sectors with the TR 38.901
-Table 7.3-1 horizontal antenna pattern), plus ``small_cells_per_macro`` low-power small cells per macro
-area at random positions (TR 36.814 Table A.2.1.1.2-1 placement rules: at least 75 m from the macro and
-40 m from other small cells).
+hexagonal 7-site macro layout (inter-site distance 500 m, TR 38.901 Table 7.2-1 UMa) with three sectors
+per site by default, boresights 30 / 150 / 270 degrees (the TR 36.814 Annex A.2.1.1 / TR 38.901 Figure
+7.8-1 three-sector hexagon), each with the TR 38.901 Table 7.3-1 element's horizontal cut
+G(phi) = 8 dBi - min(12 (phi / 65 deg)^2, 30 dB) (the vertical cut is not modelled: no downtilt, UEs at
+ground level; ``sectors_per_site=1`` gives one omni 0 dBi cell per site), plus ``small_cells_per_macro``
+low-power omni small cells per macro area at random positions (TR 36.814 Table A.2.1.1.2-1 placement
+rules: at least 75 m from the macro and 40 m from other small cells).
+
+No wrap-around: UEs move inside the 7-site area, so edge UEs miss the interference of a second tier of
+sites (19 sites with wrap-around, TR 36.814 A.2.1.1). Wrap-around changes the precomputed-map design
+(received powers on a torus: each cell's map must take the nearest of its 7 images) and with 19 sites
+and 3 sectors every UE step costs about 2.7x as many [U, C] operations and the map 2.7x the memory
+(~60 cells x the grid); the 7-site form is kept, and interference-limited figures near the area's edge
+are optimistic.
 
 Propagation follows 3GPP TR 38.901 V17: UMa path loss for macros and UMi-Street-Canyon for small cells
 (Table 7.4.1-1, LOS/NLOS with the LOS probability of Table 7.4.2-1), carrier 3.5 GHz, h_BS = 25 m (UMa)
@@ -36,8 +45,14 @@ Downlink SINR counts interference from all other cells (full buffer, TR 36.814 T
     SINR_u,c = P_u,c / (sum_{c' != c} a_c' P_u,c' + N0 B),   N0 = -174 dBm/Hz + NF 9 dB, B = 20 MHz
 
 where the activity a_c' is 1 for a cell serving at least one UE and ``idle_cell_activity`` (default 1:
-every cell always transmits) for an empty one. The rate is resource fair, R_u = (B / n_c) log2(1 + SINR)
-with n_c the number of UEs attached to the serving cell c. UEs move by random waypoint (speed uniform in
+every cell always transmits) for an empty one. The rate is resource fair over a truncated Shannon
+spectral efficiency (3GPP TR 36.942 Annex A.1, Table A.2 for the DL)::
+
+    R_u = (B / n_c) S(SINR),  S = 0 below SINR_min = -10 dB,  alpha log2(1 + SINR) with alpha = 0.6,
+                              at most Thr_max = 4.4 b/s/Hz (reached at SINR ~ 22 dB)
+
+with n_c the number of UEs attached to the serving cell c (``se_max_bps_hz=7.4`` is the NR maximum,
+256QAM at code rate 948/1024, TS 38.214 Table 5.1.3.1-2). UEs move by random waypoint (speed uniform in
 [``min_speed_mps``, ``max_speed_mps``], pause uniform in [0, ``max_pause_s``]); a fraction
 ``hotspot_fraction`` of waypoints falls within ``hotspot_radius_m`` of a hotspot (the small cells; TR 36.814
 configuration 4b clusters UEs within 40 m of picos).
@@ -54,15 +69,16 @@ is 10 ms to 1 s, O-RAN WG1 architecture); an episode lasts ``episode_steps`` (60
 Action Space
 ------------
 ``Discrete(K)`` (K = ``n_candidates``, default 4): index into the UE's candidate list, its K strongest
-cells by RSRP sorted in descending order. The serving cell is always a candidate: if it is not among the
+cells by L3-filtered RSRP sorted in descending order. The serving cell is always a candidate: if it is not among the
 K strongest it replaces the K-th. Choosing a cell other than the serving one is a handover.
 
 Observation Space
 -----------------
 ``Box(float32, (5K + 2,))``, per candidate slot j = 0..K-1 (same order as the actions):
 
-* ``[0:K]``  RSRP (wideband received power), (P_dBm + 80) / 40, clipped to [-3, 3]
-* ``[K:2K]`` SINR if served by that cell under the current cell activity, SINR_dB / 20, clipped to [-3, 3]
+* ``[0:K]``  L3-filtered RSRP (wideband received power), (F_dBm + 80) / 40, clipped to [-3, 3]
+* ``[K:2K]`` SINR if served by that cell under the current cell activity (local mean, not filtered: a CQI-like
+  report), SINR_dB / 20, clipped to [-3, 3]
 * ``[2K:3K]`` cell load, number of attached UEs / 10 (the UE itself counts in its serving cell), in [0, 20]
 * ``[3K:4K]`` 1 if the candidate is the serving cell
 * ``[4K:5K]`` 1 if the candidate is the previous serving cell and the last HO was less than
@@ -101,17 +117,22 @@ declares its default, unit, legal range and source on its config field (``sector
 A3 at a 100 ms step: the entering condition Mn + Ofn + Ocn - Hys > Mp + Ofp + Ocp + Off (TS 38.331
 5.5.4.4, cell offsets 0) for the strongest neighbour must hold on 1 + ceil(TTT / step) consecutive steps
 (it has held for at least TTT; the strongest neighbour may change meanwhile, a simplification of the
-per-cell trigger list); the UE then hands over to the strongest neighbour. Measurements are the local-mean
-RSRP (no L3 filter: the channel has no fast fading to filter).
+per-cell trigger list); the UE then hands over to the strongest neighbour. Measurements are the
+layer-3 filtered RSRP of TS 38.331 Section 5.5.3.2, in dB: F_0 = M_1, F_n = (1 - a) F_(n-1) + a M_n with
+a = 1 / 2^(k/4), k = ``l3_filter_k`` (filterCoefficient, default fc4), adapted to the 100 ms step so that
+the filter keeps the time characteristics it has at the 200 ms sample period it assumes: per step
+(1 - a)^(step / 200 ms) of the old value is kept (a = 0.29 at fc4). M_n is the local-mean RSRP (no fast
+fading), whose 28 dB LOS/NLOS jumps the filter smooths. The same filtered RSRP is what the UE reports
+(TS 38.331 5.5.5), so it is also what the observations show and what ranks the K candidates.
 
 Baselines
 ---------
 ``BASELINES`` (single-agent, ``(env, seed) -> policy(obs) -> action``) and ``PARALLEL_BASELINES``
 (``(env, seed) -> policy(obs_dict) -> action_dict``): ``max-sinr`` (highest SINR candidate every step),
-``a3`` (the rule above with per-UE counters), ``load-aware`` (greedy on the estimated resource-fair rate
-B / (n_c + 1 - [c serving]) log2(1 + SINR_c), moving only for a 10 % gain; in the parallel form each UE
-re-decides with probability 0.2 per step, which avoids the herding of simultaneous greedy moves),
-``nearest`` (closest candidate cell) and ``random``.
+``a3`` (the rule above with per-UE counters, on the observed filtered RSRP), ``load-aware`` (greedy on the
+estimated resource-fair rate B / (n_c + 1 - [c serving]) S(SINR_c), moving only for a 10 % gain; in the
+parallel form each UE re-decides with probability 0.2 per step, which avoids the herding of simultaneous
+greedy moves), ``nearest`` (closest candidate cell) and ``random``.
 
 References
 ----------
@@ -121,7 +142,11 @@ References
   in Open Radio Access Networks", IEEE ICC 2021).
 * 3GPP TR 38.901 V17.0.0, "Study on channel model for frequencies from 0.5 to 100 GHz".
 * 3GPP TR 36.814 V9.2.0, "Further advancements for E-UTRA physical layer aspects", Annex A.
-* 3GPP TS 38.331, "NR; Radio Resource Control (RRC); Protocol specification", Section 5.5.4.4 (A3).
+* 3GPP TS 38.331, "NR; Radio Resource Control (RRC); Protocol specification", Sections 5.5.3.2 (layer-3
+  filtering) and 5.5.4.4 (A3).
+* 3GPP TR 36.942 V17.0.0, "E-UTRA; Radio Frequency (RF) system scenarios", Annex A.1-A.2 (truncated
+  Shannon bound).
+* 3GPP TS 38.214, "NR; Physical layer procedures for data", Table 5.1.3.1-2 (256QAM MCS table).
 * 3GPP TR 36.839 V11.1.0, "Mobility enhancements in heterogeneous networks" (ping-pong definition).
 * 3GPP TR 36.881 V14.0.0, "Study on latency reduction techniques for LTE" (HO interruption time).
 * M. Gudmundson, "Correlation model for shadow fading in mobile radio systems", Electron. Lett. 27(23),
@@ -132,6 +157,8 @@ References
 Version History
 ---------------
 * v0: initial release.
+* v0 (issue 10): truncated Shannon rates, L3-filtered measurements for A3, candidates and observations,
+  3 sectors with 8 dBi element gain by default (spaces unchanged; dynamics and KPIs differ).
 """
 
 from __future__ import annotations
@@ -322,7 +349,6 @@ class Deployment:
     gx: int
     gy: int
     rx_mw: np.ndarray            # float32 [gy * gx, C], read-only
-    rx_max: np.ndarray           # float32 [gy * gx], strongest cell's power at each node
     box: tuple[float, float, float, float]   # xmin, xmax, ymin, ymax of the UE area
 
     def node_position(self, flat: np.ndarray | int) -> np.ndarray:
@@ -389,11 +415,10 @@ def _deployment(isd: float, sectors: int, smalls: int, fc: float, p_macro: float
             if sectors == 3 and not small_f:
                 gain = sector_gain_db(np.degrees(np.angle(diff)), SECTOR_BORESIGHT_DEG[c % 3])
             rx[:, c] = np.exp((np.float32(cell_power[c]) + gain - loss) * ln10_10)
-    rx_max = rx.max(axis=1)
-    for arr in (sites, cell_pos, cell_small, cell_power, hotspots, rx, rx_max):
+    for arr in (sites, cell_pos, cell_small, cell_power, hotspots, rx):
         arr.setflags(write=False)
     return Deployment(sites=sites, cell_pos=cell_pos, cell_small=cell_small, cell_power_dbm=cell_power,
-                      hotspots=hotspots, origin=origin, res=float(res), gx=gx, gy=gy, rx_mw=rx, rx_max=rx_max,
+                      hotspots=hotspots, origin=origin, res=float(res), gx=gx, gy=gy, rx_mw=rx,
                       box=box)
 
 
