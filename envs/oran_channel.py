@@ -26,7 +26,7 @@ LOS_DECORR = 50.0                       # LOS-state correlation distance, m (TR 
 SECTOR_BORESIGHT_DEG = (30.0, 150.0, 270.0)                 # TR 36.814 / TR 38.901 3-sector layout
 SECTOR_HPBW_DEG, SECTOR_MAX_ATT_DB = 65.0, 30.0             # TR 38.901 Table 7.3-1
 SECTOR_MAX_GAIN_DBI = 8.0                                   # G_E,max, TR 38.901 Table 7.3-1
-L3_REF_PERIOD_S = 0.2           # sample period the filterCoefficient assumes (TS 36.331 / TS 38.331 5.5.3.2)
+L3_REF_PERIOD_S = 0.2           # sample period X the filterCoefficient assumes (TS 36.331 5.5.3.2: 200 ms)
 
 
 def sector_gain_db(phi_deg: np.ndarray, boresight_deg: float) -> np.ndarray:
@@ -44,9 +44,10 @@ def sector_gain_db(phi_deg: np.ndarray, boresight_deg: float) -> np.ndarray:
 def l3_filter_weight(k: int, step_s: float) -> float:
     """Per-step weight a of the layer-3 filter F_n = (1 - a) F_(n-1) + a M_n (TS 38.331 5.5.3.2).
 
-    a = 1 / 2^(k/4) for filterCoefficient k at the sample period the spec assumes (200 ms, the L1 measurement
-    period; TS 36.331 5.5.3.2 and TS 38.133); at another step the time characteristics are preserved
-    ("the UE shall adapt the filter"), i.e. the memory (1 - a) is rescaled to (1 - a)^(step / 200 ms).
+    a = 1 / 2^(k/4) for filterCoefficient k at the sample period X the spec assumes (one intra-frequency L1
+    measurement period, TS 38.133; X = 200 ms in LTE's TS 36.331 5.5.3.2, taken here); at another input rate
+    "the UE shall adapt the filter such that the time characteristics of the filter are preserved", i.e. the
+    memory (1 - a) is rescaled to (1 - a)^(step / X).
     k = 0 is no filtering (a = 1).
     """
     a_ref = 2.0 ** (-k / 4.0)
