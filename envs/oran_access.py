@@ -5,11 +5,20 @@ Description
 A UE-centric user access control problem in the spirit of Cao et al. (2022): every user equipment (UE) runs
 a DQN that chooses the cell serving it, and a global model server in the near-RT RIC federates the UEs'
 models. The goal is a high long-term throughput without frequent handovers (HOs). The network is a
-hexagonal 7-site macro layout (inter-site distance 500 m, TR 38.901 Table 7.2-1 UMa) with one omni
-cell per site by default (``sectors_per_site=3`` gives three 120-degree sectors with the TR 38.901
-Table 7.3-1 horizontal antenna pattern), plus ``small_cells_per_macro`` low-power small cells per macro
-area at random positions (TR 36.814 Table A.2.1.1.2-1 placement rules: at least 75 m from the macro and
-40 m from other small cells).
+hexagonal 7-site macro layout (inter-site distance 500 m, TR 38.901 Table 7.2-1 UMa) with three sectors
+per site by default, boresights 30 / 150 / 270 degrees (the TR 36.814 Annex A.2.1.1 / TR 38.901 Figure
+7.8-1 three-sector hexagon), each with the TR 38.901 Table 7.3-1 element's horizontal cut
+G(phi) = 8 dBi - min(12 (phi / 65 deg)^2, 30 dB) (the vertical cut is not modelled: no downtilt, UEs at
+ground level; ``sectors_per_site=1`` gives one omni 0 dBi cell per site), plus ``small_cells_per_macro``
+low-power omni small cells per macro area at random positions (TR 36.814 Table A.2.1.1.2-1 placement
+rules: at least 75 m from the macro and 40 m from other small cells).
+
+No wrap-around: UEs move inside the 7-site area, so edge UEs miss the interference of a second tier of
+sites (19 sites with wrap-around, TR 36.814 A.2.1.1). Wrap-around changes the precomputed-map design
+(received powers on a torus: each cell's map must take the nearest of its 7 images) and with 19 sites
+and 3 sectors every UE step costs about 2.7x as many [U, C] operations and the map 2.7x the memory
+(~60 cells x the grid); the 7-site form is kept, and interference-limited figures near the area's edge
+are optimistic.
 
 Propagation follows 3GPP TR 38.901 V17: UMa path loss for macros and UMi-Street-Canyon for small cells
 (Table 7.4.1-1, LOS/NLOS with the LOS probability of Table 7.4.2-1), carrier 3.5 GHz, h_BS = 25 m (UMa)
@@ -36,8 +45,14 @@ Downlink SINR counts interference from all other cells (full buffer, TR 36.814 T
     SINR_u,c = P_u,c / (sum_{c' != c} a_c' P_u,c' + N0 B),   N0 = -174 dBm/Hz + NF 9 dB, B = 20 MHz
 
 where the activity a_c' is 1 for a cell serving at least one UE and ``idle_cell_activity`` (default 1:
-every cell always transmits) for an empty one. The rate is resource fair, R_u = (B / n_c) log2(1 + SINR)
-with n_c the number of UEs attached to the serving cell c. UEs move by random waypoint (speed uniform in
+every cell always transmits) for an empty one. The rate is resource fair over a truncated Shannon
+spectral efficiency (3GPP TR 36.942 Annex A.1, Table A.2 for the DL)::
+
+    R_u = (B / n_c) S(SINR),  S = 0 below SINR_min = -10 dB,  alpha log2(1 + SINR) with alpha = 0.6,
+                              at most Thr_max = 4.4 b/s/Hz (reached at SINR ~ 22 dB)
+
+with n_c the number of UEs attached to the serving cell c (``se_max_bps_hz=7.4`` is the NR maximum,
+256QAM at code rate 948/1024, TS 38.214 Table 5.1.3.1-2). UEs move by random waypoint (speed uniform in
 [``min_speed_mps``, ``max_speed_mps``], pause uniform in [0, ``max_pause_s``]); a fraction
 ``hotspot_fraction`` of waypoints falls within ``hotspot_radius_m`` of a hotspot (the small cells; TR 36.814
 configuration 4b clusters UEs within 40 m of picos).
@@ -54,15 +69,16 @@ is 10 ms to 1 s, O-RAN WG1 architecture); an episode lasts ``episode_steps`` (60
 Action Space
 ------------
 ``Discrete(K)`` (K = ``n_candidates``, default 4): index into the UE's candidate list, its K strongest
-cells by RSRP sorted in descending order. The serving cell is always a candidate: if it is not among the
+cells by L3-filtered RSRP sorted in descending order. The serving cell is always a candidate: if it is not among the
 K strongest it replaces the K-th. Choosing a cell other than the serving one is a handover.
 
 Observation Space
 -----------------
 ``Box(float32, (5K + 2,))``, per candidate slot j = 0..K-1 (same order as the actions):
 
-* ``[0:K]``  RSRP (wideband received power), (P_dBm + 80) / 40, clipped to [-3, 3]
-* ``[K:2K]`` SINR if served by that cell under the current cell activity, SINR_dB / 20, clipped to [-3, 3]
+* ``[0:K]``  L3-filtered RSRP (wideband received power), (F_dBm + 80) / 40, clipped to [-3, 3]
+* ``[K:2K]`` SINR if served by that cell under the current cell activity (local mean, not filtered: a CQI-like
+  report), SINR_dB / 20, clipped to [-3, 3]
 * ``[2K:3K]`` cell load, number of attached UEs / 10 (the UE itself counts in its serving cell), in [0, 20]
 * ``[3K:4K]`` 1 if the candidate is the serving cell
 * ``[4K:5K]`` 1 if the candidate is the previous serving cell and the last HO was less than
@@ -101,17 +117,22 @@ declares its default, unit, legal range and source on its config field (``sector
 A3 at a 100 ms step: the entering condition Mn + Ofn + Ocn - Hys > Mp + Ofp + Ocp + Off (TS 38.331
 5.5.4.4, cell offsets 0) for the strongest neighbour must hold on 1 + ceil(TTT / step) consecutive steps
 (it has held for at least TTT; the strongest neighbour may change meanwhile, a simplification of the
-per-cell trigger list); the UE then hands over to the strongest neighbour. Measurements are the local-mean
-RSRP (no L3 filter: the channel has no fast fading to filter).
+per-cell trigger list); the UE then hands over to the strongest neighbour. Measurements are the
+layer-3 filtered RSRP of TS 38.331 Section 5.5.3.2, in dB: F_0 = M_1, F_n = (1 - a) F_(n-1) + a M_n with
+a = 1 / 2^(k/4), k = ``l3_filter_k`` (filterCoefficient, default fc4), adapted to the 100 ms step so that
+the filter keeps the time characteristics it has at the 200 ms sample period it assumes: per step
+(1 - a)^(step / 200 ms) of the old value is kept (a = 0.29 at fc4). M_n is the local-mean RSRP (no fast
+fading), whose 28 dB LOS/NLOS jumps the filter smooths. The same filtered RSRP is what the UE reports
+(TS 38.331 5.5.5), so it is also what the observations show and what ranks the K candidates.
 
 Baselines
 ---------
 ``BASELINES`` (single-agent, ``(env, seed) -> policy(obs) -> action``) and ``PARALLEL_BASELINES``
 (``(env, seed) -> policy(obs_dict) -> action_dict``): ``max-sinr`` (highest SINR candidate every step),
-``a3`` (the rule above with per-UE counters), ``load-aware`` (greedy on the estimated resource-fair rate
-B / (n_c + 1 - [c serving]) log2(1 + SINR_c), moving only for a 10 % gain; in the parallel form each UE
-re-decides with probability 0.2 per step, which avoids the herding of simultaneous greedy moves),
-``nearest`` (closest candidate cell) and ``random``.
+``a3`` (the rule above with per-UE counters, on the observed filtered RSRP), ``load-aware`` (greedy on the
+estimated resource-fair rate B / (n_c + 1 - [c serving]) S(SINR_c), moving only for a 10 % gain; in the
+parallel form each UE re-decides with probability 0.2 per step, which avoids the herding of simultaneous
+greedy moves), ``nearest`` (closest candidate cell) and ``random``.
 
 References
 ----------
@@ -121,7 +142,11 @@ References
   in Open Radio Access Networks", IEEE ICC 2021).
 * 3GPP TR 38.901 V17.0.0, "Study on channel model for frequencies from 0.5 to 100 GHz".
 * 3GPP TR 36.814 V9.2.0, "Further advancements for E-UTRA physical layer aspects", Annex A.
-* 3GPP TS 38.331, "NR; Radio Resource Control (RRC); Protocol specification", Section 5.5.4.4 (A3).
+* 3GPP TS 38.331, "NR; Radio Resource Control (RRC); Protocol specification", Sections 5.5.3.2 (layer-3
+  filtering) and 5.5.4.4 (A3).
+* 3GPP TR 36.942 V17.0.0, "E-UTRA; Radio Frequency (RF) system scenarios", Annex A.1-A.2 (truncated
+  Shannon bound).
+* 3GPP TS 38.214, "NR; Physical layer procedures for data", Table 5.1.3.1-2 (256QAM MCS table).
 * 3GPP TR 36.839 V11.1.0, "Mobility enhancements in heterogeneous networks" (ping-pong definition).
 * 3GPP TR 36.881 V14.0.0, "Study on latency reduction techniques for LTE" (HO interruption time).
 * M. Gudmundson, "Correlation model for shadow fading in mobile radio systems", Electron. Lett. 27(23),
@@ -132,6 +157,8 @@ References
 Version History
 ---------------
 * v0: initial release.
+* v0 (issue 10): truncated Shannon rates, L3-filtered measurements for A3, candidates and observations,
+  3 sectors with 8 dBi element gain by default (spaces unchanged; dynamics and KPIs differ).
 """
 
 from __future__ import annotations
@@ -152,17 +179,18 @@ from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs,
 from envs.oran_channel import (
     LOS_DECORR,
     SECTOR_BORESIGHT_DEG,
-    SECTOR_HPBW_DEG,
-    SECTOR_MAX_ATT_DB,
     SF_DECORR,
     SF_SIGMA,
     _gaussian_field,
     _std_normal_cdf,
     breakpoint_distance,
+    l3_filter_weight,
     los_probability,
     noise_mw,
     pathloss_db,
+    sector_gain_db,
     sinr,
+    truncated_shannon,
 )
 from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
 
@@ -174,12 +202,15 @@ __all__ = [
     "OranAccessEnv",
     "OranAccessParallelEnv",
     "breakpoint_distance",
+    "l3_filter_weight",
     "los_probability",
     "make_client_configs",
     "noise_mw",
     "parallel_env",
     "pathloss_db",
+    "sector_gain_db",
     "sinr",
+    "truncated_shannon",
 ]
 
 # --- physical constants and fixed model parameters (cited) ---------------------------------------------
@@ -212,8 +243,9 @@ class OranAccessConfig(KnobConfig):
                       source="traffic density (design; tens of UEs per client)")
     small_cells_per_macro: int = knob(2, 0, 4, integer=True, unit="cells",
                                       source="HetNet small cells per macro area; TR 36.814 A.2.1.1.2 uses 1-4 picos")
-    sectors_per_site: int = knob(1, 1, 3, integer=True, unit="-",
-                                 source="1 = omni (design) or 3 = TR 38.901 Table 7.3-1 sectors (2 is not allowed)")
+    sectors_per_site: int = knob(3, 1, 3, integer=True, unit="-",
+                                 source="3 sectors at 30/150/270 deg, TR 38.901 Table 7.3-1 element (TR 36.814 "
+                                        "A.2.1.1); 1 = omni 0 dBi (2 is not allowed)")
     isd_m: float = knob(500.0, 200.0, 1000.0, unit="m", source="500 m [TR 38.901 Table 7.2-1 UMa]")
     carrier_ghz: float = knob(3.5, 0.5, 30.0, unit="GHz", source="3.5 GHz (NR n78) [TR 38.901 7.4.1 valid 0.5-100 GHz]")
     bandwidth_mhz: float = knob(20.0, 1.4, 100.0, unit="MHz", source="20 MHz [TR 36.814 Table A.2.1.1-1]")
@@ -235,6 +267,14 @@ class OranAccessConfig(KnobConfig):
     step_s: float = knob(0.1, 0.01, 1.0, unit="s",
                          source="100 ms decision period (near-RT RIC loop 10 ms - 1 s)")
     episode_steps: int = knob(600, 1, 1_000_000, integer=True, unit="steps", source="600 steps = one minute (design)")
+    se_alpha: float = knob(0.6, 0.1, 1.0, unit="-",
+                           source="truncated Shannon attenuation alpha 0.6 [TR 36.942 Table A.2]")
+    se_max_bps_hz: float = knob(4.4, 0.5, 10.0, unit="b/s/Hz",
+                                source="Thr_max 4.4 (DL) [TR 36.942 Table A.2]; 7.4 = NR 256QAM [TS 38.214 "
+                                       "Table 5.1.3.1-2]")
+    sinr_min_db: float = knob(-10.0, -20.0, 0.0, unit="dB", source="SINR_min -10 dB [TR 36.942 Table A.2]")
+    l3_filter_k: int = knob(4, 0, 19, integer=True, unit="-",
+                            source="filterCoefficient fc4 (a = 1/2^(k/4); 0 = no filter) [TS 38.331 5.5.3.2]")
     ho_interruption_s: float = knob(0.05, 0.0, 1.0, unit="s", source="~50 ms [TR 36.881]; at most step_s")
     ho_cost: float = knob(0.5, 0.0, 10.0, unit="reward", source="signalling cost per HO (design)")
     ping_pong_window_s: float = knob(1.0, 0.0, 10.0, unit="s", source="1 s minimum time-of-stay [TR 36.839]")
@@ -309,7 +349,6 @@ class Deployment:
     gx: int
     gy: int
     rx_mw: np.ndarray            # float32 [gy * gx, C], read-only
-    rx_max: np.ndarray           # float32 [gy * gx], strongest cell's power at each node
     box: tuple[float, float, float, float]   # xmin, xmax, ymin, ymax of the UE area
 
     def node_position(self, flat: np.ndarray | int) -> np.ndarray:
@@ -374,37 +413,13 @@ def _deployment(isd: float, sectors: int, smalls: int, fc: float, p_macro: float
         for c in np.flatnonzero(field_of_cell == f):
             gain = 0.0
             if sectors == 3 and not small_f:
-                phi = (np.degrees(np.angle(diff)) - SECTOR_BORESIGHT_DEG[c % 3] + 180.0) % 360.0 - 180.0
-                gain = -np.minimum(12.0 * (phi / SECTOR_HPBW_DEG) ** 2, SECTOR_MAX_ATT_DB)
+                gain = sector_gain_db(np.degrees(np.angle(diff)), SECTOR_BORESIGHT_DEG[c % 3])
             rx[:, c] = np.exp((np.float32(cell_power[c]) + gain - loss) * ln10_10)
-    rx_max = rx.max(axis=1)
-    for arr in (sites, cell_pos, cell_small, cell_power, hotspots, rx, rx_max):
+    for arr in (sites, cell_pos, cell_small, cell_power, hotspots, rx):
         arr.setflags(write=False)
     return Deployment(sites=sites, cell_pos=cell_pos, cell_small=cell_small, cell_power_dbm=cell_power,
-                      hotspots=hotspots, origin=origin, res=float(res), gx=gx, gy=gy, rx_mw=rx, rx_max=rx_max,
+                      hotspots=hotspots, origin=origin, res=float(res), gx=gx, gy=gy, rx_mw=rx,
                       box=box)
-
-
-@functools.lru_cache(maxsize=8)
-def _candidate_features(dep: Deployment, k: int, noise: float) -> tuple[np.ndarray, ...]:
-    """Per grid node: the K strongest cells (stable descending order), their RSRP and full-buffer SINR
-    features, and the total received power (the single-agent form reads UE 0's candidates from these)."""
-    n_nodes = dep.rx_mw.shape[0]
-    rows = np.arange(n_nodes)
-    work = dep.rx_mw.copy()
-    top = np.empty((n_nodes, k), dtype=np.intp)
-    for j in range(k):                      # K argmax passes = a stable descending partial sort
-        top[:, j] = work.argmax(axis=1)
-        work[rows, top[:, j]] = -1.0
-    p = dep.rx_mw.astype(np.float64)
-    tot = p.sum(axis=1)
-    ptop = np.take_along_axis(p, top, axis=1)
-    rsrp = _rsrp_feature(ptop).astype(np.float32)
-    sinr_f = _sinr_feature(ptop / (tot[:, None] - ptop + noise)).astype(np.float32)
-    top = top.astype(np.int16)
-    for arr in (top, rsrp, sinr_f, tot):
-        arr.setflags(write=False)
-    return top, rsrp, sinr_f, tot
 
 
 def deployment_for(config: OranAccessConfig) -> Deployment:
@@ -441,7 +456,11 @@ class _Core:
         self.int_frac = float(c.ho_interruption_s) / self.dt
         self.tpp = float(c.ping_pong_window_s) + 1e-9
         self.idle = float(c.idle_cell_activity)
-        self.a3_gain = 10.0 ** ((c.a3_offset_db + c.a3_hysteresis_db) / 10.0)
+        self.a3_db = float(c.a3_offset_db + c.a3_hysteresis_db)
+        self.l3_a = l3_filter_weight(int(c.l3_filter_k), self.dt)
+        self.se = (float(c.se_alpha), float(c.se_max_bps_hz), float(c.sinr_min_db))
+        self.sinr_min = 10.0 ** (c.sinr_min_db / 10.0)
+        self.F_last: np.ndarray | None = None
         self.a3_steps = 1 + math.ceil(c.a3_ttt_s / self.dt - 1e-9)
         self.obs_dim = 5 * self.K + 2
         self.rowoff = np.arange(self.U) * self.C
@@ -450,9 +469,7 @@ class _Core:
         # grid coordinates are offset by half a node so that truncation rounds to the nearest node
         self._q0 = -self.dep.origin / self.dep.res + (0.5 + 0.5j)
         self.rng: np.random.Generator | None = None
-        if single:
-            self._features = _candidate_features(self.dep, self.K, self.noise)
-        self.bg_fast_a3 = single and c.background_policy == "a3" and self.a3_gain > 1.0
+        self.bg_fast_a3 = single and c.background_policy == "a3" and self.a3_db > 0.0
 
     # ---- mobility: random waypoint -------------------------------------------------------------------
     def _waypoints(self, n: int) -> np.ndarray:
@@ -517,17 +534,28 @@ class _Core:
         P = self.dep.rx_mw.take(flat.reshape(-1), axis=0).reshape(T, U, C)
         self.blk_k0, self.blk_k1 = k0, k1
         self.blk_P, self.blk_Pf, self.blk_m = P, P.reshape(T, U * C), m
-        if self.single and self.cfg.background_policy == "a3":
-            pb = self.dep.rx_max.take(flat)                       # strongest cell's power, [T, U]
-            pb *= np.float32(1.0 / self.a3_gain)
-            self.blk_pb = pb
-        if self.single:                        # UE 0's candidate features, read from per-node maps
-            f0 = flat[:, 0]
-            top, rsrp, sinr_f, tot = self._features
-            self.blk0_top = top.take(f0, axis=0).tolist()
-            self.blk0_rsrp = rsrp.take(f0, axis=0).tolist()
-            self.blk0_sinr = sinr_f.take(f0, axis=0).tolist()
-            self.blk0_tot = tot.take(f0).tolist()
+        # layer-3 filtered RSRP in dBm (TS 38.331 5.5.3.2, logarithmic domain): F_0 = M_1, then
+        # F_n = (1 - a) F_(n-1) + a M_n. It depends on the trajectory only, so a whole block is filtered at once.
+        F = np.log10(P)
+        F *= np.float32(10.0)
+        a = self.l3_a
+        if a < 1.0:
+            last = F[0] if self.F_last is None else self.F_last
+            for t in range(T):
+                last = F[t] = last + np.float32(a) * (F[t] - last)
+        self.F_last = F[-1]
+        self.blk_F, self.blk_Ff = F, F.reshape(T, U * C)
+        self.blk_pb = F.max(axis=2) - np.float32(self.a3_db)     # A3 threshold on the best neighbour, [T, U]
+        if self.single:                        # UE 0's candidate features for the whole block
+            F0 = F[:, 0, :]
+            top = np.argsort(-F0, axis=1, kind="stable")[:, :self.K]
+            P0 = P[:, 0, :].astype(np.float64)
+            tot = P0.sum(axis=1)
+            ptop = np.take_along_axis(P0, top, axis=1)
+            self.blk0_top = top.tolist()
+            self.blk0_rsrp = _rsrp_feature(np.take_along_axis(F0, top, axis=1).astype(np.float64)).tolist()
+            self.blk0_sinr = _sinr_feature(ptop / (tot[:, None] - ptop + self.noise)).tolist()
+            self.blk0_tot = tot.tolist()
             self.blk0_speed = ((m[:, 0] < self.nmove[0]) * (self.leg_speed[0] / SPEED_NORM)).tolist()
         self._set_row(k0)
 
@@ -535,6 +563,8 @@ class _Core:
         i = self.i = k - self.blk_k0
         self.P = self.blk_P[i]
         self.Pf = self.blk_Pf[i]
+        self.F = self.blk_F[i]
+        self.Ff = self.blk_Ff[i]
 
     def positions(self) -> np.ndarray:
         """[U] complex UE positions (m) at the current step."""
@@ -552,6 +582,7 @@ class _Core:
         self.k = 0
         self.t = 0.0
         self._leg_i = self.LEG_BLOCK
+        self.F_last = None
         self.wp = self._waypoints(U)          # start positions; every UE leaves for a first waypoint at 0
         self.p0 = self.wp.copy()
         self.vel = np.zeros(U, dtype=np.complex128)
@@ -562,7 +593,7 @@ class _Core:
         self.leg_speed = np.zeros(U)
         self.ke = np.zeros(U)
         self._new_block(0)
-        self.serv = self.P.argmax(axis=1)     # initial access: strongest cell
+        self.serv = self.F.argmax(axis=1)     # initial access: strongest cell
         self.prev = np.full(U, -1, dtype=np.intp)
         self.t_ho = np.full(U, -1e9)
         self.a3_cnt = np.zeros(U, dtype=np.intp)
@@ -640,12 +671,13 @@ class _Core:
     def a3_triggered(self) -> np.ndarray:
         """UEs whose A3 event fires now (vectorised; per-UE time-to-trigger counters).
 
-        Entering condition of TS 38.331 5.5.4.4 with zero cell offsets: the strongest neighbour exceeds the
-        serving RSRP by a3-Offset + hysteresis; it must hold on ``a3_steps`` consecutive steps.
+        Entering condition of TS 38.331 5.5.4.4 with zero cell offsets on the layer-3 filtered RSRP: the
+        strongest neighbour exceeds the serving RSRP by a3-Offset + hysteresis; it must hold on ``a3_steps``
+        consecutive steps.
         """
-        cond = self.blk_pb[self.i] > self.Pf.take(self.servflat)
-        if self.a3_gain <= 1.0:
-            cond &= self.P.argmax(axis=1) != self.serv
+        cond = self.blk_pb[self.i] > self.Ff.take(self.servflat)
+        if self.a3_db <= 0.0:
+            cond &= self.F.argmax(axis=1) != self.serv
         cnt = self.a3_cnt
         cnt += 1
         cnt *= cond
@@ -664,7 +696,7 @@ class _Core:
 
     def load_aware_targets(self, active: np.ndarray) -> np.ndarray:
         """Greedy on the estimated resource-fair rate B/(n_c + 1 - [c serving]) log2(1 + SINR_c)."""
-        est = np.log2(1.0 + self.sinr_all())
+        est = truncated_shannon(self.sinr_all(), *self.se)
         n_if = np.tile(self.n + 1.0, (self.U, 1))
         n_if[self.ar, self.serv] -= 1.0
         est /= n_if
@@ -677,7 +709,7 @@ class _Core:
         policy = self.cfg.background_policy
         if policy == "a3":
             ues = self.a3_triggered()
-            return ues, (self.P[ues].argmax(axis=1) if ues.size else ues)
+            return ues, (self.F[ues].argmax(axis=1) if ues.size else ues)
         if policy == "max-sinr":
             targets = self.P.argmax(axis=1) if self.activity is None else self.sinr_all().argmax(axis=1)
         else:
@@ -692,11 +724,11 @@ class _Core:
         if self.bg_fast_a3:
             cnt = self.a3_cnt
             cnt += 1
-            cnt *= self.blk_pb[self.i] > self.Pf.take(self.servflat)
+            cnt *= self.blk_pb[self.i] > self.Ff.take(self.servflat)
             cnt[0] = 0                                    # UE 0 is the agent, not a background UE
             if _MAX(cnt) >= self.a3_steps:
                 ues = (cnt >= self.a3_steps).nonzero()[0]
-                moves = zip(ues.tolist(), self.P[ues].argmax(axis=1).tolist(), strict=True)
+                moves = zip(ues.tolist(), self.F[ues].argmax(axis=1).tolist(), strict=True)
             else:
                 moves = ()
         else:
@@ -711,8 +743,9 @@ class _Core:
 
     # ---- observations and rates -----------------------------------------------------------------------
     def candidates_all(self) -> np.ndarray:
-        """[U, K] candidates: the K strongest cells (stable descending RSRP), serving forced into slot K-1."""
-        cand = np.argsort(-self.P, axis=1, kind="stable")[:, :self.K]
+        """[U, K] candidates: the K strongest cells (stable descending filtered RSRP), serving forced into
+        slot K-1."""
+        cand = np.argsort(-self.F, axis=1, kind="stable")[:, :self.K]
         missing = ~(cand == self.serv[:, None]).any(axis=1)
         cand[missing, self.K - 1] = self.serv[missing]
         return cand
@@ -726,7 +759,7 @@ class _Core:
         else:
             interf = (P @ self.activity)[:, None] - self.activity[cand] * pc
         obs = np.empty((self.U, self.obs_dim), dtype=np.float32)
-        obs[:, :K] = _rsrp_feature(pc)
+        obs[:, :K] = _rsrp_feature(self.Ff.take(cand + self.rowoff[:, None]).astype(np.float64))
         obs[:, K:2 * K] = _sinr_feature(pc / (interf + self.noise))
         obs[:, 2 * K:3 * K] = self.n[cand] / LOAD_SCALE
         obs[:, 3 * K:4 * K] = cand == self.serv[:, None]
@@ -767,7 +800,8 @@ class _Core:
             interf = self.blk0_tot[self.i] - pc
         else:
             interf = float(p @ self.activity) - self.activity[cand] * pc
-        return cand, _rsrp_feature(pc).tolist(), _sinr_feature(pc / (interf + self.noise)).tolist()
+        rsrp = _rsrp_feature(self.F[0, cand].astype(np.float64)).tolist()
+        return cand, rsrp, _sinr_feature(pc / (interf + self.noise)).tolist()
 
     def rate_ue0(self) -> tuple[float, float]:
         """(rate Mbps without interruption, SINR) of UE 0 on its serving cell at the current step."""
@@ -778,7 +812,11 @@ class _Core:
         else:
             interf = float(self.P[0].astype(np.float64) @ self.activity) - float(self.activity[s]) * ps
         sinr = ps / (interf + self.noise)
-        return self.bw_mbps / self.n_list[s] * math.log2(1.0 + sinr), sinr
+        if sinr < self.sinr_min:
+            return 0.0, sinr
+        alpha, se_max, _ = self.se
+        se = alpha * math.log2(1.0 + sinr)
+        return self.bw_mbps / self.n_list[s] * (se if se < se_max else se_max), sinr
 
     def rates_all(self, ho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rate Mbps, SINR) of every UE on its serving cell, HO interruption included."""
@@ -789,7 +827,7 @@ class _Core:
         else:
             interf = P @ self.activity - self.activity[self.serv] * ps
         s = ps / (interf + self.noise)
-        rate = self.bw_mbps / self.n[self.serv] * np.log2(1.0 + s)
+        rate = self.bw_mbps / self.n[self.serv] * truncated_shannon(s, *self.se)
         rate *= 1.0 - self.int_frac * ho
         return rate, s
 
@@ -798,9 +836,9 @@ _EMPTY = np.zeros(0, dtype=np.intp)
 _MAX = np.maximum.reduce
 
 
-def _rsrp_feature(p_mw: np.ndarray) -> np.ndarray:
-    """(RSRP_dBm + 80) / 40 clipped to [-3, 3]."""
-    x = (10.0 * np.log10(p_mw) - RSRP_REF_DBM) / RSRP_SCALE_DB
+def _rsrp_feature(rsrp_dbm: np.ndarray) -> np.ndarray:
+    """(RSRP_dBm + 80) / 40 clipped to [-3, 3] (float64 input, a new array)."""
+    x = (rsrp_dbm - RSRP_REF_DBM) / RSRP_SCALE_DB
     return np.minimum(np.maximum(x, -CLIP, out=x), CLIP, out=x)
 
 
@@ -1058,9 +1096,11 @@ def _decode(obs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rsrp, s, loads, serving
 
 
-def _load_aware_choice(obs: np.ndarray, k: int) -> np.ndarray:
+def _load_aware_choice(obs: np.ndarray, cfg: OranAccessConfig) -> np.ndarray:
+    """Greedy on the estimated resource-fair rate, the env's truncated Shannon rate over n_c + 1 UEs."""
+    k = cfg.n_candidates
     _, s, loads, serving = _decode(obs, k)
-    est = np.log2(1.0 + s) / (loads + 1.0 - serving)
+    est = truncated_shannon(s, cfg.se_alpha, cfg.se_max_bps_hz, cfg.sinr_min_db) / (loads + 1.0 - serving)
     best = est.argmax(axis=-1)
     cur = serving.argmax(axis=-1)
     est_best = np.take_along_axis(est, best[..., None], -1)[..., 0]
@@ -1111,8 +1151,8 @@ def _baseline_a3(env: gym.Env, seed: int) -> Policy:
 
 
 def _baseline_load_aware(env: gym.Env, seed: int) -> Policy:
-    k = env.unwrapped.config.n_candidates
-    return lambda obs: int(_load_aware_choice(obs, k))
+    cfg = env.unwrapped.config
+    return lambda obs: int(_load_aware_choice(obs, cfg))
 
 
 def _baseline_nearest(env: gym.Env, seed: int) -> Policy:
@@ -1185,7 +1225,7 @@ def _parallel_load_aware(env: OranAccessParallelEnv, seed: int) -> ParallelPolic
         agents, x = _stack(obs)
         _, _, _, serving = _decode(x, k)
         cur = serving.argmax(axis=1)
-        act = np.where(rng.random(len(agents)) < LOAD_AWARE_ACTIVITY, _load_aware_choice(x, k), cur)
+        act = np.where(rng.random(len(agents)) < LOAD_AWARE_ACTIVITY, _load_aware_choice(x, env.config), cur)
         return dict(zip(agents, act.tolist(), strict=True))
 
     return policy

@@ -25,6 +25,45 @@ SF_DECORR = {"uma": 50.0, "umi": 13.0}  # NLOS shadowing decorrelation, m (TR 38
 LOS_DECORR = 50.0                       # LOS-state correlation distance, m (TR 38.901 Table 7.6.3.1-2)
 SECTOR_BORESIGHT_DEG = (30.0, 150.0, 270.0)                 # TR 36.814 / TR 38.901 3-sector layout
 SECTOR_HPBW_DEG, SECTOR_MAX_ATT_DB = 65.0, 30.0             # TR 38.901 Table 7.3-1
+SECTOR_MAX_GAIN_DBI = 8.0                                   # G_E,max, TR 38.901 Table 7.3-1
+L3_REF_PERIOD_S = 0.2           # sample period X the filterCoefficient assumes (TS 36.331 5.5.3.2: 200 ms)
+
+
+def sector_gain_db(phi_deg: np.ndarray, boresight_deg: float) -> np.ndarray:
+    """Horizontal element gain G_E,max + A_E,H(phi) in dBi, TR 38.901 Table 7.3-1.
+
+    A_E,H(phi) = -min(12 (phi / phi_3dB)^2, A_m), phi_3dB = 65 deg, A_m = 30 dB, G_E,max = 8 dBi, with phi the
+    azimuth off the sector boresight wrapped to [-180, 180). The vertical cut is not modelled (theta = 90 deg:
+    UEs at ground level, no downtilt), so the full pattern's SLA_V and the vertical/horizontal combination
+    reduce to the horizontal cut.
+    """
+    phi = (np.asarray(phi_deg) - boresight_deg + 180.0) % 360.0 - 180.0
+    return SECTOR_MAX_GAIN_DBI - np.minimum(12.0 * (phi / SECTOR_HPBW_DEG) ** 2, SECTOR_MAX_ATT_DB)
+
+
+def l3_filter_weight(k: int, step_s: float) -> float:
+    """Per-step weight a of the layer-3 filter F_n = (1 - a) F_(n-1) + a M_n (TS 38.331 5.5.3.2).
+
+    a = 1 / 2^(k/4) for filterCoefficient k at the sample period X the spec assumes (one intra-frequency L1
+    measurement period, TS 38.133; X = 200 ms in LTE's TS 36.331 5.5.3.2, taken here); at another input rate
+    "the UE shall adapt the filter such that the time characteristics of the filter are preserved", i.e. the
+    memory (1 - a) is rescaled to (1 - a)^(step / X).
+    k = 0 is no filtering (a = 1).
+    """
+    a_ref = 2.0 ** (-k / 4.0)
+    return 1.0 - (1.0 - a_ref) ** (step_s / L3_REF_PERIOD_S)
+
+
+def truncated_shannon(sinr_lin: np.ndarray, alpha: float, se_max: float, sinr_min_db: float) -> np.ndarray:
+    """Spectral efficiency (bit/s/Hz) by the truncated Shannon bound of TR 36.942 Annex A.1 (A.2).
+
+    Thr = 0 for SINR < SINR_min, alpha log2(1 + SINR) between, Thr_max above SINR_max (where the two meet).
+    TR 36.942 Table A.2: alpha = 0.6 (implementation losses), SINR_min = -10 dB, Thr_max = 4.4 b/s/Hz (DL,
+    64QAM); 7.4 b/s/Hz is the NR maximum (256QAM, code rate 948/1024, TS 38.214 Table 5.1.3.1-2).
+    """
+    s = np.asarray(sinr_lin, dtype=np.float64)
+    se = np.minimum(alpha * np.log2(1.0 + s), se_max)
+    return np.where(s >= 10.0 ** (sinr_min_db / 10.0), se, 0.0)
 
 
 def breakpoint_distance(fc_ghz: float, h_bs: float, h_ut: float = H_UT) -> float:
