@@ -105,11 +105,9 @@ federation):
 ``delay`` (s). The delay KPI is the mean delay (arrival to completion) of the *completed* tasks; drops are
 counted separately by ``dropped`` [5]. (v0 first reported a dropped task's deadline as its delay, which made
 the mean delay flatter policies that drop.) For a completed task ``delay`` is its delay; a dropped task has
-none, and since the registered KPIs are plain per-step means (``federation.evaluation``) it reports the mean
-delay of the episode's tasks completed so far (its deadline while none has completed), i.e. it is imputed a
-value that leaves the running mean unchanged, so the per-step mean of ``delay`` tracks the completed-task mean
-however many tasks a policy drops. ``episode_kpis()`` returns the exact completed-task mean delay and the drop
-ratio of the episode so far.
+none and reports 0 with ``completed = 0``: ``ENTRY.kpi_weight = {"delay": "completed"}`` makes the evaluated
+delay KPI the exact mean over completed tasks (``federation.evaluation.evaluate_policy``).
+``episode_kpis()`` returns the completed-task mean delay and the drop ratio of the episode so far.
 Because the task's fate is fully determined when it is committed to FIFO queues (future background load is
 pre-drawn from the seeded generator), the reward is exact and immediate.
 
@@ -616,8 +614,8 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
             self._up_free = free_a
             self._srv_free[a - 1] = free_b
         cost = self._cost(delay, energy, dropped)
-        if dropped:                                       # no delay of its own: imputed (see Rewards)
-            delay = self._delay_done / self._n_done if self._n_done else self._dl
+        if dropped:                                       # no delay of its own (weight 0, see Rewards)
+            delay = 0.0
             self._n_dropped += 1
         else:
             self._n_done += 1
@@ -704,6 +702,7 @@ ENTRY = EnvEntry(
     baselines=BASELINES,
     kpis=("cost", "delay", "energy", "dropped", "offloaded"),
     lower_is_better=("cost", "delay", "energy", "dropped"),
+    kpi_weight={"delay": "completed"},
     summary="Edge cell offloads deadline tasks to K edge servers over a shared uplink (delay+energy cost)",
     max_episode_steps=None,
 )

@@ -36,7 +36,9 @@ class EnvEntry:
     baselines: Mapping[str, BaselineFactory]
     kpis: tuple[str, ...]            # numeric info keys averaged per step in evaluation
     lower_is_better: tuple[str, ...] = ()  # KPIs where the worst client is the one with the largest value
-    kpi_weight: str | None = None    # info key weighting each step's KPIs (e.g. requests served in the step)
+    # info key weighting each step's KPIs (e.g. requests served in the step), or one per KPI
+    # ({"delay": "completed"}: the delay KPI averages the completed tasks only)
+    kpi_weight: str | Mapping[str, str] | None = None
     summary: str = ""                # one line for `frl list`
     parallel_entry_point: str | None = None   # "envs.cv2x:parallel_env" for PettingZoo forms
     max_episode_steps: int | None = None

@@ -63,7 +63,7 @@ class Client:
         *,
         steps_per_round: int,
         kpis: Sequence[str] = (),
-        kpi_weight: str | None = None,
+        kpi_weight: str | Mapping[str, str] | None = None,
         make_env: Callable[[], gym.Env] | None = None,
         rng: np.random.Generator | None = None,
     ) -> None:

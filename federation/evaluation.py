@@ -12,7 +12,7 @@ at :data:`DEFAULT_MAX_EPISODE_STEPS`. A greedy policy that walks in a loop on an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -39,7 +39,7 @@ def evaluate_policy(
     policy: Callable[[np.ndarray], Any],
     seeds: Sequence[int],
     kpis: Sequence[str] = (),
-    kpi_weight: str | None = None,
+    kpi_weight: str | Mapping[str, str] | None = None,
     *,
     max_steps: int | None = None,
 ) -> dict[str, float]:
@@ -47,15 +47,17 @@ def evaluate_policy(
 
     KPIs are averaged over steps, each step weighted by ``info[kpi_weight]`` when given — for envs whose
     steps cover different amounts of traffic (e.g. the requests served between two caching decisions), so
-    a ratio like the hit ratio is per request, not per decision. Each episode stops after
-    :func:`episode_cap` steps at the latest.
+    a ratio like the hit ratio is per request, not per decision. A mapping weights each named KPI by its own
+    info key (the others by 1): e.g. ``{"delay": "completed"}`` makes a delay KPI the exact mean over the
+    tasks that completed. Each episode stops after :func:`episode_cap` steps at the latest.
     """
+    weight_of = dict(kpi_weight) if isinstance(kpi_weight, Mapping) else dict.fromkeys(kpis, kpi_weight)
     cap = episode_cap(env, max_steps)
     cut = 0
     returns = np.empty(len(seeds), dtype=np.float64)
     kpi_sum = dict.fromkeys(kpis, 0.0)
+    kpi_weight_sum = dict.fromkeys(kpis, 0.0)
     steps = 0
-    total_weight = 0.0
     for i, s in enumerate(seeds):
         obs, _ = env.reset(seed=int(s))
         total = 0.0
@@ -64,9 +66,9 @@ def evaluate_policy(
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             total += float(reward)
             steps += 1
-            w = float(info[kpi_weight]) if kpi_weight else 1.0
-            total_weight += w
             for k in kpis:
+                w = float(info[weight_of[k]]) if weight_of.get(k) else 1.0
+                kpi_weight_sum[k] += w
                 kpi_sum[k] += w * float(info[k])
             done = terminated or truncated
             if done:
@@ -75,7 +77,7 @@ def evaluate_policy(
         returns[i] = total
     out = {"return": float(returns.mean()), "return_std": float(returns.std())}
     for k in kpis:
-        out[k] = kpi_sum[k] / total_weight if total_weight > 0 else 0.0
+        out[k] = kpi_sum[k] / kpi_weight_sum[k] if kpi_weight_sum[k] > 0 else 0.0
     out["episode_length"] = steps / max(len(seeds), 1)
     out["truncated_episodes"] = cut / max(len(seeds), 1)
     return out
