@@ -34,9 +34,10 @@ per request of this BS, from its own popularity mix and its own generator) and a
 by that stream: a real policy, not a clairvoyant one. An LRU cache holds the C most recently requested
 distinct contents, so it is kept as the neighbours' last-request times (vectorised per drift interval) and
 read as their top C. This BS learns its neighbours' cache contents every ``neighbor_refresh`` requests
-(rounded up to drift intervals; a summary-cache-like exchange [10]) and uses that snapshot in between: a
-content in the snapshot is served by the neighbour. The best neighbour saving per content is precomputed into
-a numpy array at each refresh.
+(rounded up to drift intervals; the period of a summary-cache-like exchange [10]) and uses that snapshot
+in between: a content in the snapshot is served by the neighbour (the default 1000 leaves it up to 1000
+requests stale; 100, one drift interval, makes it nearly current). The best neighbour saving per content
+is precomputed into a numpy array at each refresh.
 
 **Time** is counted in requests. The env fast-forwards hits: one step is one decision, taken on a local
 miss; the requests between two decisions are all local hits (cache content cannot change without a
@@ -232,8 +233,8 @@ class EdgeCachingConfig(KnobConfig):
     drift_interval: int = knob(100, 10, 10_000, integer=True, unit="requests", source="popularity update period T")
     n_neighbors: int = knob(6, 0, 18, integer=True, unit="sites",
                             source="19-site hexagonal layout: 6 one-hop + 12 two-hop [6]")
-    neighbor_refresh: int = knob(100, 10, 1_000_000, integer=True, unit="requests",
-                                 source="period of the neighbours' cache-content exchange (summary cache [10])")
+    neighbor_refresh: int = knob(1000, 10, 1_000_000, integer=True, unit="requests",
+                                 source="neighbours' proactive cache refresh period")
     local_delay_ms: float = knob(10.0, 0.1, 1000.0, unit="ms", source="local cache hit, 10 ms [1], [2]")
     neighbor_delay_ms: float = knob(30.0, 0.1, 1000.0, unit="ms", source="one-hop neighbour hit, 30 ms [1], [2]")
     cloud_delay_ms: float = knob(100.0, 0.1, 10_000.0, unit="ms", source="cloud / core fetch, 100 ms [1], [2]")
