@@ -29,14 +29,37 @@ leaves room to learn.
 in the centre, 6 one-hop and 12 two-hop sites, edges between adjacent cells) is built at construction; the
 ``n_neighbors`` nearest sites (hop count, then a fixed angular order) cooperate. A neighbour at ``h`` hops
 serves a content in ``local_delay_ms + h (neighbor_delay_ms - local_delay_ms)`` ms (capped at the cloud
-delay). Each neighbour has its own local ranking (same ω, same drift) and a static most-popular cache: every
-``neighbor_refresh`` requests (rounded up to drift intervals) it caches the top C of its current popularity
-and keeps them until the next refresh, so it is stale in between. The best neighbour saving per content is
-precomputed into a numpy array at each refresh.
+delay). Each neighbour has its own local ranking (same ω, same drift), its own request stream (one request
+per request of this BS, from its own popularity mix and its own generator) and an LRU cache of C contents fed
+by that stream: a real policy, not a clairvoyant one. An LRU cache holds the C most recently requested
+distinct contents, so it is kept as the neighbours' last-request times (vectorised per drift interval) and
+read as their top C. This BS learns its neighbours' cache contents every ``neighbor_refresh`` requests
+(rounded up to drift intervals; the period of a summary-cache-like exchange [10]) and uses that snapshot
+in between: a content in the snapshot is served by the neighbour (the default 1000 leaves it up to 1000
+requests stale; 100, one drift interval, makes it nearly current). The best neighbour saving per content
+is precomputed into a numpy array at each refresh.
 
 **Time** is counted in requests. The env fast-forwards hits: one step is one decision, taken on a local
 miss; the requests between two decisions are all local hits (cache content cannot change without a
-decision), processed by a plain scan of the pre-drawn requests of the current drift interval.
+decision), processed by a plain scan of the pre-drawn requests of the current drift interval. Requests are
+drawn one drift interval at a time, in time order, from the request generators; the clairvoyant read-outs
+(``next_request_times``, ``belady_hit_bound``, used by the ``belady`` baseline) pre-draw the intervals up to the
+episode's end from the same generators, so the stream is the same whether or not they are used, and next
+requests within the episode are exact.
+
+**Baselines** (``BASELINES``). ``lru``, ``fifo``, ``random``: one constant action each. ``lfu``: a *windowed*
+LFU: frequency = the long-window exponentially weighted count (time constant ``window_long`` requests, not
+perfect-memory LFU), with TinyLFU-style admission [8] (the request replaces the least frequent candidate only
+if it is more frequent, else it is not cached). ``popularity-top-c``: the same admission rule with the *true
+current popularity* instead of counts; under IRM its cache converges to the static top-C cache (the best
+static cache), with drift it tracks the current ranking; it sees no future requests and is not an upper
+bound. ``belady``: Belady's MIN [9] restricted to the env's actions (evict the candidate requested farthest in
+the future, or skip when the request's own next request is at least as far); clairvoyant, but greedy
+farthest-next-use is optimal only when every cached content may be evicted, so it is a clairvoyant reference,
+not an optimum over the K candidates. **Upper bound:** ``env.belady_hit_bound()`` (right after ``reset``) is
+the hit ratio of unrestricted MIN with bypass (``belady_min_hits``) over the episode's requests from the cache
+at the first decision: no policy over any eviction choice, hence none over the env's actions, has more hits.
+It bounds the ``hit`` KPI only; neighbours make delay a different objective.
 
 ## Action Space
 
@@ -92,7 +115,8 @@ returns them); a plain per-step mean weights each *decision* equally and under-s
 
 Rankings are drawn, then ``warmup_requests`` requests (with drift) fill the request statistics; the cache
 holds the C most recently requested distinct contents (an LRU cache after the warm-up) and each neighbour
-its current top C. The first observation describes the first miss after the warm-up.
+its LRU cache after its own warm-up requests. The first observation describes the first miss after the
+warm-up.
 
 ## Episode End
 
@@ -137,24 +161,33 @@ requests (paired comparisons).
    short/medium/long-term request-frequency features; LRU/LFU/FIFO baselines).
 8. G. Einziger, R. Friedman, B. Manes, "TinyLFU: a highly efficient cache admission policy", ACM Trans.
    Storage 13(4), 2017 (frequency-based admission, used by the ``lfu`` baseline).
+9. L. A. Belady, "A study of replacement algorithms for a virtual-storage computer", IBM Systems Journal
+   5(2), 78-101, 1966 (MIN: on a miss evict the content whose next request is farthest in the future; optimal
+   number of misses with clairvoyance).
+10. L. Fan, P. Cao, J. Almeida, A. Z. Broder, "Summary cache: a scalable wide-area Web cache sharing
+    protocol", IEEE/ACM Trans. Networking 8(3), 281-293, 2000 (caches periodically exchange summaries of
+    their contents; a request is forwarded to a neighbour whose summary holds it).
 
 Delays 10 / 30 / 100 ms (local / one-hop neighbour / cloud) are this suite's defaults, chosen so that a
 neighbour is a few times slower than the local cache and several times faster than the cloud, as in the
 cooperative caching settings of [1], [2]; F = 1000, C = 100 (10 %) and s = 0.8 (within [3]'s range) are
-common simulation settings. The default drift (5 new contents per 1000 requests) is where LRU and
-long-memory LFU tie (hit ratio ≈ 0.30) while the popularity oracle reaches ≈ 0.44.
+common simulation settings. The default drift (5 new contents per 1000 requests) is where LRU and the
+windowed LFU are close (hit ratio ≈ 0.30 / 0.32) while ``popularity-top-c`` reaches ≈ 0.44, the restricted
+``belady`` ≈ 0.50 and the Belady bound ≈ 0.57 (seeds 0-4).
 
 ## Version History
 
-* v0: initial version.
+* v0: initial version; neighbours run LRU on their own request streams (they held their true top C
+  before), ``oracle`` renamed ``popularity-top-c``, ``belady`` baseline and ``belady_hit_bound`` added.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 from bisect import bisect_right
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -172,6 +205,7 @@ __all__ = [
     "ENTRY",
     "EdgeCachingConfig",
     "EdgeCachingEnv",
+    "belady_min_hits",
     "che_lru_hit_ratio",
     "make_client_configs",
     "zipf_pmf",
@@ -269,6 +303,47 @@ def che_lru_hit_ratio(pmf: np.ndarray, cache_size: int) -> float:
     return float(np.sum(pmf * -np.expm1(-pmf * hi)))
 
 
+def belady_min_hits(cache: np.ndarray | list[int], requests: np.ndarray | list[int]) -> int:
+    """Hits of Belady's MIN [9] with bypass on ``requests`` from the initial ``cache`` (C distinct contents).
+
+    On a miss the content among the cached ones *and the requested one* whose next request is farthest in the
+    future is left out: the farthest cached content is evicted for the request, or the request is not cached
+    when its own next request is at least as far. With equal content sizes this maximises the number of hits
+    over every replacement policy that may evict any cached content or bypass the cache (Belady's exchange
+    argument [9]; checked against an exhaustive search in the tests), a superset of this env's K-candidate
+    actions, so it bounds every policy of the env. Contents not requested again count as infinitely far.
+    """
+    req = np.asarray(requests, dtype=np.int64)
+    n = len(req)
+    order = np.argsort(req, kind="stable")
+    nxt = np.full(n, n, dtype=np.int64)                  # next request position of the content at p (n: none)
+    same = req[order[1:]] == req[order[:-1]]
+    nxt[order[:-1][same]] = order[1:][same]
+    first: dict[int, int] = {}
+    for p in range(n - 1, -1, -1):
+        first[int(req[p])] = p
+    nu = {int(i): first.get(int(i), n) for i in cache}      # cached content -> next request position
+    heap = [(-v, i) for i, v in nu.items()]
+    heapq.heapify(heap)
+    hits = 0
+    reql, nxtl = req.tolist(), nxt.tolist()
+    for p in range(n):
+        x, fx = reql[p], nxtl[p]
+        if x in nu:
+            hits += 1
+            nu[x] = fx
+            heapq.heappush(heap, (-fx, x))
+            continue
+        while nu.get(heap[0][1]) != -heap[0][0]:         # drop stale heap entries
+            heapq.heappop(heap)
+        if fx >= -heap[0][0]:                            # the request is the farthest: bypass
+            continue
+        del nu[heapq.heappop(heap)[1]]
+        nu[x] = fx
+        heapq.heappush(heap, (-fx, x))
+    return hits
+
+
 def site_graph() -> tuple[nx.Graph, tuple[int, int]]:
     """19-site hexagonal layout [6] in axial coordinates, edges between adjacent cells: (graph, centre)."""
     g = nx.Graph()
@@ -352,25 +427,54 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         self._steps = 0
 
     # ------------------------------------------------------------------ request stream
-    def _new_chunk(self) -> None:
-        """Move to the next drift interval: drift, neighbour refresh, then draw its requests in one batch."""
-        T = self._T
-        self._t0 += T
-        t0 = self._t0
+    def _draw_chunk(self) -> None:
+        """Draw the next drift interval's requests (drift, this BS's requests, the neighbours' requests) and
+        queue them. Chunks are drawn in time order from the request generators, so the stream does not depend
+        on how far ahead it is drawn (the clairvoyant read-outs pre-draw the rest of the episode)."""
+        T, f = self._T, self.n_items
         rng = self._rng_req
         if self._drift_lam > 0.0:
-            self._off = (self._off + rng.poisson(self._drift_lam, size=self._off.shape)) % self.n_items
-        if t0 >= self._next_refresh:
-            self._refresh_neighbors()
-            self._next_refresh = t0 + self.config.neighbor_refresh
-        if t0 + T - self._tref > self._renorm_every:
-            self._renormalize(float(t0))
-        f = self.n_items
+            self._off_draw = (self._off_draw + rng.poisson(self._drift_lam, size=self._off_draw.shape)) % f
+        off = self._off_draw
         ranks = np.searchsorted(self._cdf, rng.random(T), side="right")
         np.minimum(ranks, f - 1, out=ranks)
         ring = (rng.random(T) >= self._omega).astype(np.int64)          # 0 = global ranking, 1 = local
-        self._buf = self._order[ring, (ranks - self._off[ring]) % f]
-        self._bufl = self._buf.tolist()
+        items = self._order[ring, (ranks - off[ring]) % f]
+        nb = self._neighbor_requests(off[None, :], T) if self.n_neighbors else None
+        self._ahead.append((off.copy(), items, nb))
+
+    def _neighbor_requests(self, offs: np.ndarray, n: int) -> np.ndarray:
+        """``n`` requests at every neighbour (shape (n_neighbors, n)) from its own popularity mix (global ring
+        with probability omega, else its own ring 2 + j); ``offs`` (rows = drift intervals, or one row) are the
+        ring offsets of each request's interval. Drawn from the neighbours' own generator."""
+        f, nn = self.n_items, self.n_neighbors
+        u = self._rng_nb.random((2, nn, n))
+        ranks = np.minimum(np.searchsorted(self._cdf, u[0], side="right"), f - 1)
+        ring = np.where(u[1] >= self._omega, 2 + np.arange(nn)[:, None], 0)
+        if offs.shape[0] == 1:
+            off = offs[0, ring]
+        else:
+            off = np.take_along_axis(offs[np.arange(n) // self._T].T, ring, axis=0)
+        return self._order[ring, (ranks - off) % f]
+
+    def _new_chunk(self) -> None:
+        """Move to the next drift interval: neighbour refresh, its neighbour requests, its own requests."""
+        T = self._T
+        self._t0 += T
+        t0 = self._t0
+        if not self._ahead:
+            self._draw_chunk()
+        off, items, nb = self._ahead.popleft()
+        self._off = off
+        if t0 >= self._next_refresh:
+            self._refresh_neighbors()
+            self._next_refresh = t0 + self.config.neighbor_refresh
+        if nb is not None:                       # the neighbours' LRU caches see this interval's requests
+            np.maximum.at(self._nb_last, (self._nb_rows, nb), np.arange(t0, t0 + T, dtype=np.float64))
+        if t0 + T - self._tref > self._renorm_every:
+            self._renormalize(float(t0))
+        self._buf = items
+        self._bufl = items.tolist()
         tt = np.arange(t0, t0 + T, dtype=np.float64)
         self._tsa = tt / _TIME_SCALE                                     # request times / TIME_SCALE
         self._ts = self._tsa.tolist()
@@ -450,14 +554,14 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         return w * z[(pos_g + self._off[0]) % f] + (1.0 - w) * z[(pos_b + self._off[ring]) % f]
 
     def _refresh_neighbors(self) -> None:
-        """Every neighbour caches the top C of its current popularity; store the best saving per content."""
+        """Read the neighbours' cache contents (an LRU cache holds the C most recently requested distinct
+        contents, so each neighbour's LRU cache is the top C of its last-request times); store the best saving
+        per content."""
         sav = np.zeros(self.n_items)
         n = self.n_neighbors
         if n:
-            c, f, w, z = self.cache_size, self.n_items, self._omega, self.zipf
-            own = z[(self._pos[2:] + self._off[2:, None]) % f]
-            pop = w * z[(self._pos[0] + self._off[0]) % f] + (1.0 - w) * own
-            top = np.argpartition(-pop, c - 1, axis=1)[:, :c]
+            c = self.cache_size
+            top = np.argpartition(-self._nb_last, c - 1, axis=1)[:, :c]
             np.maximum.at(sav, top.ravel(), np.repeat(self.neighbor_saving, c))
         self._nb_sav = sav
         self._nb_savl = sav.tolist()
@@ -488,6 +592,9 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
             off = offs[np.arange(n) // T, ring]
             items = self._order[ring, (ranks - off) % f]
             t = np.arange(done * T, done * T + n, dtype=np.float64)
+            if self.n_neighbors:
+                nb = self._neighbor_requests(np.asarray(offs), n)
+                np.maximum.at(self._nb_last, (self._nb_rows, nb), t)
             st[items, self._LAST] = t / _TIME_SCALE            # in time order: the last request wins
             w = np.exp((t - t_end)[:, None] / self._W)
             for j in range(3):
@@ -501,8 +608,9 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         cfg = self.config
         f, c = self.n_items, self.cache_size
-        seeds = self.np_random.integers(0, 2**63 - 1, size=3)
+        seeds = self.np_random.integers(0, 2**63 - 1, size=4)
         self._rng_req = np.random.default_rng(int(seeds[0]))   # request stream (policy independent)
+        self._rng_nb = np.random.default_rng(int(seeds[3]))    # the neighbours' request streams
         self._rng_pol = np.random.default_rng(int(seeds[1]))   # random candidate slot
         perm = np.random.default_rng(int(seeds[2]))
         n_rings = 2 + self.n_neighbors                          # global, this BS, neighbours
@@ -510,6 +618,10 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         self._pos = np.empty_like(self._order)                           # content -> rank position
         np.put_along_axis(self._pos, self._order, np.arange(f)[None, :].repeat(n_rings, 0), axis=1)
         self._off = np.zeros(n_rings, dtype=np.int64)
+        self._ahead: deque = deque()                             # pre-drawn drift intervals
+        self._fut = None                                         # next-request index (clairvoyant read-outs)
+        self._nb_last = np.full((self.n_neighbors, f), _NEVER)   # neighbours' last-request times (their LRU)
+        self._nb_rows = np.arange(self.n_neighbors)[:, None]
         self._state = np.zeros((f, N_FEATURES))
         self._state[:, self._LAST] = _NEVER
         self._cnt_long = self._state[:, 2]                       # view: long-window counts
@@ -518,6 +630,7 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         self._u = self._rng_pol.random(self._U_BLOCK).tolist()
         self._iu = 0
         t_now = self._warm_up(-(-cfg.warmup_requests // self._T))
+        self._off_draw = self._off.copy()
         # cache = the C most recently requested distinct contents (an LRU cache after the warm-up)
         last = self._state[:, self._LAST]
         seen = np.flatnonzero(last > _NEVER)
@@ -545,6 +658,7 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         self._bufl = []
         self._advance()
         self._t_start = self._t_miss
+        self._cache0 = self._cache.copy()        # the cache at the first decision (Belady bound's start)
         self._end_t = self._t_start + cfg.episode_requests
         self._steps = 0
         self._has_reset = True
@@ -690,6 +804,44 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
         """Long-window count of the pending request including the request itself (same scale)."""
         return float(self._state[self._x, 2] + self._w[self._pos_in, 2])
 
+    def _future(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Pre-draw the stream through the episode's last request; index it once per episode.
+
+        Returns ``(base, fut, keys)``: ``fut[p]`` is the content requested at time ``base + p`` (from the current
+        drift interval's start to the end of the episode's last interval) and ``keys`` the sorted
+        ``content * len(fut) + p``, so a content's next request after a time is one ``searchsorted``."""
+        if self._fut is None:
+            while self._t0 + self._T * (1 + len(self._ahead)) < self._end_t:
+                self._draw_chunk()
+            fut = np.concatenate([self._buf, *(c[1] for c in self._ahead)])
+            order = np.argsort(fut, kind="stable")
+            self._fut = (self._t0, fut, fut[order] * len(fut) + order)
+        return self._fut
+
+    def next_request_times(self, items: np.ndarray) -> np.ndarray:
+        """Clairvoyant read-out: time of each content's next request after the pending one (``inf`` if it is
+        not requested again within the episode). Pre-draws the rest of the episode (O(episode_requests))."""
+        base, fut, keys = self._future()
+        items = np.asarray(items, dtype=np.int64)
+        n = len(fut)
+        idx = np.searchsorted(keys, items * n + (self._t_miss - base), side="right")
+        k = keys[np.minimum(idx, len(keys) - 1)]
+        t = (base + k % n).astype(np.float64)
+        ok = (idx < len(keys)) & (k // n == items) & (t < self._end_t)
+        return np.where(ok, t, np.inf)
+
+    def belady_hit_bound(self) -> float:
+        """Belady's MIN hit ratio over this episode's requests from the cache at the first decision [9]: an
+        upper bound on the ``hit`` KPI of every policy (see ``belady_min_hits``). Call it before the first
+        step of the episode (or while the stream is still indexed from the episode's first interval)."""
+        base, fut, _ = self._future()
+        if base > self._t_start:
+            raise RuntimeError("belady_hit_bound() must be called before the episode's first drift interval "
+                               "is left (e.g. right after reset)")
+        a = self._t_start - base
+        reqs = fut[a:a + self.config.episode_requests]
+        return belady_min_hits(self._cache0, reqs) / len(reqs)
+
     def episode_kpis(self) -> dict[str, float]:
         """Request-level hit ratio, neighbour-hit ratio, mean delay (ms), #requests of the episode so far."""
         h, nb, n, d = (float(v) for v in self._stats)
@@ -717,8 +869,9 @@ def _const(slot_attr: str) -> BaselineFactory:
 
 
 def _lfu(env: gym.Env, seed: int) -> Policy:
-    """Perfect-memory-like LFU (long window) with frequency admission [8]: evict the least frequent
-    candidate only if the request is more frequent than it, else do not cache."""
+    """Windowed LFU with frequency admission [8]: frequency = the long-window exponentially weighted count
+    (time constant ``window_long`` requests); evict the least frequent candidate only if the request is more
+    frequent than it, else do not cache."""
     e = env.unwrapped
 
     def policy(obs: np.ndarray) -> int:
@@ -728,10 +881,11 @@ def _lfu(env: gym.Env, seed: int) -> Policy:
     return policy
 
 
-def _oracle(env: gym.Env, seed: int) -> Policy:
-    """Static top-C by the true current popularity: admit the request iff it is more popular than the least
-    popular candidate, which it evicts. Under IRM this converges to the top-C cache (hit-ratio upper bound
-    for static caching); it ignores neighbours, so a neighbour-aware policy can beat it on delay."""
+def _popularity_top_c(env: gym.Env, seed: int) -> Policy:
+    """Static top-C by the true current popularity (not an upper bound): admit the request iff it is more
+    popular than the least popular candidate, which it evicts. Under IRM this converges to the top-C cache (the
+    best *static* cache); with drift it knows the current ranking but not the future requests, and it ignores
+    neighbours, so a neighbour-aware policy can beat it on delay."""
     e = env.unwrapped
 
     def policy(obs: np.ndarray) -> int:
@@ -741,12 +895,28 @@ def _oracle(env: gym.Env, seed: int) -> Policy:
     return policy
 
 
+def _belady(env: gym.Env, seed: int) -> Policy:
+    """Belady's MIN [9] restricted to the env's actions (clairvoyant): evict the candidate whose next request
+    is farthest in the future, or do not cache when the request's own next request is at least as far. Exact
+    next requests within the episode (the rest is pre-drawn). Greedy farthest-next-use is optimal only when
+    every cached content may be evicted, so over the K candidates this is a clairvoyant reference, not an
+    optimum; the bound on every policy is ``EdgeCachingEnv.belady_hit_bound`` (unrestricted MIN)."""
+    e = env.unwrapped
+
+    def policy(obs: np.ndarray) -> int:
+        nu = e.next_request_times(np.append(e.candidates, e.request))
+        j = int(nu[:-1].argmax())
+        return e.no_cache_action if nu[-1] >= nu[j] else j
+    return policy
+
+
 BASELINES: dict[str, BaselineFactory] = {
     "lru": _const("lru"),
     "lfu": _lfu,
     "fifo": _const("fifo_slot"),
     "random": _const("random_slot"),
-    "oracle": _oracle,
+    "popularity-top-c": _popularity_top_c,
+    "belady": _belady,
 }
 
 

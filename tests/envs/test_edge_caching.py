@@ -1,6 +1,6 @@
 """Tests for ``frl/EdgeCaching-v0``: API contract, internal consistency, and the simulator's regression checks.
 
-Regression (IRM, one BS, no drift, no neighbours, F = 1000, C = 100, s = 0.8): LFU and the popularity oracle
+Regression (IRM, one BS, no drift, no neighbours, F = 1000, C = 100, s = 0.8): LFU and ``popularity-top-c``
 reach the Zipf top-C mass (≈ 0.526); LRU reaches Che's approximation (≈ 0.378, Che, Tung & Wang 2002);
 FIFO and RANDOM reach the characteristic-time approximation ``h_i = p_i T / (1 + p_i T)`` (≈ 0.334; FIFO and
 RANDOM have equal hit ratios under IRM, Gelenbe 1973; approximation of Martina, Garetto & Leonardi 2014).
@@ -90,7 +90,7 @@ def test_observations_in_space_info_numeric_and_weighted_kpis_consistent():
     assert total == 2000 == env.unwrapped.episode_kpis()["requests"]
 
 
-@pytest.mark.parametrize("name", ["oracle", "random"])
+@pytest.mark.parametrize("name", ["popularity-top-c", "random"])
 def test_episode_covers_exactly_episode_requests(name):
     """Truncation happens at the first miss at or after the budget; requests past it are not counted."""
     env = EdgeCachingEnv(episode_requests=300)
@@ -282,12 +282,12 @@ def test_analytic_reference_values():
 @pytest.fixture(scope="module")
 def irm_hits():
     env = EdgeCachingEnv(**IRM, episode_requests=12_000, window_long=100_000)
-    return {name: _hit(env, name, [0]) for name in ("lfu", "oracle", "lru", "fifo", "random")}
+    return {name: _hit(env, name, [0]) for name in ("lfu", "popularity-top-c", "lru", "fifo", "random")}
 
 
-def test_irm_regression_lfu_oracle_top_c_mass(irm_hits):
+def test_irm_regression_lfu_popularity_top_c_mass(irm_hits):
     top_c = float(zipf_pmf(1000, 0.8)[:100].sum())
-    assert irm_hits["oracle"] == pytest.approx(top_c, abs=0.03)
+    assert irm_hits["popularity-top-c"] == pytest.approx(top_c, abs=0.03)
     assert irm_hits["lfu"] == pytest.approx(top_c, abs=0.03)
 
 
@@ -308,21 +308,21 @@ def test_irm_regression_fifo_random(irm_hits):
 
 
 def test_kpi_ordering_stationary():
-    """Under stationary popularity (with a locally skewed ranking and neighbours): oracle >= lfu >= random."""
+    """Under stationary popularity (with a locally skewed ranking and neighbours): popularity-top-c >= lfu >= random."""
     env = EdgeCachingEnv(drift_rate=0.0, episode_requests=4000)
-    h = {name: _hit(env, name, [0, 1]) for name in ("oracle", "lfu", "lru", "random")}
-    assert h["oracle"] >= h["lfu"] - 0.005
+    h = {name: _hit(env, name, [0, 1]) for name in ("popularity-top-c", "lfu", "lru", "random")}
+    assert h["popularity-top-c"] >= h["lfu"] - 0.005
     assert h["lfu"] > h["lru"] + 0.05
     assert h["lru"] > h["random"] + 0.01
 
 
 def test_drift_matters():
-    """With strong drift and a low overlap, LRU beats long-memory LFU (and the oracle beats both); without
+    """With strong drift and a low overlap, LRU beats long-memory LFU (and popularity-top-c beats both); without
     drift the order of LRU and LFU is reversed."""
     kw = dict(overlap=0.2, window_long=100_000, episode_requests=4000)
     drift = EdgeCachingEnv(drift_rate=0.01, **kw)
-    h = {name: _hit(drift, name, [0, 1]) for name in ("oracle", "lfu", "lru")}
+    h = {name: _hit(drift, name, [0, 1]) for name in ("popularity-top-c", "lfu", "lru")}
     assert h["lru"] > h["lfu"] + 0.05
-    assert h["oracle"] > h["lru"] + 0.05
+    assert h["popularity-top-c"] > h["lru"] + 0.05
     still = EdgeCachingEnv(drift_rate=0.0, **kw)
     assert _hit(still, "lfu", [0, 1]) > _hit(still, "lru", [0, 1]) + 0.05
