@@ -234,7 +234,7 @@ class EdgeCachingConfig(KnobConfig):
     n_neighbors: int = knob(6, 0, 18, integer=True, unit="sites",
                             source="19-site hexagonal layout: 6 one-hop + 12 two-hop [6]")
     neighbor_refresh: int = knob(1000, 10, 1_000_000, integer=True, unit="requests",
-                                 source="neighbours' proactive cache refresh period")
+                                 source="period of the neighbours' cache-content exchange (summary cache [10])")
     local_delay_ms: float = knob(10.0, 0.1, 1000.0, unit="ms", source="local cache hit, 10 ms [1], [2]")
     neighbor_delay_ms: float = knob(30.0, 0.1, 1000.0, unit="ms", source="one-hop neighbour hit, 30 ms [1], [2]")
     cloud_delay_ms: float = knob(100.0, 0.1, 10_000.0, unit="ms", source="cloud / core fetch, 100 ms [1], [2]")
