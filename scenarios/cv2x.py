@@ -17,7 +17,7 @@ Methods: ``fedavg`` and ``local`` (the same agent trained per area, the same sam
 env's parallel heuristics (random, greedy, round-robin, SPS of TS 36.213, and the per-slot ``exhaustive``
 oracle with the true channels - the stand-in for [1]'s centralised benchmark). Then a payload sweep
 (``SWEEP_PAYLOADS`` x 1060 bytes, besides the main run's 2 x 1060) for ``fedavg`` and the heuristics, in
-``summary.json`` under ``payload_sweep`` (and as a markdown table under ``payload_sweep_markdown``).
+``summary.json`` under ``payload_sweep``; its table (``payload_sweep_markdown``) is appended to ``summary.md``.
 
 Scaled down: a dueling double DQN (gamma 0.9, as ``bench/multiagent.py`` uses on this env; [1] uses DQN
 with a training fingerprint in the state) chosen over PPO by a short trial (4 areas, 80k agent-steps each:

@@ -127,6 +127,8 @@ def summary_markdown(result: ExperimentResult) -> str:
             cells += [f"{gap:+.1f} ({lvl['best_personalised']})" if gap is not None else "",
                       f"{lvl['fedavg_minus_local']:+.1f}" if lvl["fedavg_minus_local"] is not None else ""]
             lines.append("| " + " | ".join(cells) + " |")
+    for key in sorted(k for k in result.extra if k.endswith("_markdown")):  # a scenario's own tables
+        lines += ["", str(result.extra[key]).rstrip()]
     lines += ["", f"Wall time: {result.wall_time_s:.1f} s.", ""]
     return "\n".join(lines)
 

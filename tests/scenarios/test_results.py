@@ -54,3 +54,12 @@ def test_every_result_file_is_written_through_the_atomic_writer(tmp_path, monkey
     out = results.prepare_out_dir(tmp_path / "o")
     paths = results.write_results(out, res)
     assert sorted(written) == sorted(p.name for p in paths) == sorted(os.listdir(out))
+
+
+def test_a_scenarios_own_markdown_tables_reach_summary_md():
+    from scenarios.experiment import ExperimentResult
+
+    res = ExperimentResult(experiment=QUICK, rows=[], methods={"fedavg": {
+        "kind": "federated", "mean_return": 1.0, "worst_client_return": 1.0, "per_client_return": [1.0]}},
+        client_configs=[], wall_time_s=0.1, extra={"payload_sweep_markdown": "| payload |\n|---|\n| 1 |"})
+    assert "| payload |\n|---|\n| 1 |" in results.summary_markdown(res)
