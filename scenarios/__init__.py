@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from scenarios import heterogeneity, mec_offloading, vertical
+from scenarios import edge_caching, heterogeneity, mec_offloading, vertical
 from scenarios.experiment import Experiment, ExperimentResult, ScenarioError, run_experiment
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (mec_offloading, heterogeneity, vertical)}
+SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (mec_offloading, heterogeneity, vertical, edge_caching)}
 
 
 def scenario_module(name: str) -> ModuleType:
