@@ -4,16 +4,25 @@ A scenario module defines ``NAME``, ``SUMMARY`` (one line, with the paper it rep
 experiment config at the paper's scale) and ``QUICK`` (``replace(FULL, …)`` of a few fields, a smoke run); it
 may define ``run(exp, on_progress)`` when the generic runner is not enough (e.g. a sweep) and
 ``progress_total(exp)`` for the progress bar. The config's fields with ``cli`` metadata are its flags.
+A new scenario is its module plus one line in ``_MODULES``.
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-from scenarios import cv2x, heterogeneity, mec_offloading, vertical
 from scenarios.experiment import Experiment, ExperimentResult, ScenarioError, run_experiment
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (mec_offloading, heterogeneity, vertical, cv2x)}
+_MODULES = (
+    "mec_offloading",
+    "heterogeneity",
+    "vertical",
+    "cv2x",
+    "edge_caching",
+)
+SCENARIOS: dict[str, ModuleType] = {
+    m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
 
 
 def scenario_module(name: str) -> ModuleType:

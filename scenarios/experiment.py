@@ -209,25 +209,43 @@ def _ints(seq: np.random.SeedSequence, n: int) -> list[int]:
     return [int(v) for v in seq.generate_state(n, dtype=np.uint32)]
 
 
-def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
-    """Every method on the same clients (configs, devices, seeds), then every heuristic on the same episodes.
+@dataclass(frozen=True)
+class ClientSetup:
+    """Everything about the clients that ``exp.seed`` decides, identical for every method of a run."""
 
-    Seeds: ``SeedSequence(exp.seed)`` spawns the client configs, the device profiles, the federation
-    (sampling, availability, strategy randomness; the same for every method, so runs are paired), the
+    configs: list[Any]               # per-client env configs
+    seeds: list[list[int]]           # per client: env, agent, final-evaluation base, client rng
+    final_seeds: list[list[int]]     # per client: the final evaluation's episode seeds
+    eval_seeds: list[int]            # the round evaluations' episode seeds
+    devices: tuple[DeviceProfile, ...]
+    federation_seed: np.random.SeedSequence  # sampling, availability, strategy randomness
+
+
+def client_setup(exp: Experiment) -> ClientSetup:
+    """``SeedSequence(exp.seed)`` spawns the client configs, the device profiles, the federation, the
     round-evaluation episodes and one child per client (env, agent, final evaluation episodes, own rng).
-    """
-    start = time.perf_counter()
+    Public so a scenario can score extra references (e.g. a clairvoyant bound) on the same episodes."""
     entry = env_entry(exp.env_id)
     cfg_seq, dev_seq, fed_seq, eval_seq, client_root = np.random.SeedSequence(exp.seed).spawn(5)
     configs = entry.client_configs(exp.n_clients, float(exp.heterogeneity), _ints(cfg_seq, 1)[0])
     if exp.env_overrides:
         configs = [apply_overrides(c, dict(exp.env_overrides)) for c in configs]
-    client_seqs = client_root.spawn(exp.n_clients)
-    seeds = [_ints(s, 4) for s in client_seqs]  # env, agent, final evaluation base, client rng
-    eval_seeds = _ints(eval_seq, exp.eval_episodes)
+    seeds = [_ints(s, 4) for s in client_root.spawn(exp.n_clients)]
     final_seeds = [[int(v) for v in np.random.SeedSequence(s[2]).generate_state(exp.final_eval_episodes)]
                    for s in seeds]
     devices = tuple(make_device_profiles(exp.n_clients, exp.device_heterogeneity, _ints(dev_seq, 1)[0]))
+    return ClientSetup(configs, seeds, final_seeds, _ints(eval_seq, exp.eval_episodes), devices, fed_seq)
+
+
+def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
+    """Every method on the same clients (configs, devices, seeds: :func:`client_setup`), then every heuristic
+    on the same episodes. The federation's seed is the same for every method, so runs are paired."""
+    start = time.perf_counter()
+    entry = env_entry(exp.env_id)
+    setup = client_setup(exp)
+    configs, seeds, final_seeds, eval_seeds, devices = (setup.configs, setup.seeds, setup.final_seeds,
+                                                        setup.eval_seeds, setup.devices)
+    fed_seq = setup.federation_seed
     rows: list[tuple[str, int, int, str, float]] = []
     methods: dict[str, dict[str, Any]] = {}
     final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
