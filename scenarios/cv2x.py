@@ -113,7 +113,8 @@ def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> Experim
 def sweep_markdown(sweep: dict[str, Any]) -> str:
     """The payload sweep as a markdown table: V2V delivery probability / V2I capacity (Mbit/s) per method."""
     names = sorted({m for row in sweep.values() for m in row["methods"]})
-    lines = ["| payload | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    lines = ["## Payload sweep (V2V delivery probability / sum V2I capacity in Mbit/s)", "",
+             "| payload | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for label, row in sweep.items():
         cells = [f"{row['methods'][m]['v2v_delivery_prob']:.3f} / {row['methods'][m]['v2i_capacity']:.1f}"
                  if m in row["methods"] else "" for m in names]
