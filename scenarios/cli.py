@@ -132,53 +132,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _flag_type(hint: Any, name: str) -> Callable[[str], Any]:
+def _flag_type(hint: Any) -> Callable[[str], Any]:
     """A flag's parser from its field's type: numbers parse here (ranges are the config's to check);
     tuples are comma-separated lists whose empty items are kept, so the config refuses them by name."""
-    text = str(hint)
-    if hint is int:
-        def parse_int(v: str) -> int:
+    if hint in (int, float):
+        def parse_number(v: str) -> int | float:
             try:
-                return int(v, 10)
+                return int(v, 10) if hint is int else float(v)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"{v!r} is not an integer") from None
-        return parse_int
-    if hint is float:
-        def parse_float(v: str) -> float:
-            try:
-                return float(v)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
-        return parse_float
-    if "tuple" in text:
+                raise argparse.ArgumentTypeError(f"{v!r} is not {'an integer' if hint is int else 'a number'}") \
+                    from None
+        return parse_number
+    if "tuple" in str(hint):
         return lambda v: tuple(s.strip() for s in v.split(","))
     return str
 
 
-def config_flags(config_cls: type) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``--flag`` → (field name, argparse keywords) for every field of a scenario's config with ``cli``
-    metadata: the one declaration of what ``frl run SCENARIO`` accepts."""
-    hints = typing.get_type_hints(config_cls)
-    out = {}
-    for f in dataclasses.fields(config_cls):
-        if "help" not in f.metadata:
-            continue
-        flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        out[flag] = (f.name, {"type": _flag_type(hints[f.name], f.name), "default": None,
-                              "help": f"{f.metadata['help']} (default: {_show(default)})", "dest": f.name})
-    return out
+def config_flags(config_cls: type) -> dict[str, dataclasses.Field]:
+    """``--flag`` → field, for every field of a scenario's config with ``cli`` metadata: the one declaration
+    of what ``frl run SCENARIO`` accepts."""
+    return {"--" + (f.metadata.get("flag") or f.name).replace("_", "-"): f
+            for f in dataclasses.fields(config_cls) if "help" in f.metadata}
 
 
-def _show(value: Any) -> str:
-    return ",".join(value) if isinstance(value, tuple) else str(value)
-
-
-def scenario_parser(name: str, config_cls: type) -> _Parser:
-    """The parser of ``frl run NAME``'s knobs, generated from its config class."""
+def scenario_parser(name: str, base: Any) -> _Parser:
+    """The parser of ``frl run NAME``'s knobs, generated from its config; each help shows ``base``'s value."""
+    hints = typing.get_type_hints(type(base))
     p = _Parser(prog=f"frl run {name}", add_help=True)
-    for flag, (_, kw) in config_flags(config_cls).items():
-        p.add_argument(flag, **kw)
+    for flag, f in config_flags(type(base)).items():
+        value = getattr(base, f.name)
+        shown = ",".join(value) if isinstance(value, tuple) else str(value)
+        p.add_argument(flag, dest=f.name, type=_flag_type(hints[f.name]), default=None,
+                       help=f"{f.metadata['help']} (default: {shown})")
     return p
 
 
@@ -187,10 +172,10 @@ def apply_flags(name: str, base: Any, argv: Sequence[str]) -> Any:
     not have is refused, naming the ones it has."""
     flags = config_flags(type(base))
     for arg in argv:
-        if arg.startswith("--") and arg.split("=", 1)[0] not in flags and arg not in ("--help", "-h"):
+        if arg.startswith("--") and arg.split("=", 1)[0] not in flags:
             raise UsageError(f"{arg.split('=', 1)[0]} is not a knob of scenario {name!r}; allowed: "
                              f"{', '.join(flags)}, --quick, --out, --no-progress")
-    args = scenario_parser(name, type(base)).parse_args(list(argv))
+    args = scenario_parser(name, base).parse_args(list(argv))
     changes = {k: v for k, v in vars(args).items() if v is not None}
     return dataclasses.replace(base, **changes)
 
@@ -204,8 +189,8 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
 
     module = scenario_module(args.scenario)
     if args.help:
-        print(scenario_parser(args.scenario, type(module.FULL)).format_help().replace(
-            "options:", "options (besides --quick, --out DIR, --no-progress):"))
+        print(scenario_parser(args.scenario, module.FULL).format_help().replace(
+            "options:", "options (besides --quick, --out DIR, --no-progress; defaults: the full size):"))
         return 0
     exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
