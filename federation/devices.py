@@ -368,24 +368,9 @@ class BufferedAsyncClock:
     one job's duration and draws again. Simultaneous events are processed in simpy's (deterministic)
     scheduling order.
 
-    Example — the round loop keeps a snapshot of each global version still in use::
-
-        clock = BufferedAsyncClock(profiles, k=3, bytes_down=nb, bytes_up=nb_up, steps=spr, rng=dev_rng)
-        versions = {0: global_weights}
-        for rnd in range(1, rounds + 1):
-            batch = clock.next_batch()                 # the k arrivals that make version rnd
-            deltas, coeffs = [], []
-            for a in batch.arrivals:
-                base = versions[a.start_version]
-                res = clients[a.client_id].fit(FitIns(a.client_id, base, {"round": rnd}))
-                deltas.append(delta(res.weights, base)); coeffs.append(a.weight)
-            global_weights = fedbuff_step(global_weights, deltas, coeffs)    # w + η_g/k · Σ s(τ_i) Δ_i
-            versions[rnd] = global_weights
-            versions = {v: w for v, w in versions.items() if v in clock.versions_in_use()}
-            sim_time = batch.time
-
-    ``fedbuff_step`` is FedBuff's server update (Alg. 1: average the k staleness-scaled deltas, then a
-    server step of size η_g); it is aggregation math and belongs with the strategies, not here.
+    The round loop drives it through :class:`Scheduler` (one batch of ``k`` arrivals per round, each fitted
+    from the snapshot of the version it started from, older snapshots dropped by :meth:`versions_in_use`);
+    the staleness-weighted server update is the ``fedbuff`` strategy's (``federation.strategies.fedbuff``).
     Fitting lazily at arrival time is exact: a client's training depends only on its own state and the
     model version it started from, and arrivals come in time order.
     """
