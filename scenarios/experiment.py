@@ -24,6 +24,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
+from agents.base import is_int, is_number
 from envs.knobs import apply_overrides
 from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
@@ -66,25 +67,22 @@ def _need(ok: bool, msg: str) -> None:
         raise ScenarioError(msg)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    """A real number that is not NaN (``agents.base.is_number`` admits NaN)."""
+    return is_number(v) and v == v
 
 
 def check_common(exp: Any) -> None:
     """The knobs every experiment type shares: sizes of the run, evaluation and the seed."""
-    _need(_is_int(exp.rounds) and 1 <= exp.rounds <= 100_000,
+    _need(is_int(exp.rounds) and 1 <= exp.rounds <= 100_000,
           f"rounds={exp.rounds!r} is out of range; allowed: integer in [1, 100000]")
-    _need(_is_int(exp.steps_per_round) and 1 <= exp.steps_per_round <= 10**9,
+    _need(is_int(exp.steps_per_round) and 1 <= exp.steps_per_round <= 10**9,
           f"steps_per_round={exp.steps_per_round!r} is out of range; allowed: integer in [1, 1e9]")
-    _need(_is_int(exp.seed) and 0 <= exp.seed < 2**32,
+    _need(is_int(exp.seed) and 0 <= exp.seed < 2**32,
           f"seed={exp.seed!r} is out of range; allowed: integer in [0, 2**32)")
     for name in ("eval_every", "eval_episodes", "final_eval_episodes"):
         v = getattr(exp, name)
-        _need(_is_int(v) and 1 <= v <= 100_000, f"{name}={v!r} is out of range; allowed: integer in [1, 100000]")
+        _need(is_int(v) and 1 <= v <= 100_000, f"{name}={v!r} is out of range; allowed: integer in [1, 100000]")
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         check_common(self)
-        _need(_is_int(self.n_clients) and 1 <= self.n_clients <= 1000,
+        _need(is_int(self.n_clients) and 1 <= self.n_clients <= 1000,
               f"clients={self.n_clients!r} is out of range; allowed: integer in [1, 1000]")
         _need(_is_num(self.heterogeneity) and 0.0 <= self.heterogeneity <= 1.0,
               f"heterogeneity={self.heterogeneity!r} is out of range; allowed: [0, 1]")
