@@ -350,6 +350,7 @@ def summarize_clients(per_client: list[dict[str, float]], entry: EnvEntry, *, ki
         vals = np.array([p[k] for p in per_client])
         out[k] = float(vals.mean())
         out[f"worst_client_{k}"] = float(vals.max() if k in entry.lower_is_better else vals.min())
+        out[f"per_client_{k}"] = [float(x) for x in vals]
     out.update(extra)
     return out
 

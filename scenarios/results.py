@@ -20,7 +20,7 @@ from typing import Any
 from scenarios.experiment import ExperimentResult, ScenarioError
 
 RESULT_FILES = ("config.json", "metrics.csv", "summary.json", "summary.md",
-                "learning_curves.png", "per_client_return.png", "heterogeneity_sweep.png")
+                "learning_curves.png", "per_client_return.png", "per_client_kpis.png", "heterogeneity_sweep.png")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -183,6 +183,10 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
     paths.append(_save_fig(fig, out / "per_client_return.png"))
     plt.close(fig)
 
+    kpi_plot = _plot_client_kpis(out, result, names, n_clients)
+    if kpi_plot is not None:
+        paths.append(kpi_plot)
+
     sweep = result.extra.get("sweep")
     if sweep:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -201,6 +205,34 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
         paths.append(_save_fig(fig, out / "heterogeneity_sweep.png"))
         plt.close(fig)
     return paths
+
+
+def _plot_client_kpis(out: Path, result: ExperimentResult, names: list[str], n_clients: int) -> Path | None:
+    """One panel per domain KPI: its final value per client and method (``per_client_<kpi>`` in the summary)."""
+    import matplotlib.pyplot as plt
+
+    kpis = sorted({k[len("per_client_"):] for m in result.methods.values() for k in m
+                   if k.startswith("per_client_") and k != "per_client_return"})
+    if not kpis:
+        return None
+    fig, axes = plt.subplots(len(kpis), 1, figsize=(max(7, 0.9 * n_clients + 3), 2.6 * len(kpis) + 0.6),
+                             squeeze=False)
+    width = 0.8 / max(len(names), 1)
+    for ax, kpi in zip(axes[:, 0], kpis, strict=True):
+        for i, name in enumerate(names):
+            vals = result.methods[name].get(f"per_client_{kpi}")
+            if vals:
+                ax.bar([c + i * width for c in range(len(vals))], vals, width=width, label=name)
+        ax.set_ylabel(kpi)
+        ax.set_xticks([c + 0.4 - width / 2 for c in range(n_clients)], [str(c) for c in range(n_clients)])
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_title(f"{result.experiment.scenario}: domain KPIs per client (final evaluation)")
+    axes[-1, 0].set_xlabel("client")
+    axes[0, 0].legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    path = _save_fig(fig, out / "per_client_kpis.png")
+    plt.close(fig)
+    return path
 
 
 def _save_fig(fig: Any, path: Path) -> Path:

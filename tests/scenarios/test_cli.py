@@ -67,7 +67,7 @@ def test_quick_run_writes_results_and_never_overwrites(tmp_path, capsys):
     assert main(argv) == 0
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "metrics.csv", "summary.json", "summary.md", "learning_curves.png",
-            "per_client_return.png"} <= files
+            "per_client_return.png", "per_client_kpis.png"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     summary = json.loads((out / "summary.json").read_text())
     for m in ("fedavg", "local", "greedy", "all-local"):

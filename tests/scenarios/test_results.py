@@ -23,6 +23,7 @@ def test_worst_client_is_the_lowest_return_and_the_worst_kpi():
     worst_offloaded = max if "offloaded" in entry.lower_is_better else min
     assert out["worst_client_offloaded"] == worst_offloaded(p["offloaded"] for p in per_client)
     assert np.isclose(out["cost"], 3.5 / 3)
+    assert out["per_client_cost"] == [0.5, 2.0, 1.0]  # the per-client KPI figure's data, in client order
 
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
