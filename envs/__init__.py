@@ -1,4 +1,5 @@
-"""Domain simulators. Importing this package registers every env with gymnasium as ``frl/<Name>-v0``."""
+"""Domain simulators. Importing this package registers every env with gymnasium as ``frl/<Name>-v0``, then the
+plugin domains other packages declare under the ``frl.envs`` entry-point group (``envs.plugins``)."""
 
 from __future__ import annotations
 
@@ -8,5 +9,10 @@ from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, regi
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
                robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY):
     register_entry(_entry)
+BUILTIN_ENV_IDS = tuple(ENV_ENTRIES)
 
-__all__ = ["ENV_ENTRIES", "EnvConfigError", "EnvEntry", "env_entry", "register_entry"]
+from envs.plugins import load_plugins  # noqa: E402  (after the built-ins: a plugin may not shadow them)
+
+load_plugins()
+
+__all__ = ["BUILTIN_ENV_IDS", "ENV_ENTRIES", "EnvConfigError", "EnvEntry", "env_entry", "register_entry"]

@@ -43,7 +43,7 @@ def _bounded_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="frl", description="Federated reinforcement learning in real application domains.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run,train}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{list,run,train,bench,check}")
     sub.required = True
     ls = sub.add_parser("list", help="list envs (with baselines), agents, strategies and scenarios")
     ls.add_argument("--json", action="store_true", help="print the same as JSON (env knobs included)")
@@ -67,7 +67,79 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--parallel", action="store_true",
                     help="train on the env's PettingZoo form: one agent with shared parameters acts for all agents")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ck = sub.add_parser("check", help="run the suite's env checks (the public envs.check) on a registered env")
+    ck.add_argument("env_id", help="env id or name (see `frl list`), e.g. a plugin domain's")
+    ck.add_argument("--checks", default=None, help="comma-separated checks (default: all)")
+    add_bench_parser(sub)
     return p
+
+
+def _floats01(text: str) -> tuple[float, ...]:
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number; allowed: numbers in [0, 1]") from None
+        if not 0.0 <= v <= 1.0:
+            raise argparse.ArgumentTypeError(f"{v} is out of range; allowed: numbers in [0, 1]")
+        out.append(v)
+    return tuple(out)
+
+
+def add_bench_parser(sub: Any) -> None:
+    b = sub.add_parser("bench", help="aggregator leaderboard: strategies x seeds x heterogeneity per domain")
+    where = b.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", default=None, help="env id(s), comma-separated (see `frl list`)")
+    where.add_argument("--domains", default=None, help="'all' (every registered env) or comma-separated env ids")
+    b.add_argument("--strategies", required=True, help="comma-separated strategies, each 'name' or 'name:key=value'")
+    b.add_argument("--agent", default=None, help="agent for every domain (default: each domain's scenario's)")
+    b.add_argument("--seeds", type=_bounded_int("seeds", 1, 1000), default=3, help="paired seeds 0..K-1")
+    b.add_argument("--clients", type=_bounded_int("clients", 1, 1000), default=None)
+    b.add_argument("--heterogeneity", type=_floats01, default=None, help="level(s) H[,H2] in [0, 1]")
+    b.add_argument("--rounds", type=_bounded_int("rounds", 1, 100_000), default=None)
+    b.add_argument("--quick", action="store_true", help="each domain's smoke size")
+    b.add_argument("--jobs", type=_bounded_int("jobs", 1, 256), default=None,
+                   help="worker processes (default: the number of cores)")
+    b.add_argument("--out", type=Path, default=None, help="results directory (default runs/bench/<grid hash>)")
+    b.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import envs
+    from scenarios.bench import BenchGrid, default_jobs, run_bench
+
+    if args.domains is not None:
+        env_ids = tuple(envs.ENV_ENTRIES) if args.domains.strip() == "all" else tuple(
+            e.strip() for e in args.domains.split(","))
+    else:
+        env_ids = tuple(e.strip() for e in args.env.split(","))
+    grid = BenchGrid(env_ids=tuple(envs.env_entry(e).env_id for e in env_ids),
+                     strategies=tuple(s.strip() for s in args.strategies.split(",")), seeds=args.seeds,
+                     heterogeneity=args.heterogeneity, agent=args.agent, clients=args.clients, rounds=args.rounds,
+                     quick=args.quick)
+    out = args.out or Path("runs") / "bench" / grid.key()
+    from tqdm.auto import tqdm
+
+    bars: list[Any] = []  # made at the first cell, so a refused --out prints its one line alone
+
+    def progress(cell: Any, cached: bool) -> None:
+        if not bars:
+            bars.append(tqdm(total=len(grid.cells()), unit="cell", desc="bench", disable=args.no_progress,
+                             file=sys.stderr))
+        bar = bars[0]
+        bar.set_postfix_str(f"{cell['env_id']} {cell['method']} s{cell['seed']}" + (" (stored)" if cached else ""))
+        bar.update(1)
+
+    result = run_bench(grid, out, jobs=args.jobs or default_jobs(), on_cell=progress)
+    for bar in bars:
+        bar.close()
+    if len(grid.env_ids) > 1:
+        print((out / "leaderboard.md").read_text())
+    else:
+        print((Path(result["domains"][grid.env_ids[0]]["dir"]) / "leaderboard.md").read_text())
+    print(f"results: {out}")
+    return 0
 
 
 def catalog() -> dict[str, Any]:
@@ -75,6 +147,7 @@ def catalog() -> dict[str, Any]:
     import envs
     from agents import AGENTS
     from envs.knobs import knob_records
+    from envs.plugins import PLUGIN_ENTRIES, PLUGIN_ERRORS
     from federation.strategies import DESCRIPTIONS, STRATEGIES
     from scenarios import SCENARIOS
 
@@ -82,9 +155,11 @@ def catalog() -> dict[str, Any]:
         "envs": [
             {"id": e.env_id, "name": e.name, "summary": e.summary, "baselines": list(e.baselines),
              "kpis": list(e.kpis), "parallel_env": e.parallel_entry_point,
-             "entry_point": e.entry_point, "knobs": knob_records(e.config_cls)}
+             "entry_point": e.entry_point, "plugin": PLUGIN_ENTRIES.get(e.env_id),
+             "knobs": knob_records(e.config_cls)}
             for e in envs.ENV_ENTRIES.values()
         ],
+        "plugin_errors": dict(PLUGIN_ERRORS),
         "agents": [{"name": n, "summary": " ".join((c.__doc__ or "").strip().split("\n\n")[0].split())}
                    for n, c in AGENTS.items()],
         "strategies": [{"name": n, "summary": DESCRIPTIONS.get(n, "")} for n in STRATEGIES],
@@ -99,7 +174,7 @@ def knob_tables() -> str:
     from envs.knobs import knob_table
 
     by_config: dict[type, list[str]] = {}
-    for e in envs.ENV_ENTRIES.values():
+    for e in (envs.ENV_ENTRIES[i] for i in envs.BUILTIN_ENV_IDS):  # plugins document their own knobs
         by_config.setdefault(e.config_cls, []).append(e.env_id)
     parts = [f"#### {', '.join(f'`{i}`' for i in ids)} (`{cls.__name__}`)\n\n{knob_table(cls).rstrip()}\n"
              for cls, ids in by_config.items()]
@@ -120,6 +195,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         if e["parallel_env"]:
             print(f"  {'':<28} PettingZoo parallel_env: {e['parallel_env']}")
         print(f"  {'':<28} baselines: {', '.join(e['baselines'])}")
+        if e["plugin"]:
+            print(f"  {'':<28} plugin: {e['plugin']}")
     print("Agents:")
     for a in cat["agents"]:
         print(f"  {a['name']:<28} {a['summary']}")
@@ -129,6 +206,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("Scenarios:")
     for s in cat["scenarios"]:
         print(f"  {s['name']:<28} {s['summary']}")
+    for name, err in cat["plugin_errors"].items():
+        print(f"Plugin {name!r} failed to load: {err}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from envs.check import EnvCheckError, check_env_entry
+    from envs.plugins import PLUGIN_ERRORS
+    from envs.registry import env_entry
+
+    if args.env_id in PLUGIN_ERRORS:
+        raise UsageError(f"plugin {args.env_id!r} failed to load: {PLUGIN_ERRORS[args.env_id]}")
+    entry = env_entry(args.env_id)
+    checks = tuple(c.strip() for c in args.checks.split(",")) if args.checks else None
+    try:
+        passed = check_env_entry(entry, checks)
+    except EnvCheckError as e:
+        print(f"frl: check failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"{entry.env_id}: passed {len(passed)} checks ({', '.join(passed)})")
     return 0
 
 
@@ -263,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, rest)
         if rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
-        return {"list": cmd_list, "train": cmd_train}[args.command](args)
+        return {"list": cmd_list, "train": cmd_train, "check": cmd_check, "bench": cmd_bench}[args.command](args)
     except UsageError as e:
         print(f"frl: error: {e}", file=sys.stderr)
         return 2

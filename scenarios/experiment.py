@@ -235,6 +235,40 @@ def client_setup(exp: Experiment) -> ClientSetup:
     return ClientSetup(configs, seeds, final_seeds, _ints(eval_seq, exp.eval_episodes), devices, fed_seq)
 
 
+def env_maker(exp: Experiment) -> Callable[[Any], Any]:
+    """``config -> env`` in the experiment's form (the Gymnasium env, or the PettingZoo ``parallel_env``)."""
+    entry = env_entry(exp.env_id)
+    if exp.env_form == "parallel":
+        factory = entry.parallel_factory()
+        return lambda cfg: factory(config=cfg)
+    return lambda cfg: gym.make(entry.env_id, config=cfg)
+
+
+def score_heuristics(exp: Experiment, setup: ClientSetup | None = None,
+                     ) -> tuple[list[tuple[str, int, int, str, float]], dict[str, dict[str, Any]]]:
+    """Every heuristic of ``exp.baselines`` (default: all of the env's form) on the clients and final
+    evaluation episodes every method of ``exp`` is scored on: (metric rows, per-heuristic summary)."""
+    entry = env_entry(exp.env_id)
+    setup = setup or client_setup(exp)
+    make_env = env_maker(exp)
+    heuristics = baselines_of(entry, exp.env_form)
+    rows: list[tuple[str, int, int, str, float]] = []
+    methods: dict[str, dict[str, Any]] = {}
+    for bname in (exp.baselines if exp.baselines is not None else tuple(heuristics)):
+        per_client = []
+        for cid, cfg in enumerate(setup.configs):
+            env = make_env(cfg)
+            policy = heuristics[bname](env, setup.seeds[cid][1])
+            if exp.env_form == "parallel":
+                ev = evaluate_parallel(env, policy, setup.final_seeds[cid], entry.kpis, joint=True)
+            else:
+                ev = evaluate_policy(env, policy, setup.final_seeds[cid], entry.kpis, entry.kpi_weight)
+            per_client.append(ev)
+            rows.extend((bname, exp.rounds + 1, cid, f"final/{k}", v) for k, v in ev.items())
+        methods[bname] = summarize_clients(per_client, entry, kind="heuristic", extra={})
+    return rows, methods
+
+
 def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
     """Every method on the same clients (configs, devices, seeds: :func:`client_setup`), then every heuristic
     on the same episodes. The federation's seed is the same for every method, so runs are paired."""
@@ -249,10 +283,7 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
     final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
 
     parallel = exp.env_form == "parallel"
-    factory = entry.parallel_factory() if parallel else None
-
-    def make_env(cfg: Any) -> Any:
-        return factory(config=cfg) if factory is not None else gym.make(entry.env_id, config=cfg)
+    make_env = env_maker(exp)
 
     def spaces(env: Any) -> tuple[gym.Space, gym.Space]:
         if parallel:  # one agent acts for every agent id: all share the first agent's spaces
@@ -309,19 +340,9 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             summary_extra[f"worst_client_{key}"] = float(np.min(vals))
         methods[spec] = summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
                                           extra=summary_extra)
-    heuristics = baselines_of(entry, exp.env_form)
-    for bname in (exp.baselines if exp.baselines is not None else tuple(heuristics)):
-        per_client = []
-        for cid, cfg in enumerate(configs):
-            env = make_env(cfg)
-            policy = heuristics[bname](env, seeds[cid][1])
-            if parallel:
-                ev = evaluate_parallel(env, policy, final_seeds[cid], entry.kpis, joint=True)
-            else:
-                ev = evaluate_policy(env, policy, final_seeds[cid], entry.kpis, entry.kpi_weight)
-            per_client.append(ev)
-            rows.extend((bname, final_round, cid, f"final/{k}", v) for k, v in ev.items())
-        methods[bname] = summarize_clients(per_client, entry, kind="heuristic", extra={})
+    h_rows, h_methods = score_heuristics(exp, setup)
+    rows.extend(h_rows)
+    methods.update(h_methods)
     return ExperimentResult(
         experiment=exp, rows=rows, methods=methods,
         client_configs=[_config_dict(c) for c in configs],

@@ -1,0 +1,1 @@
+"""An example plugin domain for FRL Suite (see README "Adding a domain")."""
