@@ -11,6 +11,7 @@ loop installs on each client) does the rest.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,8 +22,9 @@ from agents.base import Weights
 from federation.client import Client
 from federation.compression import Compressor, apply_delta, delta, make_compressor
 from federation.devices import BufferedAsync, DeviceProfile, RoundPolicy, Scheduler, Synchronous, make_device_profiles
+from federation.faults import FAULT_KINDS, FaultInjector, screen_result
 from federation.strategies.base import Strategy
-from federation.types import FederationError, FitResult, weights_nbytes
+from federation.types import FederationError, FitIns, FitResult, weights_nbytes
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,19 @@ class SystemConfig:
     devices: tuple[DeviceProfile, ...] | None = None  # None: identical default devices
     round_policy: RoundPolicy | BufferedAsync = field(default_factory=Synchronous)
     compressor: Compressor = field(default_factory=lambda: make_compressor("none"))
+    # faults: a round aggregates only if at least min_clients results passed screening; a fit that takes
+    # longer than fit_timeout_s (wall clock; in-process fits cannot be interrupted, so it is discarded when it
+    # returns) is left out; faults injects failures on purpose (frl run --faults P)
+    min_clients: int = 1
+    fit_timeout_s: float | None = None
+    faults: FaultInjector | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_clients, bool) or not isinstance(self.min_clients, int) or self.min_clients < 1:
+            raise FederationError(f"min_clients={self.min_clients!r} is out of range; allowed: integer >= 1")
+        t = self.fit_timeout_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not t > 0):
+            raise FederationError(f"fit_timeout_s={t!r} is out of range; allowed: a number of seconds > 0")
 
 
 @dataclass
@@ -40,6 +55,7 @@ class History:
 
     rows: list[tuple[int, int, str, float]] = field(default_factory=list)
     global_weights: Weights = field(default_factory=dict)
+    faults: list[tuple[int, int, str]] = field(default_factory=list)  # (round, client or -1, reason)
 
     def add(self, rnd: int, client: int, metric: str, value: float) -> None:
         self.rows.append((rnd, client, metric, float(value)))
@@ -89,8 +105,13 @@ def run_federation(
     ``seed`` spawns the randomness of client sampling, device availability and the strategy. Each evaluation
     round records per client ``own/<kpi>``, ``global/<kpi>`` (methods with a server model) and
     ``personal/<kpi>``; each round records ``sim/round_s`` and ``sim/wall_clock_s`` (client −1) and per client
-    ``comm/bytes_down``, ``comm/bytes_up``, ``devices/dropped``, ``devices/straggler`` and (buffered-async)
-    ``async/staleness``.
+    ``comm/bytes_down``, ``comm/bytes_up``, ``devices/dropped``, ``devices/straggler``, (buffered-async)
+    ``async/staleness`` and ``fit/samples`` (samples of each accepted result).
+
+    Faults never end the run: a fit that raises, overruns ``system.fit_timeout_s`` or returns NaN/Inf or
+    wrongly shaped weights is left out of the round (``fault/<kind>`` = 1 for that client, the reason in
+    ``History.faults``); a round with fewer than ``system.min_clients`` accepted results, or whose aggregator
+    refuses them, keeps the previous global model (``round/skipped`` = 1).
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise FederationError(f"rounds={rounds!r} must be an integer >= 1")
@@ -103,7 +124,10 @@ def run_federation(
     if policy.asynchronous and not strategy.accepts_stale:
         raise FederationError(f"round policy 'buffered-async' cannot drive strategy {strategy.name!r}; "
                               "allowed with it: strategies that weigh stale updates (fedbuff)")
-    sample_seq, device_seq, strategy_seq = _seed_sequence(seed).spawn(3)
+    root = _seed_sequence(seed)
+    sample_seq, device_seq, strategy_seq = root.spawn(3)
+    if system.faults is not None:  # a 4th child: the first three (and so every fault-free run) are unchanged
+        system.faults.reseed(root.spawn(1)[0])
     devices = system.devices or tuple(make_device_profiles(len(clients), 0.0, int(device_seq.generate_state(1)[0])))
     if len(devices) != len(clients):
         raise FederationError(f"{len(devices)} device profiles for {len(clients)} clients")
@@ -144,12 +168,20 @@ def run_federation(
                 ins = instructions[cid]
             else:  # a buffered-async result trained from an older version
                 ins = strategy.configure_train(rnd, versions[job.start_version], [cid])[0]
-            fitted = clients[cid].fit(ins)
+            fitted, reason = _guarded_fit(clients[cid], ins, system)
+            if fitted is not None:
+                reference = clients[cid].received or global_weights
+                fitted, reason = screen_result(fitted, reference)
+            if fitted is None:
+                history.add(rnd, cid, f"fault/{str(reason).split(':', 1)[0]}", 1.0)
+                history.faults.append((rnd, cid, str(reason)))
+                continue
             res, nbytes = upload(fitted, clients[cid].received)
             results.append(replace(res, staleness=job.staleness))
             for k, v in res.metrics.items():
                 history.add(rnd, cid, k, v)
             history.add(rnd, cid, "comm/bytes_up", nbytes)
+            history.add(rnd, cid, "fit/samples", res.num_samples)
             if scheduler.asynchronous:
                 history.add(rnd, cid, "async/staleness", job.staleness)
         for cid, nbytes in plan.bytes_down.items():
@@ -158,8 +190,15 @@ def run_federation(
             history.add(rnd, cid, "devices/dropped", 1.0)
         for cid in plan.stragglers:
             history.add(rnd, cid, "devices/straggler", 1.0)
-        if results:
-            global_weights = strategy.aggregate_train(rnd, global_weights, results)
+        if len(results) >= system.min_clients:
+            try:
+                global_weights = strategy.aggregate_train(rnd, global_weights, results)
+            except FederationError as e:  # e.g. Krum with too few answers left: skip, keep the model
+                history.add(rnd, -1, "round/skipped", 1.0)
+                history.faults.append((rnd, -1, f"aggregate: {str(e).splitlines()[0]}"))
+        elif plan.jobs:
+            history.add(rnd, -1, "round/skipped", 1.0)
+            history.faults.append((rnd, -1, f"too few results: {len(results)} < min_clients={system.min_clients}"))
         versions[rnd] = global_weights
         versions = {v: w for v, w in versions.items() if v in scheduler.versions_in_use(rnd)}
         history.add(rnd, -1, "sim/round_s", plan.end - plan.start)
@@ -175,6 +214,23 @@ def run_federation(
     return history
 
 
+def _guarded_fit(client: Client, ins: FitIns, system: SystemConfig) -> tuple[FitResult | None, str | None]:
+    """One client's fit, with its exceptions and overruns turned into a reason (the run goes on)."""
+    t0 = time.perf_counter()
+    try:
+        if system.faults is not None:
+            res, timed_out = system.faults.fit(client.fit, ins)
+        else:
+            res, timed_out = client.fit(ins), False
+    except Exception as e:  # noqa: BLE001 - any client failure is that client's, not the run's
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return None, f"exception: {type(e).__name__}: {first}"
+    took = time.perf_counter() - t0
+    if timed_out or (system.fit_timeout_s is not None and took > system.fit_timeout_s):
+        return None, f"timeout: the fit took {'too long (injected)' if timed_out else f'{took:.1f} s'}"
+    return res, None
+
+
 def summarize_system(history: History) -> dict[str, Any]:
     """Simulated wall-clock and bytes totals for summary.json."""
     wall = [v for _, c, m, v in history.rows if m == "sim/wall_clock_s"]
@@ -183,4 +239,7 @@ def summarize_system(history: History) -> dict[str, Any]:
     return {"sim_wall_clock_s": wall[-1] if wall else 0.0, "bytes_up": up, "bytes_down": down,
             "bytes_communicated": up + down,
             "dropouts": sum(1 for _, _, m, _ in history.rows if m == "devices/dropped"),
-            "stragglers": sum(1 for _, _, m, _ in history.rows if m == "devices/straggler")}
+            "stragglers": sum(1 for _, _, m, _ in history.rows if m == "devices/straggler"),
+            "samples_trained": int(sum(v for _, _, m, v in history.rows if m == "fit/samples")),
+            "faults": {k: sum(1 for _, _, m, _ in history.rows if m == f"fault/{k}") for k in FAULT_KINDS},
+            "skipped_rounds": sum(1 for _, _, m, _ in history.rows if m == "round/skipped")}

@@ -31,6 +31,7 @@ from federation import Client, evaluate_policy, run_federation
 from federation.compression import make_compressor
 from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
 from federation.evaluation import evaluate_parallel
+from federation.faults import FaultInjector
 from federation.server import SystemConfig, evaluate_clients, summarize_system
 from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
 
@@ -117,6 +118,10 @@ class Experiment:
     round_policy: str = field(default="synchronous", metadata=cli(
         "synchronous | deadline:deadline_s=S | buffered-async:k=K (with --strategy fedbuff)"))
     compression: str = field(default="none", metadata=cli("upload compression: none | int8 | topk:ratio=R"))
+    faults: float = field(default=0.0, metadata=cli(
+        "probability that a client's fit fails (raises, times out, NaN or wrongly shaped update), seeded, [0, 1]"))
+    min_clients: int = field(default=1, metadata=cli(
+        "a round aggregates only when at least this many clients' results pass screening, else it is skipped"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
     # agent acts for every agent id with shared parameters (a multi-agent client) and is scored per agent
     env_form: str = "single"
@@ -139,6 +144,10 @@ class Experiment:
         for spec in self.strategies:
             name, params = parse_spec(spec)
             strategies[spec] = make_strategy(name, **params)
+        _need(_is_num(self.faults) and 0.0 <= self.faults <= 1.0,
+              f"faults={self.faults!r} is out of range; allowed: probability in [0, 1]")
+        _need(is_int(self.min_clients) and 1 <= self.min_clients <= self.n_clients,
+              f"min_clients={self.min_clients!r} is out of range; allowed: integer in [1, clients={self.n_clients}]")
         policy = _build(make_round_policy, self.round_policy, "round policy")
         compressor = _build(make_compressor, self.compression, "compression")
         if policy.asynchronous:
@@ -164,7 +173,8 @@ class Experiment:
         """The run's system: these devices, fresh copies of the validated round policy and compressor."""
         _, policy, compressor = self._built  # type: ignore[attr-defined]
         return SystemConfig(devices=devices, round_policy=copy.deepcopy(policy),
-                            compressor=copy.deepcopy(compressor))
+                            compressor=copy.deepcopy(compressor), min_clients=int(self.min_clients),
+                            faults=FaultInjector(float(self.faults)) if self.faults > 0 else None)
 
     def describe(self) -> str:
         return (f"{self.n_clients} clients, heterogeneity {self.heterogeneity}, {self.rounds} rounds × "
@@ -330,7 +340,7 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
                     extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
         summary_extra: dict[str, Any] = {
             "evaluated_model": primary,
-            "samples_per_client": exp.rounds * exp.steps_per_round,
+            "samples_per_client": summarize_system(history)["samples_trained"] / len(clients),
             "train_time_s": train_time,
             "strategy_params": strategy.params(),
             **summarize_system(history),

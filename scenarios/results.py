@@ -127,6 +127,18 @@ def summary_markdown(result: ExperimentResult) -> str:
             cells += [f"{gap:+.1f} ({lvl['best_personalised']})" if gap is not None else "",
                       f"{lvl['fedavg_minus_local']:+.1f}" if lvl["fedavg_minus_local"] is not None else ""]
             lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for name, m in methods.items():
+        if m.get("kind") != "heuristic" and m.get("samples_trained") == 0:
+            notes.append(f"- **{name} trained nothing**: no client result was accepted in any round (its row scores "
+                         f"the initial model).")
+        faults = {k: v for k, v in (m.get("faults") or {}).items() if v}
+        if faults or m.get("skipped_rounds"):
+            notes.append(f"- {name}: client results left out: "
+                         f"{', '.join(f'{v} {k}' for k, v in faults.items()) or 'none'}; "
+                         f"rounds skipped: {m.get('skipped_rounds', 0)}.")
+    if notes:
+        lines += ["", "## Faults and dropped work", "", *notes]
     for key in sorted(k for k in result.extra if k.endswith("_markdown")):  # a scenario's own tables
         lines += ["", str(result.extra[key]).rstrip()]
     lines += ["", f"Wall time: {result.wall_time_s:.1f} s.", ""]

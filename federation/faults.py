@@ -1,0 +1,96 @@
+"""Client faults: screening what comes back from a fit, and injecting faults on purpose to show the screening.
+
+Real clients are unreliable devices: a fit can raise, overrun its time, diverge (NaN/Inf) or send a model of
+the wrong shape (a version mismatch). The round loop screens every result with :func:`screen_result`; a bad
+one is left out of the round with its reason recorded (``fault/<kind>`` in the metrics) and never reaches an
+aggregator, so one faulty device can neither crash the run nor corrupt the global model. Uploads of another
+dtype (an ``int64`` array) are cast to the global model's dtype, so the aggregate keeps the model's dtype.
+
+:class:`FaultInjector` (``frl run … --faults P``) makes each client fit fail with probability ``P`` in one of
+those ways, drawn from its own seeded stream, to exercise the screening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from agents.base import Weights
+from federation.types import FederationError, FitIns, FitResult
+
+FAULT_KINDS = ("exception", "timeout", "nonfinite", "shape")
+
+
+class ClientFault(RuntimeError):
+    """A fault raised inside a client's fit (injected or real); the round loop leaves the client out."""
+
+
+def screen_result(res: FitResult, reference: Mapping[str, np.ndarray]) -> tuple[FitResult | None, str | None]:
+    """``(result, None)`` when ``res`` is usable against ``reference`` (the weights the client loaded, or the
+    global model), with every array cast to the reference dtype; ``(None, "kind: reason")`` otherwise."""
+    if not isinstance(res, FitResult):
+        return None, f"exception: fit returned {type(res).__name__}, not a FitResult"
+    if isinstance(res.num_samples, bool) or not isinstance(res.num_samples, int | np.integer) or res.num_samples < 0:
+        return None, f"shape: num_samples={res.num_samples!r} is not a count"
+    if not res.weights:
+        return res, None  # a method that uploads nothing (local)
+    missing, extra = set(reference) - set(res.weights), set(res.weights) - set(reference)
+    if missing or extra:
+        return None, f"shape: update keys differ from the model (missing {sorted(missing)[:3]}, " \
+                     f"unexpected {sorted(extra)[:3]})"
+    cast: Weights = {}
+    for k, v in res.weights.items():
+        ref = np.asarray(reference[k])
+        arr = np.asarray(v)
+        if arr.shape != ref.shape:
+            return None, f"shape: {k!r} has shape {arr.shape}, expected {ref.shape}"
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            return None, f"shape: {k!r} has dtype {arr.dtype}, expected {ref.dtype}"
+        if not np.all(np.isfinite(arr)):
+            return None, f"nonfinite: {k!r} contains NaN or Inf"
+        cast[k] = arr.astype(ref.dtype, copy=False)
+    return replace(res, weights=cast), None
+
+
+@dataclass
+class FaultInjector:
+    """With probability ``probability`` a client's fit fails in one of ``kinds`` (uniformly), reproducibly:
+    ``exception`` raises after the local training (a crash mid-round), ``timeout`` reports the fit as over
+    its deadline, ``nonfinite`` returns NaN in one array, ``shape`` returns one array with a wrong shape."""
+
+    probability: float
+    kinds: tuple[str, ...] = FAULT_KINDS
+    rng: np.random.Generator | None = None
+
+    def __post_init__(self) -> None:
+        p = self.probability
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0 or p != p:
+            raise FederationError(f"faults={p!r} is out of range; allowed: probability in [0, 1]")
+        bad = [k for k in self.kinds if k not in FAULT_KINDS]
+        if bad or not self.kinds:
+            raise FederationError(f"unknown fault kind {bad[0] if bad else ''!r}; allowed: {', '.join(FAULT_KINDS)}")
+
+    def reseed(self, seq: np.random.SeedSequence) -> None:
+        self.rng = np.random.default_rng(seq)
+
+    def fit(self, fit: Callable[[FitIns], FitResult], ins: FitIns) -> tuple[FitResult, bool]:
+        """Run ``fit(ins)``, perhaps spoiled; returns (result, timed_out)."""
+        rng = self.rng if self.rng is not None else np.random.default_rng(0)
+        fails = self.probability > 0 and rng.random() < self.probability
+        kind = self.kinds[int(rng.integers(len(self.kinds)))] if fails else None
+        res = fit(ins)
+        if kind == "exception":
+            raise ClientFault(f"injected fault: client {ins.client_id} crashed after training")
+        if kind == "timeout":
+            return res, True
+        if kind in ("nonfinite", "shape") and res.weights:
+            key = sorted(res.weights)[0]
+            arr = np.array(res.weights[key], dtype=np.float64 if kind == "nonfinite" else None, copy=True)
+            if kind == "nonfinite":
+                arr.flat[0] = np.nan
+            else:
+                arr = np.concatenate([arr.ravel(), arr.ravel()[:1]])
+            res = replace(res, weights={**res.weights, key: arr})
+        return res, False
