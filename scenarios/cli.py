@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -282,7 +281,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
 
     from scenarios import scenario_module
     from scenarios.experiment import run_experiment
-    from scenarios.results import prepare_out_dir, write_results
+    from scenarios.results import prepare_out_dir, unique_run_dir, write_results
 
     module = scenario_module(args.scenario)
     if args.help:
@@ -292,7 +291,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
     torch.set_num_threads(1)
-    out = args.out or Path("runs") / exp.scenario / time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or unique_run_dir(Path("runs") / exp.scenario)
     out = prepare_out_dir(out)
 
     from tqdm.auto import tqdm
@@ -327,11 +326,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from scenarios.results import prepare_out_dir, write_results
+    from scenarios.results import prepare_out_dir, unique_run_dir, write_results
     from scenarios.train import train
 
     torch.set_num_threads(1)
-    out = prepare_out_dir(args.out or Path("runs") / f"train-{args.agent}" / time.strftime("%Y%m%d-%H%M%S"))
+    out = prepare_out_dir(args.out or unique_run_dir(Path("runs") / f"train-{args.agent}"))
     from tqdm.auto import tqdm
 
     bar = tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",

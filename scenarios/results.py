@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,41 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+STATUS_FILE = "status.json"  # {"state": "running" | "complete", ...}: a killed run stays "running"
+
+
 def prepare_out_dir(out: Path) -> Path:
-    """Create ``out``; refuse one that already holds results (nothing written is ever overwritten)."""
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {str(out)!r} exists and is not a directory")
-    existing = [f for f in RESULT_FILES if (out / f).exists()]
+    """Create ``out`` and claim it for this run, exclusively: two runs started at once with the same ``--out``
+    cannot both get it (``status.json`` is created with O_EXCL), and a directory that already holds results
+    or another run's status is refused (nothing written is ever overwritten)."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ScenarioError(f"--out {str(out)!r}: {str(parent)!r} exists and is not a directory")
+    existing = [f for f in (*RESULT_FILES, STATUS_FILE) if (out / f).exists()]
     if existing:
-        raise ScenarioError(f"--out {str(out)!r} already holds results ({', '.join(existing)}); "
+        raise ScenarioError(f"--out {str(out)!r} already holds a run ({', '.join(existing)}); "
                             "choose a new directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / STATUS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise ScenarioError(f"--out {str(out)!r} was just claimed by another run; choose a new directory") from None
+    except OSError as e:
+        raise ScenarioError(f"--out {str(out)!r} cannot be written: {e.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"state": "running", "pid": os.getpid(), "started": time.time()}) + "\n")
     return out
+
+
+def unique_run_dir(root: Path) -> Path:
+    """``root/<timestamp>-<pid>``: distinct for runs started in the same second (the claim settles the rest)."""
+    return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def mark_complete(out: Path, files: list[Path]) -> None:
+    """The last write of a run: only a run that reached its end says ``complete``."""
+    atomic_write_text(out / STATUS_FILE, json.dumps({"state": "complete", "finished": time.time(),
+                                                     "files": sorted(p.name for p in files)}) + "\n")
 
 
 def _json_safe(x: Any) -> Any:
@@ -82,6 +108,8 @@ def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str
     atomic_write_text(out / "summary.md", summary_markdown(result))
     paths = [out / f for f in ("config.json", "metrics.csv", "summary.json", "summary.md")]
     paths += plot_results(out, result)
+    if (out / STATUS_FILE).exists():
+        mark_complete(out, paths)
     return paths
 
 

@@ -80,7 +80,7 @@ def test_quick_run_writes_results_and_never_overwrites(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     assert main(argv) == 2
-    assert "already holds results" in capsys.readouterr().err
+    assert "already holds a run" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

@@ -1,5 +1,6 @@
 """Result summaries and files: worst-client figures, atomic writes."""
 
+import json
 import os
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import envs  # noqa: F401
 from envs.registry import env_entry
 from scenarios import results
-from scenarios.experiment import summarize_clients
+from scenarios.experiment import ScenarioError, summarize_clients
 from scenarios.mec_offloading import QUICK
 
 
@@ -54,7 +55,23 @@ def test_every_result_file_is_written_through_the_atomic_writer(tmp_path, monkey
                                                "per_client_return": [1.0]}}, client_configs=[], wall_time_s=0.1)
     out = results.prepare_out_dir(tmp_path / "o")
     paths = results.write_results(out, res)
-    assert sorted(written) == sorted(p.name for p in paths) == sorted(os.listdir(out))
+    # status.json is claimed (O_EXCL) before the run and rewritten atomically, last, when it completes
+    assert sorted(written) == sorted([p.name for p in paths] + ["status.json"]) == sorted(os.listdir(out))
+    assert written[-1] == "status.json"
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "complete" and "summary.json" in status["files"]
+
+
+def test_an_out_dir_is_claimed_exclusively(tmp_path):
+    out = results.prepare_out_dir(tmp_path / "run")
+    assert json.loads((out / "status.json").read_text())["state"] == "running"  # a killed run stays so
+    with pytest.raises(ScenarioError, match="already holds a run"):
+        results.prepare_out_dir(out)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ScenarioError, match="is not a directory"):
+        results.prepare_out_dir(tmp_path / "afile" / "sub")
+    a, b = results.unique_run_dir(tmp_path), results.unique_run_dir(tmp_path)
+    assert a == b and str(os.getpid()) in a.name  # same process and second: the O_EXCL claim decides
 
 
 def test_a_scenarios_own_markdown_tables_reach_summary_md():
