@@ -198,7 +198,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode, discrete_action
 
 __all__ = [
     "BASELINES",
@@ -743,10 +743,8 @@ class EdgeCachingEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._has_reset:
             raise gym.error.ResetNeeded("call reset() before step()")
-        a = int(action)
         k = self.n_candidates
-        if not 0 <= a <= k:
-            raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{k}")
+        a = discrete_action(action, k + 1)
         x = self._x
         t_x = self._t_miss
         sav = self._miss_sav

@@ -185,7 +185,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.knobs import KnobConfig, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode, discrete_action
 
 __all__ = [
     "BASELINES",
@@ -604,9 +604,7 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._has_reset:
             raise gym.error.ResetNeeded("call reset() before step()")
-        a = int(action)
-        if not 0 <= a <= self.n_servers:
-            raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{self.n_servers}")
+        a = discrete_action(action, self.n_servers + 1)
         delay, energy, dropped, free_a, free_b = self._outcome(a, False)
         if a == 0:
             self._local_free[self._dev] = free_a

@@ -73,6 +73,15 @@ def env_entry(env_id_or_name: str) -> EnvEntry:
     raise EnvConfigError(f"unknown env {env_id_or_name!r}; allowed: {allowed}")
 
 
+def discrete_action(action: Any, n: int) -> int:
+    """``action`` as an int in ``[0, n)``, or ``gym.error.InvalidAction`` naming it: integers only (Python or
+    NumPy, 0-d arrays included), as Gymnasium's own ``Discrete`` envs demand — never 1.5 or ``'1'``."""
+    a = action.item() if isinstance(action, np.ndarray) and action.ndim == 0 else action
+    if isinstance(a, bool) or not isinstance(a, int | np.integer) or not 0 <= a < n:
+        raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: an integer in 0..{n - 1}")
+    return int(a)
+
+
 def check_range(name: str, value: float, low: float, high: float) -> None:
     """Raise ``EnvConfigError`` naming the knob and its legal range when value is outside [low, high]."""
     if not (low <= value <= high) or value != value:

@@ -192,7 +192,11 @@ def run_federation(
             history.add(rnd, cid, "devices/straggler", 1.0)
         if len(results) >= system.min_clients:
             try:
-                global_weights = strategy.aggregate_train(rnd, global_weights, results)
+                new = strategy.aggregate_train(rnd, global_weights, results)
+                bad = [k for k, v in new.items() if not np.all(np.isfinite(v))]
+                if bad:
+                    raise FederationError(f"the aggregate of {strategy.name!r} is non-finite in {bad[0]!r}")
+                global_weights = new
             except FederationError as e:  # e.g. Krum with too few answers left: skip, keep the model
                 history.add(rnd, -1, "round/skipped", 1.0)
                 history.faults.append((rnd, -1, f"aggregate: {str(e).splitlines()[0]}"))

@@ -148,8 +148,14 @@ class Experiment:
               f"faults={self.faults!r} is out of range; allowed: probability in [0, 1]")
         _need(is_int(self.min_clients) and 1 <= self.min_clients <= self.n_clients,
               f"min_clients={self.min_clients!r} is out of range; allowed: integer in [1, clients={self.n_clients}]")
+        per_round = max(1, int(round(self.fraction * self.n_clients)))
+        for obj in strategies.values():  # what can be refused before any training is refused here
+            obj.check_federation(self.n_clients, per_round)
         policy = _build(make_round_policy, self.round_policy, "round policy")
         compressor = _build(make_compressor, self.compression, "compression")
+        k = getattr(policy, "k", None)
+        _need(not policy.asynchronous or k is None or k <= self.n_clients,
+              f"buffered-async:k={k!r} is more than the {self.n_clients} clients; allowed: k in [1, {self.n_clients}]")
         if policy.asynchronous:
             bad = [s for s, obj in strategies.items() if not obj.accepts_stale]
             _need(not bad, f"round policy 'buffered-async' cannot drive strategy {bad[0] if bad else ''!r}; "

@@ -51,6 +51,11 @@ class Strategy(ABC):
         parameters). An empty mapping means the method has no server model (independent learners)."""
         return {c: weights for c in clients}
 
+    def check_federation(self, n_clients: int, per_round: int) -> None:
+        """Refuse, before any training, a federation this method cannot aggregate (``FederationError``):
+        ``n_clients`` clients, ``per_round`` of them sampled each round. Nothing to check by default."""
+        return None
+
     @abstractmethod
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
         """Return the new global weights from the round's results."""

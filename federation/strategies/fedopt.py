@@ -125,6 +125,11 @@ class _ServerOptimizer(Strategy):
         return {k: new.get(k, v) for k, v in weights.items()}
 
 
+# Server learning rates beyond this only diverge: Reddi et al. (2021, App. D) search eta in [1e-3, 10] and
+# Hsu et al. (2019) use server rates near 1; a bound here refuses eta=1e30 before training instead of after.
+MAX_SERVER_LR = 100.0
+
+
 class FedAvgM(_ServerOptimizer):
     """FedAvg with server momentum (Hsu et al. 2019): v ← βv + Δ; w ← w + ηv. β=0, η=1 is FedAvg."""
 
@@ -133,7 +138,7 @@ class FedAvgM(_ServerOptimizer):
 
     def __init__(self, *, eta: float = 1.0, beta: float = 0.9) -> None:
         super().__init__()
-        self.eta = check_float(self.name, "eta", eta, 0.0, _INF, lo_open=True, hi_open=True)
+        self.eta = check_float(self.name, "eta", eta, 0.0, MAX_SERVER_LR, lo_open=True)
         self.beta = check_float(self.name, "beta", beta, 0.0, 1.0, hi_open=True)
 
     def params(self) -> dict[str, float | int | str]:
@@ -154,7 +159,7 @@ class _Adaptive(_ServerOptimizer):
     def __init__(self, *, eta: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99,
                  tau: float = 1e-3) -> None:
         super().__init__()
-        self.eta = check_float(self.name, "eta", eta, 0.0, _INF, lo_open=True, hi_open=True)
+        self.eta = check_float(self.name, "eta", eta, 0.0, MAX_SERVER_LR, lo_open=True)
         self.beta1 = check_float(self.name, "beta1", beta1, 0.0, 1.0, hi_open=True)
         self.beta2 = check_float(self.name, "beta2", beta2, 0.0, 1.0, hi_open=True)
         self.tau = check_float(self.name, "tau", tau, 0.0, _INF, lo_open=True, hi_open=True)

@@ -84,6 +84,14 @@ class IFCA(Strategy):
         self.models: list[Weights] = []
         self.assignment: dict[int, int] = {}
 
+    def check_federation(self, n_clients: int, per_round: int) -> None:
+        if self.num_clusters > n_clients:
+            raise FederationError(f"ifca: num_clusters={self.num_clusters} is more than the {n_clients} clients; "
+                                  f"allowed: num_clusters in [1, {n_clients}]")
+        if self.groups is not None and len(self.groups) != n_clients:
+            raise FederationError(f"ifca: groups lists {len(self.groups)} clients for a run of {n_clients}; "
+                                  f"allowed: one group per client")
+
     def client_hook(self) -> ClientHook:
         return ClusterChoiceHook(self.choice_episodes)
 

@@ -219,6 +219,12 @@ class Krum(_Robust):
     def params(self) -> dict[str, float | int | str]:
         return {"num_byzantine": self.num_byzantine}
 
+    def check_federation(self, n_clients: int, per_round: int) -> None:
+        if per_round <= 2 * self.num_byzantine + 2:
+            raise FederationError(f"{self.name}: num_byzantine={self.num_byzantine} needs more than "
+                                  f"{2 * self.num_byzantine + 2} clients per round (n > 2f + 2); this run samples "
+                                  f"{per_round}: allowed num_byzantine <= {max((per_round - 3) // 2, 0)}")
+
     def _aggregate(self, updates: Sequence[Weights]) -> Weights:
         return krum(updates, self.num_byzantine)
 
@@ -239,6 +245,12 @@ class MultiKrum(_Robust):
 
     def params(self) -> dict[str, float | int | str]:
         return {"num_byzantine": self.num_byzantine, "m": self.m}
+
+    def check_federation(self, n_clients: int, per_round: int) -> None:
+        Krum.check_federation(self, n_clients, per_round)  # type: ignore[arg-type]
+        if self.m > per_round:
+            raise FederationError(f"{self.name}: m={self.m} is more than the {per_round} clients sampled per round; "
+                                  f"allowed: m in [0, {per_round}]")
 
     def _aggregate(self, updates: Sequence[Weights]) -> Weights:
         m = self.m or max(1, len(updates) - self.num_byzantine)

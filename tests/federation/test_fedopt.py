@@ -185,14 +185,15 @@ def test_defaults_are_recorded_by_params():
 
 
 @pytest.mark.parametrize("cls, kw, match", [
-    (FedAvgM, {"eta": 0.0}, r"fedavgm: eta=0.0 is out of range; allowed: \(0, inf\)"),
+    (FedAvgM, {"eta": 0.0}, r"fedavgm: eta=0.0 is out of range; allowed: \(0, 100\]"),
     (FedAvgM, {"beta": 1.0}, r"fedavgm: beta=1.0 is out of range; allowed: \[0, 1\)"),
     (FedAdam, {"beta1": -0.1}, r"fedadam: beta1=-0.1 is out of range; allowed: \[0, 1\)"),
     (FedYogi, {"beta2": 1.5}, r"fedyogi: beta2=1.5 is out of range; allowed: \[0, 1\)"),
     (FedAdagrad, {"tau": 0}, r"fedadagrad: tau=0 is out of range; allowed: \(0, inf\)"),
     (FedAdam, {"eta": float("nan")}, r"fedadam: eta=nan is out of range"),
     (FedAdam, {"eta": float("inf")}, r"fedadam: eta=inf is out of range"),
-    (FedYogi, {"eta": "fast"}, r"fedyogi: eta='fast' is not a number; allowed: \(0, inf\)"),
+    (FedAdam, {"eta": 1e30}, r"fedadam: eta=1e\+30 is out of range; allowed: \(0, 100\]"),
+    (FedYogi, {"eta": "fast"}, r"fedyogi: eta='fast' is not a number; allowed: \(0, 100\]"),
     (FedAvgM, {"beta": True}, r"fedavgm: beta=True is not a number"),
 ])
 def test_bad_params_are_refused_naming_them(cls, kw, match):
