@@ -89,6 +89,7 @@ from federation.strategies.fedopt import FedAdagrad, FedAdam, FedAvgM, FedYogi
 from federation.strategies.fedper import FedPer, FedRep
 from federation.strategies.fedprox import FedProx
 from federation.strategies.finetune import Finetune
+from federation.strategies.local import Local
 from federation.types import FederationError, FitIns, FitResult
 
 #: the upload's single key: the flattened, fixed-point encoded, masked vector (uint64)
@@ -578,6 +579,15 @@ def wrap_secure(strategy: Strategy, **kw: Any) -> SecureAggregation:
     return SecureAggregation(strategy, **kw)
 
 
+def secure_strategy(strategy: Strategy, **kw: Any) -> Strategy:
+    """What a run under ``--secure-aggregation`` uses for each method: ``local`` as it is (nothing leaves a
+    client, so there is nothing to protect and it stays the reference), every sum-based strategy wrapped,
+    the rest refused with one line (call it for every method before any training)."""
+    if type(strategy) is Local:
+        return strategy
+    return SecureAggregation(strategy, **kw)
+
+
 __all__ = ["MASKED_KEY", "NEEDS_INDIVIDUAL", "SUM_BASED", "SecAggParty", "SecAggServer", "SecureAggregation",
-           "SecureUploadHook", "decode_fixed", "encode_fixed", "shamir_combine", "shamir_split", "wrap_secure",
-           "weighting_of"]
+           "SecureUploadHook", "decode_fixed", "encode_fixed", "secure_strategy", "shamir_combine", "shamir_split",
+           "weighting_of", "wrap_secure"]

@@ -21,6 +21,7 @@ from federation.secure_aggregation import (
     SecureUploadHook,
     decode_fixed,
     encode_fixed,
+    secure_strategy,
     shamir_combine,
     shamir_split,
     wrap_secure,
@@ -232,6 +233,11 @@ def test_every_registered_strategy_is_either_wrapped_or_refused():
         copy.deepcopy(wrapped)  # the runner deep-copies strategies
     with pytest.raises(FederationError, match="already"):
         wrap_secure(wrap_secure(FedAvg()))
+    # a run under --secure-aggregation keeps `local` (nothing is uploaded) and refuses e.g. `krum` up front
+    assert type(secure_strategy(make_strategy("local"))).__name__ == "Local"
+    assert isinstance(secure_strategy(make_strategy("fedavg")), SecureAggregation)
+    with pytest.raises(FederationError, match="krum"):
+        secure_strategy(make_strategy("krum"))
 
 
 def test_an_unmasked_or_compressed_upload_is_refused():
@@ -304,3 +310,17 @@ def test_run_experiment_with_every_strategy_wrapped(monkeypatch):
         assert b["mean_return"] == pytest.approx(a["mean_return"], rel=1e-3, abs=1e-3)
         assert b["bytes_up"] > a["bytes_up"]
     assert any(r[3] == "secagg/bytes_up" for r in secure.rows)
+
+
+def test_the_self_masks_the_server_rebuilds_leave_each_upload_hidden_by_the_pairwise_masks():
+    from federation.secure_aggregation import kdf, prg
+
+    rng = np.random.default_rng(8)
+    parties = {u: SecAggParty(u) for u in range(3)}
+    SecAggServer().setup(1, parties)
+    x = rng.standard_normal(10_000)
+    ys = {u: parties[u].mask(1, encode_fixed(x, 1, 24, 2.0**62)) for u in parties}
+    replies = {v: parties[v].unmask(1, survivors=[0, 1, 2], dropped=[]) for v in parties}
+    b0 = shamir_combine({v + 1: replies[v][0] for v in (0, 1)})
+    left = (ys[0] - prg(kdf(b0, 1, "self"), ys[0].size))[:-1].view(np.int64).astype(np.float64)
+    assert abs(np.corrcoef(left, x)[0, 1]) < 0.05
