@@ -1,8 +1,8 @@
 """Secure aggregation: the server learns only the (weighted) sum of the clients' uploads, never one upload.
 
 Protocol: Bonawitz, Ivanov, Kreuter, Marcedone, McMahan, Patel, Ramage, Segal, Seth 2017, "Practical Secure
-Aggregation for Privacy-Preserving Machine Learning", ACM CCS, §4 (Fig. 4, the honest-but-curious version,
-with double masking). Per round, for the sampled clients U1:
+Aggregation for Privacy-Preserving Machine Learning", ACM CCS: the protocol in its honest-but-curious form,
+with double masking. Per round, for the sampled clients U1:
 
 0. AdvertiseKeys: client u makes two fresh X25519 key pairs, (c_u^PK, c_u^SK) for the encrypted channel
    to every other client and (s_u^PK, s_u^SK) for mask agreement, and sends both public keys.
@@ -29,35 +29,47 @@ Choices, stated:
   majority of the round's clients). Fewer than t survivors → the round cannot be unmasked and is skipped
   (the global model is kept; the abort is recorded in :attr:`SecureAggregation.ledger`).
 - Double masking is kept (the self-mask b_u). Without it a server that wrongly declares u dropped, gets
-  s_u^SK rebuilt and then receives u's late upload could unmask u's single update (Bonawitz et al. §4).
-- Threat model: honest-but-curious server and clients (the §4 protocol). The active-adversary additions
-  (signatures on the keys with a PKI, the ConsistencyCheck round, Fig. 4 of the paper) are left out: a
-  server that forges public keys or lies about U3 to different clients is not defended against. Keys are
+  s_u^SK rebuilt and then receives u's late upload could unmask u's single update (the paper's argument
+  for double masking). The cost: the server rebuilds one b_u per survivor and expands it once more.
+- Threat model: honest-but-curious server and clients; the server colluding with fewer than t clients
+  learns nothing beyond the sum. The paper's active-adversary additions (signed public keys under a PKI,
+  the ConsistencyCheck round, a larger t) are left out: a server that forges public keys or tells clients
+  different survivor sets is not defended against. Keys are
   fresh per round and come from the OS CSPRNG, never from the experiment seed (a seed the server knows would
   let it recompute every mask); results stay reproducible because the masks cancel exactly.
 
 Fixed-point encoding (integers mod 2^k, k = 64, numpy's wrapping uint64 arithmetic): client u uploads
 x_u = [round(w_u · n_u · 2^f), n_u], i.e. its flattened shared weights pre-multiplied by its weight n_u (its
 sample count; 1 for uniform-weight strategies) with f = ``frac_bits`` (default 24) fractional bits, and n_u
-itself as the last integer. The server learns Σ n_u w_u and Σ n_u only: the per-client sample counts are
-protected inside the masked vector (though the round loop still sends the plain ``FitResult.num_samples``
-and training metrics beside it; see below). Limits:
+itself as the last integer — the "[w, w·params]" layout of Flower's ``SecAggPlusWorkflow``, here without
+clipping and with a 2^64 modulus so no tuning of a clipping range is needed. The server learns Σ n_u w_u
+and Σ n_u only: the per-client sample counts are protected inside the masked vector (though the round loop
+still sends the plain ``FitResult.num_samples`` and training metrics beside it; see below). Limits:
 - overflow: each client refuses (one-line error) an input with any |n_u w_u| · 2^f ≥ (2^63 − 1) / |U2|, so the
   signed sum of |U2| inputs never wraps; with f = 24 and 10 clients that is |n_u w_u| < 5.5·10^10;
 - precision: rounding is ≤ 2^−(f+1) per entry of n_u w_u, so the aggregate Σ n_u w_u / Σ n_u is within
-  |U3| · 2^−(f+1) / Σ n_u ≤ 2^−(f+1) ≈ 3·10^−8 (f = 24) of the float64 plain one — below float32 resolution.
+  |U3| · 2^−(f+1) / Σ n_u ≤ 2^−(f+1) ≈ 3·10^−8 (f = 24) of the float64 plain one — below float32 resolution;
+- cost: 8 bytes per entry instead of float32's 4, so the upload doubles, plus about 230 bytes per peer in
+  each direction per client and round (public keys, two encrypted 66-byte Shamir shares, one share back in
+  unmasking) and one PRG expansion per peer.
 
 Integration: :class:`SecureAggregation` (or :func:`wrap_secure`) wraps any sum-based strategy (its
 aggregate is a function of Σ n_u w_u and Σ n_u): the wrapper runs AdvertiseKeys/ShareKeys in
 ``configure_train``, its client half masks the upload, and ``aggregate_train`` unmasks the sum and hands the
 inner strategy ONE synthetic result carrying the weighted mean — for FedAvg-family and server-optimiser
-strategies exactly what they compute from the individual results. Strategies that need individual
-updates (median, trimmed mean, Krum, similarity, IFCA, central, local) are refused with one line.
+strategies exactly what they compute from the individual results. FedBuff runs in synchronous rounds only
+(every staleness weight is 1, so its mean is unweighted: clients use weight 1). EnvEmbedding's network is
+FedAvg and runs; its table of client embeddings (for initialising newcomers) is fed from the individual
+results and stays empty under secure aggregation. Strategies that need individual updates (median, trimmed
+mean, Krum, similarity, IFCA, central, local) are refused with one line; :func:`secure_strategy` is what a
+run uses (``local`` passes through: nothing leaves its clients). Lossy upload compression cannot be combined
+(it would compress masked words); such an upload is refused at aggregation.
 The in-process round loop has no channel for the extra protocol messages, so the server half calls methods
 on the client halves that stand for them; their bytes are reported by each client as ``secagg/bytes_up`` and
 ``secagg/bytes_down`` (the masked upload itself — 8 bytes per entry plus 8 — is what the loop counts in
-``comm/bytes_up``). Not protected: the round loop's plain ``num_samples`` and training metrics, which
-travel next to the masked upload (hiding them needs a change in the round loop).
+``comm/bytes_up``). Not modelled: the protocol's extra round trips in the simulated round time. Not
+protected: the round loop's plain ``num_samples`` and training metrics, which travel next to the masked
+upload (hiding them needs a change in the round loop).
 """
 
 from __future__ import annotations

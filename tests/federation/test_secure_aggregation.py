@@ -282,9 +282,9 @@ def _mec_clients(n):
 def test_run_federation_under_secure_aggregation_ends_with_the_plain_final_weights():
     from federation import run_federation
 
-    plain = run_federation(_mec_clients(3), FedAvg(), rounds=2, seed=11, eval_seeds=(1,))
+    plain = run_federation(_mec_clients(3), FedAvg(), rounds=2, seed=11, eval_seeds=(1,), eval_every=2)
     wrapped = SecureAggregation(FedAvg())
-    secure = run_federation(_mec_clients(3), wrapped, rounds=2, seed=11, eval_seeds=(1,))
+    secure = run_federation(_mec_clients(3), wrapped, rounds=2, seed=11, eval_seeds=(1,), eval_every=2)
     rel, _ = _rel(secure.global_weights, plain.global_weights)
     assert rel <= 1e-5
     assert all(not e["aborted"] for e in wrapped.ledger) and len(wrapped.ledger) == 2
@@ -324,3 +324,16 @@ def test_the_self_masks_the_server_rebuilds_leave_each_upload_hidden_by_the_pair
     b0 = shamir_combine({v + 1: replies[v][0] for v in (0, 1)})
     left = (ys[0] - prg(kdf(b0, 1, "self"), ys[0].size))[:-1].view(np.int64).astype(np.float64)
     assert abs(np.corrcoef(left, x)[0, 1]) < 0.05
+
+
+def test_devices_dropping_out_of_real_rounds_are_unmasked_and_the_run_matches_plain_fedavg():
+    from federation import run_federation
+    from federation.devices import DeviceProfile
+    from federation.server import SystemConfig
+
+    system = SystemConfig(devices=tuple(DeviceProfile(1000.0, 1e7, 1e7, availability=0.7) for _ in range(5)))
+    wrapped = SecureAggregation(FedAvg())
+    secure = run_federation(_mec_clients(5), wrapped, rounds=3, seed=3, eval_seeds=(1,), eval_every=3, system=system)
+    plain = run_federation(_mec_clients(5), FedAvg(), rounds=3, seed=3, eval_seeds=(1,), eval_every=3, system=system)
+    assert [e["dropped"] for e in wrapped.ledger] == [2, 0, 2] and not any(e["aborted"] for e in wrapped.ledger)
+    assert _rel(secure.global_weights, plain.global_weights)[0] <= 1e-5
