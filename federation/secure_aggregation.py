@@ -506,7 +506,10 @@ class SecureUploadHook(ClientHook):
 
 
 class SecureAggregation(Strategy):
-    """Any sum-based strategy, aggregated under secure aggregation (see the module docstring)."""
+    """Any sum-based strategy, aggregated under secure aggregation (see the module docstring).
+
+    ``frac_bits``: fixed-point fractional bits f in [1, 48] (precision 2^−(f+1), range 2^(63−f) / clients);
+    ``threshold``: θ in (0, 1], Shamir threshold t = max(2, ⌊θ·clients⌋ + 1) per round."""
 
     summary = "pairwise-masked secure aggregation (Bonawitz et al. 2017) around a sum-based strategy"
     accepts_stale = False  # a masked sum cannot mix versions (FedBuff runs in synchronous rounds only)
