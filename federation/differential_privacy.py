@@ -53,6 +53,7 @@ from federation.client import ClientHook
 from federation.strategies.base import Strategy, validate_results
 from federation.strategies.fedavg import FedAvg
 from federation.strategies.fedopt import _ServerOptimizer
+from federation.strategies.local import Local
 from federation.types import FederationError, FitIns, FitResult
 
 ACCOUNTANT = "opacus.accountants.RDPAccountant"
@@ -308,6 +309,45 @@ def wrap_dp(strategy: Strategy, clip: float, noise_multiplier: float, delta: flo
     return DPFedAvg(strategy, clip=clip, noise_multiplier=noise_multiplier, delta=delta, num_clients=num_clients)
 
 
+def apply_dp(strategy: Strategy, clip: float, noise_multiplier: float, delta: float = 1e-5,
+             num_clients: int | None = None) -> Strategy:
+    """What an experiment runs when DP is on: ``strategy`` wrapped in DP-FedAvg, except ``local``, which
+    releases no model (nothing leaves a client), so it runs unchanged and spends ε = 0. Every other strategy
+    that cannot be wrapped is refused with one line (see :func:`refusal`)."""
+    check_dp_params(clip, noise_multiplier, delta)
+    if isinstance(strategy, Local):
+        return strategy
+    return wrap_dp(strategy, clip, noise_multiplier, delta, num_clients)
+
+
+def dp_summary(strategy: Strategy) -> dict[str, Any]:
+    """summary.json keys for a strategy run by :func:`apply_dp`: the wrapper's :meth:`DPFedAvg.privacy_summary`,
+    or ε = 0 for a strategy that released nothing (``local``)."""
+    if isinstance(strategy, DPFedAvg):
+        return strategy.privacy_summary()
+    return {"dp_epsilon": 0.0, "dp_rounds": 0, "dp_accountant": "none (no model released)"}
+
+
+def dp_markdown(methods: Mapping[str, Mapping[str, Any]]) -> str:
+    """A summary.md table of the privacy spent by every method whose summary has :func:`dp_summary` keys."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return "∞" if math.isinf(v) else f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    lines = ["### Differential privacy (client-level DP-FedAvg, McMahan et al. 2018)", "",
+             "| method | ε | δ | σ (noise multiplier) | C (clip) | q (sample rate) | rounds released |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in methods.items():
+        if "dp_epsilon" in m:
+            lines.append("| " + " | ".join([name] + [fmt(m.get(k)) for k in (
+                "dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_clip", "dp_sample_rate", "dp_rounds")]) + " |")
+    lines += ["", f"ε by `{ACCOUNTANT}` (RDP of the sampled Gaussian mechanism; ∞: σ = 0, no privacy; local "
+              "releases no model). The server clips and noises, so it sees raw updates: the guarantee covers the "
+              "released global models."]
+    return "\n".join(lines)
+
+
 RoundCallback = Callable[[int, Any], None]
 
 
@@ -329,5 +369,5 @@ def privacy_recorder(strategy: Strategy, then: RoundCallback | None = None) -> R
     return record
 
 
-__all__ = ["ACCOUNTANT", "DPFedAvg", "check_dp_params", "clip_update", "dp_compatible", "epsilon", "l2_norm",
-           "noised_mean", "privacy_recorder", "refusal", "wrap_dp"]
+__all__ = ["ACCOUNTANT", "DPFedAvg", "apply_dp", "check_dp_params", "clip_update", "dp_compatible", "dp_markdown",
+           "dp_summary", "epsilon", "l2_norm", "noised_mean", "privacy_recorder", "refusal", "wrap_dp"]

@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from federation.differential_privacy import (
     ACCOUNTANT,
     DPFedAvg,
+    apply_dp,
     clip_update,
     dp_compatible,
+    dp_markdown,
+    dp_summary,
     epsilon,
     l2_norm,
     noised_mean,
@@ -225,6 +228,25 @@ def test_only_mean_aggregating_strategies_are_wrapped():
             assert f"strategy {name!r} cannot run under differential privacy" in msg and "\n" not in msg
     with pytest.raises(FederationError, match="already wrapped"):
         wrap_dp(wrap_dp(FedAvg(), 1.0, 1.0), 1.0, 1.0)
+
+
+def test_apply_dp_wraps_mean_strategies_passes_local_and_refuses_the_rest():
+    from federation.strategies import Local
+    from federation.strategies.robust import Median
+
+    local = Local()
+    assert apply_dp(local, 1.0, 1.0) is local  # releases no model: nothing to privatise, epsilon 0
+    assert dp_summary(local)["dp_epsilon"] == 0.0
+    assert isinstance(apply_dp(FedAvg(), 1.0, 1.0, 1e-5, num_clients=4), DPFedAvg)
+    with pytest.raises(FederationError, match="'median' cannot run under differential privacy"):
+        apply_dp(Median(), 1.0, 1.0)
+    with pytest.raises(FederationError, match="delta=1.5"):
+        apply_dp(local, 1.0, 1.0, 1.5)  # bad parameters are refused even for local
+    dp = apply_dp(FedAvg(), 1.0, 0.0, num_clients=2)
+    glob = _global()
+    _run_round(dp, glob, [glob, glob])
+    table = dp_markdown({"fedavg": dp_summary(dp), "local": dp_summary(local), "greedy": {"mean_return": 1.0}})
+    assert "| fedavg | ∞ | 1e-05 | 0 | 1 | 1 | 1 |" in table and "| local | 0 |" in table and "greedy" not in table
 
 
 def test_non_float_parameters_and_unknown_population_are_refused():
