@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Weights
-from federation.client import ClientHook
+from agents.base import Agent, Weights
+from federation.client import Client, ClientHook
 from federation.strategies.base import Strategy, validate_results
 from federation.strategies.fedavg import FedAvg
 from federation.strategies.fedopt import _ServerOptimizer
@@ -179,6 +179,41 @@ def dp_compatible() -> list[str]:
     return [n for n, cls in STRATEGIES.items() if getattr(cls, "aggregate_train", None) in _MEAN_AGGREGATES]
 
 
+class ClippingHook(ClientHook):
+    """The inner method's client half, with its upload clipped on the client: w' = w₀ + π(w − w₀, C), where w₀
+    is what the client loaded this round (McMahan et al. 2018, Alg. 1 clips inside UserUpdate). Needed when
+    the server cannot see single updates (secure aggregation); the server clips again regardless, which
+    leaves an honest client's clipped update unchanged and bounds one that skipped clipping."""
+
+    def __init__(self, inner: ClientHook, clip: float) -> None:
+        self.inner = inner
+        self.clip = clip
+
+    def attach(self, client: Client) -> None:
+        self.inner.attach(client)
+
+    def receive(self, client: Client, ins: FitIns) -> tuple[Weights, dict[str, float]]:
+        return self.inner.receive(client, ins)
+
+    def learn(self, client: Client, steps: int) -> tuple[int, dict[str, float]]:
+        return self.inner.learn(client, steps)
+
+    def report(self, client: Client) -> dict[str, float]:
+        return self.inner.report(client)
+
+    def upload(self, client: Client) -> Weights:
+        w = self.inner.upload(client)
+        base = client.received
+        if not base or set(base) != set(w):
+            return w
+        delta = {k: np.asarray(w[k], dtype=np.float64) - np.asarray(base[k], dtype=np.float64) for k in w}
+        clipped, _ = clip_update(delta, self.clip)
+        return {k: (np.asarray(base[k], dtype=np.float64) + clipped[k]).astype(np.asarray(w[k]).dtype) for k in w}
+
+    def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
+        return self.inner.personal_model(client, weights)
+
+
 class DPFedAvg(Strategy):
     """Wrap a mean-aggregating strategy in client-level DP (McMahan et al. 2018, Alg. 1, estimator f̃_f).
 
@@ -187,13 +222,16 @@ class DPFedAvg(Strategy):
     sums, adds N(0, (σ·clip)²) per coordinate, divides by the number of clients sampled this round and hands
     the inner strategy that one privatised model. ``num_clients`` (N, for the sample rate q = m/N) defaults to
     the number of client hooks the round loop asks for before the first round (one per client).
+    ``clip_on_client`` also clips each upload on the client (:class:`ClippingHook`), as Alg. 1 does; the
+    server clips in any case, so the guarantee never rests on the clients.
     """
 
     accepts_stale = False  # the accountant composes synchronous rounds of uniform sampling
 
     def __init__(self, inner: Strategy, *, clip: float, noise_multiplier: float, delta: float = 1e-5,
-                 num_clients: int | None = None) -> None:
+                 num_clients: int | None = None, clip_on_client: bool = False) -> None:
         self.clip, self.noise_multiplier, self.delta = check_dp_params(clip, noise_multiplier, delta)
+        self.clip_on_client = bool(clip_on_client)
         if not isinstance(inner, Strategy):
             raise FederationError(f"dp: inner={inner!r} is not a Strategy")
         why = refusal(inner)
@@ -230,7 +268,8 @@ class DPFedAvg(Strategy):
 
     def client_hook(self) -> ClientHook:
         self._hooks += 1
-        return self.inner.client_hook()
+        hook = self.inner.client_hook()
+        return ClippingHook(hook, self.clip) if self.clip_on_client else hook
 
     def configure_train(self, rnd: int, weights: Weights, clients: Sequence[int]) -> list[FitIns]:
         self._sampled[rnd] = len(clients)
@@ -241,7 +280,7 @@ class DPFedAvg(Strategy):
 
     def params(self) -> dict[str, float | int | str]:
         return {**self.inner.params(), "dp_clip": self.clip, "dp_noise_multiplier": self.noise_multiplier,
-                "dp_delta": self.delta}
+                "dp_delta": self.delta, "dp_clip_on_client": int(self.clip_on_client)}
 
     # --- the private aggregate --------------------------------------------------------------------------
     def population(self) -> int:
@@ -304,9 +343,10 @@ class DPFedAvg(Strategy):
 
 
 def wrap_dp(strategy: Strategy, clip: float, noise_multiplier: float, delta: float = 1e-5,
-            num_clients: int | None = None) -> DPFedAvg:
-    """``DPFedAvg(strategy, ...)``: the one call ``run_experiment`` makes when DP is asked for."""
-    return DPFedAvg(strategy, clip=clip, noise_multiplier=noise_multiplier, delta=delta, num_clients=num_clients)
+            num_clients: int | None = None, clip_on_client: bool = False) -> DPFedAvg:
+    """``DPFedAvg(strategy, ...)`` with positional DP parameters."""
+    return DPFedAvg(strategy, clip=clip, noise_multiplier=noise_multiplier, delta=delta, num_clients=num_clients,
+                    clip_on_client=clip_on_client)
 
 
 def apply_dp(strategy: Strategy, clip: float, noise_multiplier: float, delta: float = 1e-5,

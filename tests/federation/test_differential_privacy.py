@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from federation.differential_privacy import (
     ACCOUNTANT,
+    ClippingHook,
     DPFedAvg,
     apply_dp,
     clip_update,
@@ -140,6 +141,30 @@ def test_clipping_limits_a_large_update():
     step = {k: new[k].astype(np.float64) - glob[k] for k in glob}
     assert l2_norm(step) == pytest.approx(0.5 / 2, rel=1e-5)  # one clipped update of norm C, divided by m = 2
     assert dp.round_metrics(1)["dp/clipped_fraction"] == 0.5
+
+
+def test_client_side_clipping_bounds_the_upload_and_delegates_the_rest():
+    from types import SimpleNamespace
+
+    from federation.client import ClientHook
+
+    class Inner(ClientHook):
+        def upload(self, client):
+            return {"w": np.full(4, 3.0, dtype=np.float32)}
+
+        def report(self, client):
+            return {"inner/report": 1.0}
+
+    client = SimpleNamespace(received={"w": np.ones(4, dtype=np.float32)})
+    hook = ClippingHook(Inner(), clip=0.5)
+    up = hook.upload(client)
+    assert up["w"].dtype == np.float32
+    assert l2_norm({"w": up["w"].astype(np.float64) - 1.0}) == pytest.approx(0.5, rel=1e-6)
+    np.testing.assert_allclose(up["w"], 1.25)  # direction kept: (3 − 1)·0.5/‖(2, 2, 2, 2)‖ = 0.25 per entry
+    assert hook.report(client) == {"inner/report": 1.0}
+    dp = DPFedAvg(FedAvg(), clip=0.5, noise_multiplier=1.0, clip_on_client=True)
+    assert isinstance(dp.client_hook(), ClippingHook) and dp.params()["dp_clip_on_client"] == 1
+    assert not isinstance(DPFedAvg(FedAvg(), clip=0.5, noise_multiplier=1.0).client_hook(), ClippingHook)
 
 
 # ----- noise ---------------------------------------------------------------------------------------------
