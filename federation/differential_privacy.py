@@ -9,12 +9,12 @@ Method: McMahan, Ramage, Talwar, Zhang 2018, "Learning Differentially Private Re
 - **flat clipping** (§2, "ClipFn"): π(Δ, C) = Δ · min(1, C / ‖Δ‖₂), the L2 norm over all shared parameters at
   once, so every client moves the sum by at most C;
 - **fixed-denominator estimator** f̃_f (§2): Δ̃ = (Σ_{k∈sample} w_k π(Δ_k, C) + N(0, (σC)² I)) / (qW). We use
-  uniform weights w_k = 1 (the paper's w_k ∈ [0, 1] capped weights with all caps at 1), so W = N clients and
-  qW = m, the number of clients *sampled* this round — fixed in advance by the sampling fraction, never the
-  number that answered (a dropped client contributes zero; the denominator does not shrink). The paper's other
-  estimator f̃_c (denominator max(qW_min, Σ w_k)) is not used: with uniform weights and fixed-size sampling it
-  is the same, and f̃_f keeps the sensitivity C/m without a W_min bound. Sample counts are ignored on purpose:
-  they are self-reported and data-dependent, and the sensitivity bound needs weights fixed in advance.
+  uniform weights w_k = 1 (the paper's capped weights w_k = min(n_k/ŵ, 1) with every cap reached), so W = N
+  clients and qW = m, the number of clients *sampled* this round — fixed in advance by the sampling fraction,
+  never the number that answered (a dropped client contributes zero; the denominator does not shrink). The
+  paper's other estimator f̃_c (denominator max(qW_min, Σ_{k∈sample} w_k)) is not used: its sensitivity bound
+  is 2C/(qW_min) against C/(qW) for f̃_f. Sample counts are ignored on purpose: they are self-reported and
+  data-dependent, and the sensitivity bound needs weights fixed in advance.
   In this suite every client trains ``steps_per_round`` steps, so the unweighted and weighted means coincide;
 - the noise N(0, (σC)²) per coordinate is added to the *sum* (σ = ``noise_multiplier``, the paper's z), i.e.
   std σC/m on the mean update; the global model becomes w + Δ̃ (the inner strategy then does with this
@@ -35,7 +35,9 @@ mechanism composed over rounds. σ = 0 gives ε = ∞ (no privacy).
 
 Trust model: clipping and noising happen on the server (Flower's "server-side fixed clipping"), so the
 guarantee protects clients against whoever sees the released global models (other clients, the public, a
-later reader of the checkpoint), not against the aggregating server, which sees the raw updates. Client
+later reader of the checkpoint), not against the aggregating server, which sees the raw updates. With
+``clip_on_client=True`` each client also clips its own upload (Alg. 1 clips inside UserUpdate), which a
+composition with secure aggregation needs, since a server that sees only the sum cannot clip. Client
 training statistics that the round loop records (``train/*``) are simulation bookkeeping and not privatised;
 ``dp/clipped_fraction`` is a diagnostic for tuning C computed from raw updates (not covered either).
 """
@@ -338,7 +340,7 @@ class DPFedAvg(Strategy):
         rates = sorted(set(self.sample_rates))
         return {"dp_epsilon": self.epsilon(), "dp_delta": self.delta, "dp_clip": self.clip,
                 "dp_noise_multiplier": self.noise_multiplier,
-                "dp_sample_rate": rates[0] if len(rates) == 1 else (rates or [0.0]),
+                "dp_sample_rate": rates[0] if len(rates) == 1 else (rates or None),
                 "dp_rounds": self.releases, "dp_accountant": ACCOUNTANT}
 
 
