@@ -45,7 +45,7 @@ training statistics that the round loop records (``train/*``) are simulation boo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -390,26 +390,5 @@ def dp_markdown(methods: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-RoundCallback = Callable[[int, Any], None]
-
-
-def privacy_recorder(strategy: Strategy, then: RoundCallback | None = None) -> RoundCallback | None:
-    """An ``on_round`` callback for ``run_federation`` that writes a DP strategy's per-round (ε, δ) records into
-    the history (client −1), then calls ``then``. For a non-DP strategy it returns ``then`` unchanged.
-
-    Needed because the round loop records client metrics only; a generic ``Strategy.round_metrics(rnd)``
-    recorded by the loop after ``aggregate_train`` would make this adapter unnecessary."""
-    if not isinstance(strategy, DPFedAvg):
-        return then
-
-    def record(rnd: int, history: Any) -> None:
-        for k, v in strategy.round_metrics(rnd).items():
-            history.add(rnd, -1, k, v)
-        if then is not None:
-            then(rnd, history)
-
-    return record
-
-
 __all__ = ["ACCOUNTANT", "DPFedAvg", "apply_dp", "check_dp_params", "clip_update", "dp_compatible", "dp_markdown",
-           "dp_summary", "epsilon", "l2_norm", "noised_mean", "privacy_recorder", "refusal", "wrap_dp"]
+           "dp_summary", "epsilon", "l2_norm", "noised_mean", "refusal", "wrap_dp"]

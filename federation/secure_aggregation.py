@@ -513,6 +513,7 @@ class SecureAggregation(Strategy):
 
     summary = "pairwise-masked secure aggregation (Bonawitz et al. 2017) around a sum-based strategy"
     accepts_stale = False  # a masked sum cannot mix versions (FedBuff runs in synchronous rounds only)
+    screen_uploads = False  # uploads are masked uint64 vectors; aggregate_train checks their form itself
 
     def __init__(self, inner: Strategy, *, frac_bits: int = 24, threshold: float = 0.5) -> None:
         if isinstance(inner, SecureAggregation):
@@ -583,6 +584,13 @@ class SecureAggregation(Strategy):
         mean = unflatten(weighted_sum / count, weights)
         synthetic = FitResult(client_id=min(masked), weights=mean, num_samples=count, metrics={})
         return self.inner.aggregate_train(rnd, weights, [synthetic])
+
+    def round_metrics(self, rnd: int) -> dict[str, float]:
+        out = dict(self.inner.round_metrics(rnd))
+        for e in self.ledger:
+            if e["round"] == rnd:
+                out.update({"secagg/survivors": float(e["survivors"]), "secagg/aborted": float(e["aborted"])})
+        return out
 
     def params(self) -> dict[str, float | int | str]:
         return {**self.inner.params(), "secure_aggregation": 1, "secagg_frac_bits": self.frac_bits,

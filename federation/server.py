@@ -169,7 +169,7 @@ def run_federation(
             else:  # a buffered-async result trained from an older version
                 ins = strategy.configure_train(rnd, versions[job.start_version], [cid])[0]
             fitted, reason = _guarded_fit(clients[cid], ins, system)
-            if fitted is not None:
+            if fitted is not None and strategy.screen_uploads:
                 reference = clients[cid].received or global_weights
                 fitted, reason = screen_result(fitted, reference)
             if fitted is None:
@@ -203,6 +203,8 @@ def run_federation(
         elif plan.jobs:
             history.add(rnd, -1, "round/skipped", 1.0)
             history.faults.append((rnd, -1, f"too few results: {len(results)} < min_clients={system.min_clients}"))
+        for k, v in strategy.round_metrics(rnd).items():
+            history.add(rnd, -1, k, v)
         versions[rnd] = global_weights
         versions = {v: w for v, w in versions.items() if v in scheduler.versions_in_use(rnd)}
         history.add(rnd, -1, "sim/round_s", plan.end - plan.start)
@@ -238,8 +240,9 @@ def _guarded_fit(client: Client, ins: FitIns, system: SystemConfig) -> tuple[Fit
 def summarize_system(history: History) -> dict[str, Any]:
     """Simulated wall-clock and bytes totals for summary.json."""
     wall = [v for _, c, m, v in history.rows if m == "sim/wall_clock_s"]
-    up = sum(v for _, _, m, v in history.rows if m == "comm/bytes_up")
-    down = sum(v for _, _, m, v in history.rows if m == "comm/bytes_down")
+    # secure aggregation's key-agreement and share messages count as traffic too
+    up = sum(v for _, _, m, v in history.rows if m in ("comm/bytes_up", "secagg/bytes_up"))
+    down = sum(v for _, _, m, v in history.rows if m in ("comm/bytes_down", "secagg/bytes_down"))
     return {"sim_wall_clock_s": wall[-1] if wall else 0.0, "bytes_up": up, "bytes_down": down,
             "bytes_communicated": up + down,
             "dropouts": sum(1 for _, _, m, _ in history.rows if m == "devices/dropped"),

@@ -258,6 +258,10 @@ def scenario_parser(name: str, base: Any) -> _Parser:
     for flag, f in config_flags(type(base)).items():
         value = getattr(base, f.name)
         shown = ",".join(value) if isinstance(value, tuple) else str(value)
+        if hints[f.name] is bool:  # a switch: present = on
+            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
+                           help=f"{f.metadata['help']} (default: {'on' if value else 'off'})")
+            continue
         p.add_argument(flag, dest=f.name, type=_flag_type(hints[f.name]), default=None,
                        help=f"{f.metadata['help']} (default: {shown})")
     return p

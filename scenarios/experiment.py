@@ -30,8 +30,10 @@ from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
 from federation.compression import make_compressor
 from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
+from federation.differential_privacy import apply_dp, dp_markdown, dp_summary
 from federation.evaluation import evaluate_parallel
 from federation.faults import FaultInjector
+from federation.secure_aggregation import secure_strategy
 from federation.server import SystemConfig, evaluate_clients, summarize_system
 from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
 
@@ -120,6 +122,14 @@ class Experiment:
     compression: str = field(default="none", metadata=cli("upload compression: none | int8 | topk:ratio=R"))
     faults: float = field(default=0.0, metadata=cli(
         "probability that a client's fit fails (raises, times out, NaN or wrongly shaped update), seeded, [0, 1]"))
+    secure_aggregation: bool = field(default=False, metadata=cli(
+        "pairwise-masked secure aggregation (Bonawitz et al. 2017): the server sees only the sum; sum-based "
+        "strategies only"))
+    dp_clip: float = field(default=0.0, metadata=cli(
+        "client-level DP-FedAvg (McMahan et al. 2018): clip each client's update to this L2 norm C (0: no DP)"))
+    dp_noise: float = field(default=0.0, metadata=cli(
+        "DP-FedAvg noise multiplier sigma: N(0, (sigma*C)^2) is added to the sum of clipped updates"))
+    dp_delta: float = field(default=1e-5, metadata=cli("DP delta at which epsilon is reported, (0, 1)"))
     min_clients: int = field(default=1, metadata=cli(
         "a round aggregates only when at least this many clients' results pass screening, else it is skipped"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
@@ -140,10 +150,24 @@ class Experiment:
               f"no strategy given; allowed: {', '.join(STRATEGIES)}")
         _need(len(set(self.strategies)) == len(self.strategies),
               f"strategy listed twice in {','.join(self.strategies)}")
+        _need(isinstance(self.secure_aggregation, bool),
+              f"secure_aggregation={self.secure_aggregation!r}; allowed: true or false")
+        _need(_is_num(self.dp_clip) and self.dp_clip >= 0,
+              f"dp_clip={self.dp_clip!r} is out of range; allowed: number >= 0 (0: no DP)")
+        _need(self.dp_clip > 0 or (self.dp_noise == 0 and self.dp_delta == 1e-5),
+              f"dp_noise={self.dp_noise!r} / dp_delta={self.dp_delta!r} need dp_clip > 0; allowed: set --dp-clip C")
+        _need(not (self.secure_aggregation and self.dp_clip > 0),
+              "secure_aggregation with dp_clip is not supported: DP-FedAvg clips each update on the server, which "
+              "secure aggregation hides; allowed: one of them")
         strategies = {}
         for spec in self.strategies:
             name, params = parse_spec(spec)
             strategies[spec] = make_strategy(name, **params)
+            if self.dp_clip > 0:
+                strategies[spec] = apply_dp(strategies[spec], self.dp_clip, self.dp_noise, self.dp_delta,
+                                            num_clients=self.n_clients)
+            if self.secure_aggregation:
+                strategies[spec] = secure_strategy(strategies[spec])
         _need(_is_num(self.faults) and 0.0 <= self.faults <= 1.0,
               f"faults={self.faults!r} is out of range; allowed: probability in [0, 1]")
         _need(is_int(self.min_clients) and 1 <= self.min_clients <= self.n_clients,
@@ -153,6 +177,9 @@ class Experiment:
             obj.check_federation(self.n_clients, per_round)
         policy = _build(make_round_policy, self.round_policy, "round policy")
         compressor = _build(make_compressor, self.compression, "compression")
+        _need(not self.secure_aggregation or (compressor.lossless and not policy.asynchronous),
+              f"secure_aggregation needs lossless synchronous uploads; got compression={self.compression!r}, "
+              f"round_policy={self.round_policy!r}; allowed: compression none, a synchronous or deadline policy")
         k = getattr(policy, "k", None)
         _need(not policy.asynchronous or k is None or k <= self.n_clients,
               f"buffered-async:k={k!r} is more than the {self.n_clients} clients; allowed: k in [1, {self.n_clients}]")
@@ -350,7 +377,10 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             "train_time_s": train_time,
             "strategy_params": strategy.params(),
             **summarize_system(history),
+            **(dp_summary(strategy) if exp.dp_clip > 0 else {}),
         }
+        if exp.secure_aggregation:
+            summary_extra["secagg_aborted_rounds"] = sum(bool(e["aborted"]) for e in getattr(strategy, "ledger", []))
         for key, vals in extra.items():
             summary_extra[f"mean_{key}"] = float(np.mean(vals))
             summary_extra[f"worst_client_{key}"] = float(np.min(vals))
@@ -363,6 +393,7 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
         experiment=exp, rows=rows, methods=methods,
         client_configs=[_config_dict(c) for c in configs],
         wall_time_s=time.perf_counter() - start,
+        extra={"dp_markdown": dp_markdown(methods)} if exp.dp_clip > 0 else {},
     )
 
 

@@ -51,6 +51,14 @@ class Strategy(ABC):
         parameters). An empty mapping means the method has no server model (independent learners)."""
         return {c: weights for c in clients}
 
+    #: the round loop screens each upload against the model (keys, shapes, finite values) unless a wrapper
+    #: uploads something else on purpose (secure aggregation's masked vectors) and checks it itself
+    screen_uploads: bool = True
+
+    def round_metrics(self, rnd: int) -> dict[str, float]:
+        """The server half's own records for round ``rnd`` (e.g. privacy spent), written at client −1."""
+        return {}
+
     def check_federation(self, n_clients: int, per_round: int) -> None:
         """Refuse, before any training, a federation this method cannot aggregate (``FederationError``):
         ``n_clients`` clients, ``per_round`` of them sampled each round. Nothing to check by default."""

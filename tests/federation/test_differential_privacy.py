@@ -23,7 +23,6 @@ from federation.differential_privacy import (
     epsilon,
     l2_norm,
     noised_mean,
-    privacy_recorder,
     wrap_dp,
 )
 from federation.strategies import STRATEGIES, FedAvg, make_strategy
@@ -313,7 +312,7 @@ def test_short_federation_run_records_epsilon_per_round_and_stays_finite():
     dp = DPFedAvg(FedAvg(), clip=1.0, noise_multiplier=sigma, delta=delta)  # N counted from the client hooks
     seen = []
     hist = run_federation(clients, dp, rounds=rounds, seed=7, fraction=2 / 3, eval_seeds=(1,),
-                          on_round=privacy_recorder(dp, lambda r, h: seen.append(r)))
+                          on_round=lambda r, h: seen.append(r))  # the loop records dp.round_metrics
     assert seen == [1, 2, 3]
     eps = hist.series("dp/epsilon", client=-1)
     assert [r for r, _ in eps] == [1, 2, 3]
@@ -325,4 +324,4 @@ def test_short_federation_run_records_epsilon_per_round_and_stays_finite():
     assert hist.series("global/return")  # the inner strategy's evaluation protocol is kept
     s = dp.privacy_summary()
     assert s["dp_epsilon"] == eps[-1][1] and s["dp_sample_rate"] == pytest.approx(2 / 3) and s["dp_rounds"] == 3
-    assert privacy_recorder(FedAvg(), None) is None  # a plain strategy gets no recorder
+    assert FedAvg().round_metrics(1) == {}  # a plain strategy records nothing of its own
