@@ -17,7 +17,9 @@ TR 36.942, L3-filtered RSRP of TS 38.331). ``N`` heterogeneous areas (``heteroge
 small cells, speeds, shadowing, HO cost and hotspots differ, each area its own deployment). Methods:
 
 * ``ucb`` (the paper's scheme, ``federation/strategies/ucb.py``): every area trains every round; the server
-  picks half of the areas by the UCB1 index of their reported training return and averages their uploads;
+  picks m = round(0.5 N) areas (2 of 5 at full size) by the UCB1 index of their reported training return
+  and averages their uploads (the return also reflects how dense an area is, so the bandit's mean favours
+  sparse areas; the exploration bonus, scaled by the spread of returns across areas, keeps rotating them);
   only the DQN's feature body is shared, the dueling value and advantage streams stay in the area
   (``personal="head"``; which part of the dueling network Cao et al. upload could not be checked, see the
   strategy's docstring);
