@@ -192,7 +192,7 @@ from envs.oran_channel import (
     sinr,
     truncated_shannon,
 )
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_range, discrete_action
 
 __all__ = [
     "BASELINES",
@@ -921,9 +921,7 @@ class OranAccessEnv(gym.Env[np.ndarray, np.int64]):
 
     def step(self, action):
         core = self._core
-        a = int(action)
-        if not 0 <= a < core.K:
-            raise ValueError(f"action={action!r} is out of range; allowed: 0..{core.K - 1}")
+        a = discrete_action(action, core.K)
         ho0, pp0 = core.decide_single(self._cand[a])   # background UEs decide on the same measurements
         rate, sinr = core.rate_ue0()             # on the measured channel, loads after all decisions
         if ho0:

@@ -104,8 +104,9 @@ def test_unknown_override_is_refused():
 def test_illegal_action_is_refused():
     env = oa.OranAccessEnv(**FAST)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="action"):
-        env.step(K)
+    for bad in (K, -1, 1.5, "1", True):  # integers in range only, as Gymnasium's own Discrete envs demand
+        with pytest.raises(gym.error.InvalidAction, match="action"):
+            env.step(bad)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
