@@ -284,8 +284,8 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     import torch
 
     from scenarios import scenario_module
-    from scenarios.experiment import run_experiment
-    from scenarios.results import prepare_out_dir, unique_run_dir, write_results
+    from scenarios.experiment import METHOD_SINK, run_experiment
+    from scenarios.results import partial_writer, prepare_out_dir, unique_run_dir, write_results
 
     module = scenario_module(args.scenario)
     if args.help:
@@ -309,8 +309,12 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
         bar.update(1)
 
     runner = getattr(module, "run", run_experiment)
-    result = runner(exp, progress)
-    bar.close()
+    token = METHOD_SINK.set(partial_writer(out))
+    try:
+        result = runner(exp, progress)
+    finally:
+        METHOD_SINK.reset(token)
+        bar.close()
     write_results(out, result)
     print((out / "summary.md").read_text())
     print(f"results: {out}")

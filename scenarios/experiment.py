@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -244,6 +245,10 @@ class ExperimentResult:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (method, round done, rounds)
+#: where run_experiment hands each method's summary and rows as soon as that method finishes
+#: (scenario, method, summary, rows); set by the CLI so a failure in a later method keeps the earlier ones
+METHOD_SINK: ContextVar[Callable[[str, str, dict[str, Any], list[tuple[Any, ...]]], None] | None] = ContextVar(
+    "METHOD_SINK", default=None)
 
 
 def _ints(seq: np.random.SeedSequence, n: int) -> list[int]:
@@ -386,6 +391,9 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
             summary_extra[f"worst_client_{key}"] = float(np.min(vals))
         methods[spec] = summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
                                           extra=summary_extra)
+        sink = METHOD_SINK.get()
+        if sink is not None:  # e.g. the CLI stores each finished method, so a later failure loses nothing
+            sink(exp.scenario, spec, methods[spec], [r for r in rows if r[0] == spec])
     h_rows, h_methods = score_heuristics(exp, setup)
     rows.extend(h_rows)
     methods.update(h_methods)

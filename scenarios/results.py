@@ -68,6 +68,19 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
+def partial_writer(out: Path) -> Any:
+    """A ``METHOD_SINK``: each finished method's summary and rows, atomically, in ``out/partial/`` — kept if a
+    later method fails, so finished work is never thrown away (the final files are written at the end)."""
+    def write(scenario: str, method: str, summary: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+        part = out / "partial"
+        part.mkdir(exist_ok=True)
+        n = len(list(part.glob("*.json")))
+        name = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in method)
+        atomic_write_text(part / f"{n:02d}-{scenario}-{name}.json", json.dumps(_json_safe(
+            {"scenario": scenario, "method": method, "summary": summary, "rows": [list(r) for r in rows]})) + "\n")
+    return write
+
+
 def unique_run_dir(root: Path) -> Path:
     """``root/<timestamp>-<pid>``: distinct for runs started in the same second (the claim settles the rest)."""
     return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

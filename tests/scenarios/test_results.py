@@ -81,3 +81,28 @@ def test_a_scenarios_own_markdown_tables_reach_summary_md():
         "kind": "federated", "mean_return": 1.0, "worst_client_return": 1.0, "per_client_return": [1.0]}},
         client_configs=[], wall_time_s=0.1, extra={"payload_sweep_markdown": "| payload |\n|---|\n| 1 |"})
     assert "| payload |\n|---|\n| 1 |" in results.summary_markdown(res)
+
+
+def test_a_failure_in_a_later_method_keeps_the_finished_ones(tmp_path, monkeypatch):
+    import dataclasses
+
+    from scenarios import experiment
+    from scenarios.cli import main
+
+    real = experiment.evaluate_clients
+
+    def failing(clients, strategy, *a, **kw):
+        if strategy.name == "local":
+            raise RuntimeError("disk on fire")
+        return real(clients, strategy, *a, **kw)
+    monkeypatch.setattr(experiment, "evaluate_clients", failing)
+    monkeypatch.setattr("scenarios.mec_offloading.QUICK", dataclasses.replace(
+        QUICK, n_clients=2, rounds=1, steps_per_round=100, final_eval_episodes=1))
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main(["run", "mec-offloading", "--quick", "--out", str(out), "--no-progress"])
+    parts = sorted((out / "partial").glob("*.json"))
+    assert len(parts) == 1
+    saved = json.loads(parts[0].read_text())
+    assert saved["method"] == "fedavg" and "mean_return" in saved["summary"] and saved["rows"]
+    assert json.loads((out / "status.json").read_text())["state"] == "running"  # not marked complete
