@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -338,6 +339,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from scenarios.train import train
 
     torch.set_num_threads(1)
+    if args.save is not None:  # checked before any training: a bad path must not cost the run
+        save_dir = args.save.parent if str(args.save.parent) else Path(".")
+        if args.save.exists() and args.save.is_dir():
+            raise UsageError(f"--save {str(args.save)!r} is a directory; allowed: a file path")
+        if not save_dir.is_dir():
+            raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} does not exist")
+        if not os.access(save_dir, os.W_OK):
+            raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} is not writable")
     out = prepare_out_dir(args.out or unique_run_dir(Path("runs") / f"train-{args.agent}"))
     from tqdm.auto import tqdm
 

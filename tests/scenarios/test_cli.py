@@ -166,3 +166,12 @@ def test_readme_knob_tables_are_the_generated_ones(capsys):
     mec = next(e for e in json.loads(capsys.readouterr().out)["envs"] if e["id"] == "frl/MecOffloading-v0")
     assert {"name": "n_devices", "default": 20, "unit": "devices"}.items() <= next(
         k for k in mec["knobs"] if k["name"] == "n_devices").items()
+
+
+def test_a_bad_save_path_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert main(["train", "dqn", "CartPole-v1", "--steps", "100", "--out", str(out),
+                 "--save", str(tmp_path / "missing" / "x.pt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--save" in err and "does not exist" in err
+    assert not out.exists()  # nothing was claimed or trained
