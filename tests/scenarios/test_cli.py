@@ -77,11 +77,11 @@ def test_quick_run_writes_results_and_never_overwrites(tmp_path, capsys):
     assert config["experiment"]["seed"] == 0 and config["experiment"]["n_clients"] == 2
     header, *rows = (out / "metrics.csv").read_text().splitlines()
     assert header == "method,round,client,metric,value" and rows
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
     assert main(argv) == 2
     assert "already holds a run" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 def test_train_writes_results_and_a_loadable_checkpoint(tmp_path, capsys):
