@@ -93,6 +93,10 @@ def test_fusion_targets_weight_each_network_by_its_confidence():
     np.testing.assert_allclose(c_scaled, conf)
     assert 0.0 < robot_navigation.fusion_targets([np.array([[1.0, 0.0, 0.0]])])[1][0, 0] < 1.0 - 1e-3
     assert math.isclose(robot_navigation.fusion_targets([np.array([[2.0, 1.0]])])[0][0, 0], 2.0)
+    # the confidence measures the action preference, not the state's value level: a network whose values
+    # differ a lot between states but prefers action 0 by the same gap everywhere is equally, clearly confident
+    _, c_level = robot_navigation.fusion_targets([np.array([[100.0, 90.0, 90.0], [0.0, -10.0, -10.0]])])
+    assert c_level[0, 0] == pytest.approx(c_level[0, 1]) and c_level[0, 0] > 0.3
 
 
 def test_fused_network_follows_each_expert_where_it_is_confident():
