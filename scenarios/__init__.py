@@ -21,6 +21,7 @@ _MODULES = (
     "cv2x",
     "edge_caching",
     "oran_access",
+    "robot_navigation",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

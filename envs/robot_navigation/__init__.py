@@ -183,7 +183,8 @@ single env, the swarm and the tests), ``render``, ``env`` (single robot), ``swar
 ## Version History
 
 * v0: initial version. Revised in place (issue 10): range-dependent LDS-01 lidar noise (``lidar_noise_rel``),
-  ``w_max`` (and the heterogeneity spread of it) within the Burger's 2.84 rad/s.
+  ``w_max`` (and the heterogeneity spread of it) within the Burger's 2.84 rad/s; the heterogeneity spread of
+  ``v_max`` within the Burger's 0.22 m/s (or a faster base ``v_max``).
 """
 
 from __future__ import annotations

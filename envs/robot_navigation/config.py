@@ -25,6 +25,7 @@ _GRID_CELL = 0.1             # m, reachability grid
 _NOISE_BLOCK = 256           # steps of noise drawn at once
 LIDAR_NEAR_RANGE = 0.5       # m: LDS-01 accuracy is +-15 mm below 0.5 m and +-5 % of the range above [2]
 BURGER_W_MAX = 2.84          # rad/s: TurtleBot3 Burger maximum rotational velocity [1]
+BURGER_V_MAX = 0.22          # m/s: TurtleBot3 Burger maximum translational velocity [1]
 
 
 def lidar_noise_sigma(ranges: np.ndarray, cfg: RobotNavigationConfig) -> np.ndarray:
@@ -122,10 +123,12 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     by ``0.1 h U(-1, 1)``; both lidar noise levels (``lidar_noise_std``, ``lidar_noise_rel``) are scaled by
     ``1 + 2 h U(0, 1)`` (a worse sensor, up to 3x the LDS-01 spec at h = 1) and ``actuator_noise_std`` grows by
     ``h U(0, 0.1)``; ``arena_size`` and both goal distances are scaled by ``2**(0.5 h U(-1, 1))`` (goal
-    distances together with the arena, then by their own ``2**(0.3 h U(-1, 1))``); the robot's ``v_max`` by
-    ``2**(0.3 h U(-1, 1))`` and ``w_max`` by ``2**(0.3 h U(-1, 1))`` shifted down as a whole, if needed, so
-    that the fastest client turns at most at the Burger's 2.84 rad/s (``2**(-0.6 h)`` .. 1 times 2.84 rad/s
-    at the default; other robot models turn slower, e.g. a Waffle Pi at 1.82 rad/s [1]).
+    distances together with the arena, then by their own ``2**(0.3 h U(-1, 1))``); the robot's ``v_max`` and
+    ``w_max`` each by ``2**(0.3 h U(-1, 1))``, each spread shifted down as a whole, if needed, so that no
+    client exceeds the Burger's spec [1]: the fastest client drives at most at ``max(0.22 m/s, base.v_max)``
+    (a faster base robot the user configured is never exceeded either) and turns at most at 2.84 rad/s; at
+    the defaults that is ``2**(-0.6 h)`` .. 1 times 0.22 m/s and 2.84 rad/s (other TurtleBot3 models are
+    slower in at least one of them, e.g. the Waffle Pi: 0.26 m/s but 1.82 rad/s [1]).
     Values are clipped to their legal ranges and cross-knob constraints. ``n_beams``, ``lidar_range_max``
     and ``discrete_actions`` stay fixed (they fix the spaces every client must share), as do the reward
     constants. With a fixed world (``base.map_seed >= 0``) each client also gets, with probability ``h``,
@@ -150,7 +153,9 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
     arena = np.exp2(0.5 * h * rng.uniform(-1.0, 1.0, n))
     goal = np.exp2(0.3 * h * rng.uniform(-1.0, 1.0, n))
     vel = np.exp2(0.3 * h * rng.uniform(-1.0, 1.0, (n, 2)))
-    # w_max: the spread's top (base * 2**(0.3 h)) brought down to the Burger's limit, no mass piled at the cap
+    # v_max, w_max: the spread's top (base * 2**(0.3 h)) brought down to the Burger's limit (or to a faster
+    # base v_max), no mass piled at the cap
+    v_shift = min(1.0, max(BURGER_V_MAX, base.v_max) / (base.v_max * 2.0 ** (0.3 * h)))
     w_hi = knob_spec(RobotNavigationConfig, "w_max").high
     w_shift = min(1.0, w_hi / (base.w_max * 2.0 ** (0.3 * h)))
     new_world = rng.random(n) < h
@@ -167,7 +172,7 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
         gmin = clip("goal_dist_min", base.goal_dist_min * g, reach)
         gmin = max(gmin, min(base.goal_tolerance + 0.05, reach))
         gmax = max(clip("goal_dist_max", base.goal_dist_max * g), gmin)
-        vmax = clip("v_max", base.v_max * vel[i, 0], base.robot_radius / base.dt)
+        vmax = clip("v_max", base.v_max * vel[i, 0] * v_shift, base.robot_radius / base.dt)
         vmax = max(vmax, base.discrete_linear_vel)
         wmax = max(clip("w_max", base.w_max * vel[i, 1] * w_shift), base.discrete_max_angular_vel)
         out.append(dataclasses.replace(
