@@ -14,7 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.knobs import apply_overrides, resolve_config
-from envs.registry import EnvConfigError
+from envs.registry import EnvConfigError, discrete_action
 from envs.robot_navigation.config import (
     _GOAL_DIST_NORM,
     _NOISE_BLOCK,
@@ -248,9 +248,7 @@ class RobotNavigationEnv(gym.Env[np.ndarray, Any]):
         if not self._has_reset:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self.discrete:
-            a = int(action)
-            if not 0 <= a < 5:
-                raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..4")
+            a = discrete_action(action, 5)
             v = self._dv
             w = self.discrete_angular[a]
         else:
