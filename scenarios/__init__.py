@@ -3,7 +3,8 @@
 A scenario module defines ``NAME``, ``SUMMARY`` (one line, with the paper it reproduces), ``FULL`` (its
 experiment config at the paper's scale) and ``QUICK`` (``replace(FULL, …)`` of a few fields, a smoke run); it
 may define ``run(exp, on_progress)`` when the generic runner is not enough (e.g. a sweep) and
-``progress_total(exp)`` for the progress bar. The config's fields with ``cli`` metadata are its flags.
+``progress_total(exp)`` for the progress bar, and ``plot(out, result) -> [paths]`` for figures of its own
+(written beside the generic ones, with ``scenarios.results._save_fig``). The config's fields with ``cli`` metadata are its flags.
 A new scenario is its module plus one line in ``_MODULES``.
 """
 

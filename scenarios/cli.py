@@ -316,7 +316,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     finally:
         METHOD_SINK.reset(token)
         bar.close()
-    write_results(out, result)
+    write_results(out, result, plot=getattr(module, "plot", None))
     print((out / "summary.md").read_text())
     print(f"results: {out}")
     return 0

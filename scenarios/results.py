@@ -102,7 +102,8 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str, Any] | None = None) -> list[Path]:
+def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str, Any] | None = None,
+                  plot: Any = None) -> list[Path]:
     """Write every result file into ``out`` (which ``prepare_out_dir`` has checked) and return their paths."""
     exp = result.experiment
     config = {"experiment": exp.to_dict(), "client_configs": result.client_configs, **(extra_config or {})}
@@ -121,6 +122,8 @@ def write_results(out: Path, result: ExperimentResult, *, extra_config: dict[str
     atomic_write_text(out / "summary.md", summary_markdown(result))
     paths = [out / f for f in ("config.json", "metrics.csv", "summary.json", "summary.md")]
     paths += plot_results(out, result)
+    if plot is not None:  # a scenario's own figures: ``plot(out, result) -> [paths]`` (written with _save_fig)
+        paths += list(plot(out, result))
     if (out / STATUS_FILE).exists():
         mark_complete(out, paths)
     return paths
