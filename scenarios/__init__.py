@@ -4,7 +4,8 @@ A scenario module defines ``NAME``, ``SUMMARY`` (one line, with the paper it rep
 experiment config at the paper's scale) and ``QUICK`` (``replace(FULL, …)`` of a few fields, a smoke run); it
 may define ``run(exp, on_progress)`` when the generic runner is not enough (e.g. a sweep) and
 ``progress_total(exp)`` for the progress bar, and ``plot(out, result) -> [paths]`` for figures of its own
-(written beside the generic ones, with ``scenarios.results._save_fig``). The config's fields with ``cli`` metadata are its flags.
+(written beside the generic ones, with ``scenarios.results._save_fig``). The config's fields with ``cli``
+metadata are its flags.
 A new scenario is its module plus one line in ``_MODULES``.
 """
 
