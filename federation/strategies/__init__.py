@@ -35,6 +35,7 @@ _REGISTRY = (
     "federation.strategies.env_embedding:EnvEmbedding",
     "federation.strategies.fedbuff:FedBuff",
     "federation.strategies.apfl:APFL",
+    "federation.strategies.fedpg_br:FedPGBR",
 )
 
 
