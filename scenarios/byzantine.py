@@ -22,6 +22,15 @@ Scaled down: the filter runs on model updates, not on per-trajectory gradients, 
 without the SCSG server step (see :mod:`federation.strategies.fedpg_br`); training is far shorter than
 the paper's 5000 trajectories per agent; one seed. ``--quick`` is a smoke run (seconds).
 
+Measured at the default size (seed 0; one seed, so indicative): FedAvg collapses under sign-flip (9 vs 500
+attack-free) and gaussian (95), and for every attack some defence keeps >= 92 % of FedAvg's attack-free
+return (trimmed-mean and median mostly). ``fedpg-br`` rejects 98-100 % of the sign-flip, gaussian and scale
+uploads (2-4 % of honest ones), yet ended at 192 under gaussian and scale: with every attacker rejected
+both runs are the same 7-client federation (identical returns), whose final return at 40 rounds varies by
+seed (under gaussian: 192, 499, 322 for seeds 0, 1, 2, all attackers rejected) — learning variance near
+the jump in CartPole returns, not a filter failure. Behavioural attacks (random-action, reward-flip) and
+``zero`` produce honest-looking updates the filter cannot tell apart (30-82 % rejected).
+
 Clients are made malicious through :class:`ByzantineExperiment`, a subclass of the generic ``Experiment``
 whose ``strategy(spec)`` wraps each method with :func:`federation.attacks.with_attack`; so the generic
 ``run_experiment`` runs the attacks unchanged.
