@@ -24,6 +24,7 @@ _MODULES = (
     "edge_caching",
     "oran_access",
     "robot_navigation",
+    "byzantine",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

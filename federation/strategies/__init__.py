@@ -36,6 +36,7 @@ _REGISTRY = (
     "federation.strategies.fedbuff:FedBuff",
     "federation.strategies.apfl:APFL",
     "federation.strategies.ucb:UCB",
+    "federation.strategies.fedpg_br:FedPGBR",
 )
 
 
