@@ -15,7 +15,7 @@ seeded draw) running each attack of :mod:`federation.attacks` (``sign-flip``, ``
 ``trimmed-mean`` (β = 0.3 ≥ the Byzantine fraction, Yin et al. 2018), ``krum`` (f = 3, Blanchard et al.
 2017) and ``fedpg-br``. The KPI is the greedy return of the final global model (CartPole-v1: ≤ 500), the
 mean over all clients' evaluation envs (which are never poisoned). ``summary.md`` gets the final-return
-table (``byzantine_markdown``); :func:`plot_byzantine` draws the attack × defence heat map
+table (``byzantine_markdown``); :func:`plot` draws the attack × defence heat map
 (``byzantine_returns.png``).
 
 Scaled down: the filter runs on model updates, not on per-trajectory gradients, with an estimated σ and
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from federation.attacks import ATTACKS, choose_malicious, make_attack, with_attack
+from federation.attacks import ATTACKS, make_attack
 from federation.strategies import Strategy, parse_spec
 from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback, ScenarioError, cli, run_experiment
 
@@ -71,33 +71,21 @@ class ByzantineExperiment(Experiment):
     attacks: tuple[str, ...] = field(default=tuple(ATTACKS), metadata=cli(
         f"comma-separated attacks, each 'name' or 'name:key=value' (the attack-free run is always added); "
         f"allowed: {', '.join(ATTACKS)}"))
-    attack: str = CLEAN
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        ok = isinstance(self.malicious, (int, float)) and not isinstance(self.malicious, bool)
-        if not (ok and 0.0 <= self.malicious < 0.5):
-            raise ScenarioError(f"malicious={self.malicious!r} is out of range; allowed: [0, 0.5)")
+        super().__post_init__()  # checks malicious and the current repetition's attack
         if not isinstance(self.attacks, tuple):
             raise ScenarioError(f"attacks={self.attacks!r} must be a tuple of attack specs")
-        for spec in (*self.attacks, self.attack):
-            if spec != CLEAN:
-                make_attack(spec)  # one line naming a bad attack or parameter
+        for spec in self.attacks:
+            make_attack(spec)  # one line naming a bad attack or parameter
         if len(set(self.attacks)) != len(self.attacks):
             raise ScenarioError(f"attack listed twice in {','.join(self.attacks)}")
         object.__setattr__(self, "_strategies_built", [])
 
-    def _seed_child(self, i: int) -> np.random.SeedSequence:
-        # children 0-4 of SeedSequence(seed) are client_setup's; 5: who is malicious, 6: attack randomness
-        return np.random.SeedSequence(self.seed).spawn(7)[i]
-
-    def malicious_clients(self) -> tuple[int, ...]:
-        return choose_malicious(self.n_clients, self.malicious, self._seed_child(5))
-
     def strategy(self, spec: str) -> Strategy:
-        """The method of ``spec`` with this repetition's attack on the malicious clients (recorded, so the
-        run can read a method's own record afterwards, e.g. the filter's decisions)."""
-        strategy = with_attack(super().strategy(spec), self.attack, self.malicious_clients(), self._seed_child(6))
+        """The method of ``spec`` with this repetition's attack (``Experiment.strategy``), recorded so the run
+        can read a method's own record afterwards (e.g. the filter's decisions)."""
+        strategy = super().strategy(spec)
         self._strategies_built.append((spec, strategy))  # type: ignore[attr-defined]
         return strategy
 
@@ -251,7 +239,7 @@ def _fmt(x: Any, spec: str = ".1f") -> str:
     return format(x, spec) if isinstance(x, (int, float)) and x == x else ""
 
 
-def plot_byzantine(out: Path, result: ExperimentResult) -> Path:
+def plot(out: Path, result: ExperimentResult) -> list[Path]:
     """``byzantine_returns.png``: heat map of the final return per attack (rows) and defence (columns)."""
     import matplotlib
 
@@ -282,4 +270,4 @@ def plot_byzantine(out: Path, result: ExperimentResult) -> Path:
     fig.tight_layout()
     path = _save_fig(fig, out / "byzantine_returns.png")
     plt.close(fig)
-    return path
+    return [path]

@@ -29,6 +29,7 @@ from agents.base import is_int, is_number
 from envs.knobs import apply_overrides
 from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
+from federation.attacks import choose_malicious, make_attack, with_attack
 from federation.compression import make_compressor
 from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
 from federation.differential_privacy import apply_dp, dp_markdown, dp_summary
@@ -131,6 +132,11 @@ class Experiment:
     dp_noise: float = field(default=0.0, metadata=cli(
         "DP-FedAvg noise multiplier sigma: N(0, (sigma*C)^2) is added to the sum of clipped updates"))
     dp_delta: float = field(default=1e-5, metadata=cli("DP delta at which epsilon is reported, (0, 1)"))
+    malicious: float = field(default=0.0, metadata=cli(
+        "fraction of Byzantine clients (chosen from the seed) running --attack, [0, 0.5)"))
+    attack: str = field(default="sign-flip", metadata=cli(
+        "the Byzantine clients' attack: sign-flip[:k=K] | gaussian[:std=S] | scale[:k=K] | zero | random-action | "
+        "reward-flip[:k=K]"))
     min_clients: int = field(default=1, metadata=cli(
         "a round aggregates only when at least this many clients' results pass screening, else it is skipped"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
@@ -151,6 +157,10 @@ class Experiment:
               f"no strategy given; allowed: {', '.join(STRATEGIES)}")
         _need(len(set(self.strategies)) == len(self.strategies),
               f"strategy listed twice in {','.join(self.strategies)}")
+        _need(_is_num(self.malicious) and 0.0 <= self.malicious < 0.5,
+              f"malicious={self.malicious!r} is out of range; allowed: a fraction in [0, 0.5)")
+        if self.attack != "none":
+            make_attack(self.attack)  # one line naming a bad attack or parameter
         _need(isinstance(self.secure_aggregation, bool),
               f"secure_aggregation={self.secure_aggregation!r}; allowed: true or false")
         _need(_is_num(self.dp_clip) and self.dp_clip >= 0,
@@ -200,8 +210,19 @@ class Experiment:
         object.__setattr__(self, "_built", (strategies, policy, compressor))
 
     def strategy(self, spec: str) -> Strategy:
-        """A fresh copy of the strategy built (and so validated) for ``spec``."""
-        return copy.deepcopy(self._built[0][spec])  # type: ignore[attr-defined]
+        """A fresh copy of the strategy built (and so validated) for ``spec``; with ``malicious`` > 0, its
+        client halves run ``attack`` on the Byzantine clients (``federation.attacks.with_attack``)."""
+        strategy = copy.deepcopy(self._built[0][spec])  # type: ignore[attr-defined]
+        if self.malicious > 0:
+            strategy = with_attack(strategy, self.attack, self.malicious_clients(), self._seed_child(6))
+        return strategy
+
+    def _seed_child(self, i: int) -> np.random.SeedSequence:
+        # children 0-4 of SeedSequence(seed) are client_setup's; 5: who is Byzantine, 6: attack randomness
+        return np.random.SeedSequence(self.seed).spawn(7)[i]
+
+    def malicious_clients(self) -> tuple[int, ...]:
+        return choose_malicious(self.n_clients, self.malicious, self._seed_child(5)) if self.malicious > 0 else ()
 
     def system(self, devices: tuple[DeviceProfile, ...]) -> SystemConfig:
         """The run's system: these devices, fresh copies of the validated round policy and compressor."""
