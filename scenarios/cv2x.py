@@ -49,6 +49,10 @@ _PRESET = CV2XConfig.preset("liang2019")
 _LIANG2019 = {k: getattr(_PRESET, k) for k in ("scenario", "speed_min_kmh", "speed_max_kmh", "n_rb", "n_v2v",
                                                  "link_geometry", "grid_scale", "vehicle_density", "bg_v2v_duty",
                                                  "payload_bytes", "v2i_weight")}
+# one shared network acts for all 4 links: the one-hot link id of Terry et al. (2020) lets it give different
+# links different actions in the same conditions (the env knob ``agent_id_obs``; the measured comparison with
+# and without it is in the module docstring)
+_LIANG2019["agent_id_obs"] = True
 
 # Dueling double DQN, gamma 0.9: with 0.99 the Q-values (~ reward / (1 - gamma)) dwarf the action differences
 # (bench/multiagent.py); a slot's choice matters for the period mainly through the remaining payload.
