@@ -28,6 +28,10 @@ no agent id or fingerprint in the observation. ``steps_per_round`` counts agent-
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -77,15 +81,65 @@ def progress_total(exp: Experiment) -> int:
     return exp.rounds * (len(exp.strategies) + len(_payloads(exp)) * len(strategies))
 
 
-def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
-    """The main experiment at the configured payload, then fedavg and the heuristics at the other payloads."""
-    main = run_experiment(exp, on_progress)
-    results = {float(exp.env_overrides.get("payload_bytes", _PRESET.payload_bytes)): main}
+def _jobs(exp: Experiment) -> list[tuple[float, Experiment]]:
+    """Independent runs: each method at the main payload (heuristics with the first), then the sweep. Runs are
+    paired and deterministic (same clients, seeds and federation seed for every method), so splitting the main
+    run by method changes no number."""
+    main_payload = float(exp.env_overrides.get("payload_bytes", _PRESET.payload_bytes))
+    jobs = [(main_payload, replace(exp, strategies=(s,), baselines=exp.baselines if i == 0 else ()))
+            for i, s in enumerate(exp.strategies)]
     strategies = tuple(s for s in SWEEP_STRATEGIES if s in exp.strategies) or exp.strategies[:1]
-    for payload in _payloads(exp):
-        sub = replace(exp, strategies=strategies,
-                      env_overrides={**dict(exp.env_overrides), "payload_bytes": payload})
-        results[payload] = run_experiment(sub, on_progress)
+    jobs += [(p, replace(exp, strategies=strategies, env_overrides={**dict(exp.env_overrides), "payload_bytes": p}))
+             for p in _payloads(exp)]
+    return jobs
+
+
+def _merge(parts: list[ExperimentResult]) -> ExperimentResult:
+    """One method-split run at one payload: rows and methods of every part, in the parts' order."""
+    first = parts[0]
+    methods = {m: v for r in parts for m, v in r.methods.items() if v["kind"] != "heuristic"}
+    methods.update({m: v for r in parts for m, v in r.methods.items() if v["kind"] == "heuristic"})
+    return ExperimentResult(experiment=first.experiment, rows=[row for r in parts for row in r.rows],
+                            methods=methods, client_configs=first.client_configs,
+                            wall_time_s=sum(r.wall_time_s for r in parts))
+
+
+def _one_thread() -> None:
+    """Worker start: one torch thread per process (the workers already use the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run(exp: Experiment, on_progress: ProgressCallback | None = None, workers: int | None = None
+        ) -> ExperimentResult:
+    """The main experiment at the configured payload, then fedavg and the heuristics at the other payloads.
+
+    The independent runs of :func:`_jobs` go to ``workers`` processes (default: the CPU count; 1 runs them in
+    this process, reporting progress per round); the numbers do not depend on it."""
+    jobs = _jobs(exp)
+    workers = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+    start = time.perf_counter()
+    if workers <= 1:
+        outs = [run_experiment(e, on_progress) for _, e in jobs]
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            futures = [pool.submit(run_experiment, e) for _, e in jobs]
+            outs = []
+            for (_, e), fut in zip(jobs, futures, strict=True):
+                outs.append(fut.result())
+                for s in e.strategies:
+                    for rnd in range(1, e.rounds + 1):
+                        if on_progress:
+                            on_progress(s, rnd, e.rounds)
+    by_payload: dict[float, list[ExperimentResult]] = {}
+    for (payload, _), out in zip(jobs, outs, strict=True):
+        by_payload.setdefault(payload, []).append(out)
+    results = {p: _merge(parts) for p, parts in by_payload.items()}
+    main = results[jobs[0][0]]
+    main.experiment = exp
+    strategies = jobs[-1][1].strategies if len(jobs) > len(exp.strategies) else exp.strategies[:1]
     sweep: dict[str, Any] = {}
     for payload in sorted(results):
         r = results[payload]
@@ -110,7 +164,8 @@ def run(exp: Experiment, on_progress: ProgressCallback | None = None) -> Experim
         sweep[f"{payload / PAYLOAD_UNIT_BYTES:g}x{PAYLOAD_UNIT_BYTES:g}B"] = row
     main.extra["payload_sweep"] = sweep
     main.extra["payload_sweep_markdown"] = sweep_markdown(sweep)
-    main.wall_time_s = sum(r.wall_time_s for r in results.values())
+    main.extra["workers"] = workers
+    main.wall_time_s = time.perf_counter() - start
     return main
 
 
