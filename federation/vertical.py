@@ -1,4 +1,4 @@
-"""Vertical federated RL (FedRL; Zhuo, Feng, Lin, Xu, Yu, "Federated Deep Reinforcement Learning", 2019).
+"""Vertical federated RL (FedRL; Zhuo, Feng, Lin, Xu, Yang, "Federated Deep Reinforcement Learning", 2019).
 
 In vertical FRL the parties do not own separate environments: they observe *different parts of one shared
 environment*. Each party keeps a local network f_i that turns its private observation o_i into a message
@@ -12,6 +12,11 @@ parties, so the joint Q-function is factorised as a sum of per-party utilities c
 messages, Q(s, a) = Σ_i Q_i(z_1..z_N, a_i) (value decomposition, Sunehag et al. 2018, "Value-Decomposition
 Networks For Cooperative Multi-Agent Learning"); the team reward is the mean of the agents' rewards and
 the TD target is r + γ Σ_i max_a Q_i^target(z', a) (Mnih et al. 2015 with a target network).
+
+``double_q=True`` picks each party's next action with the online network and scores it with the target
+network (van Hasselt, Guez & Silver 2016, "Deep Reinforcement Learning with Double Q-learning"), against
+the overestimation that a sum of N maxima compounds. At a truncation the TD target bootstraps from the
+episode's final observation (before: the last pre-step observation, a one-step-stale state).
 
 ``VerticalFRL(..., share=False)`` is the comparison FedRL makes: every party learns alone from its own
 observation — the same encoder and network sizes, the same team reward and hyperparameters, but no messages:
