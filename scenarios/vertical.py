@@ -22,17 +22,17 @@ double-Q targets (a VDN sum of 4 maxima compounds overestimation), lr 5e-4, targ
 exploration over 20k of the 60k steps (10 rounds x 6000), Gaussian message noise 0.1. The default run is
 about 8 CPU-minutes (the two learners train in parallel processes, ``workers``).
 
-Measured at default size (seed 0, 10 final episodes): vertical-fedrl return 58.3 (V2V delivery 0.725, V2I
-20.6 Mbit/s), independent 63.0 (0.750, 22.4), random 58.9 (0.750, 21.7), best heuristic SPS 77.5 (0.950),
-exhaustive 85.4 (0.950). The claim does not hold: FedRL ties random (within the episode spread, return std
-~20 over 10 episodes) and is below the independent learners. Diagnosis: (1) the budget - 60k env steps, where
-[1] trains 300k per link; with 15k steps (the old default) every variant tried (gamma 0.9/0.95, double Q, lr
-5e-4/1e-3, longer exploration) scored below random on other seeds; (2) the joint Q-network does not settle:
-its TD loss rises over training (0.039 to 0.075) and its round evaluations swing 41-62, while the
-independent learners' loss falls (0.046 to 0.035) and their evaluations stay 62-70 - one 64-output network
-fed 4 x 16 noised messages learns from one shared reward what 4 small heads learn separately; (3) the
-decision signal is sparse: under random play 49 % of link-slots carry an active link and 40 % of links never
-deliver (greedy: 33 %, 19 %), so most transitions only teach the constant reward of links already done.
+Measured at default size (seed 0, 10 final episodes): vertical-fedrl return 58.3 (V2V delivery 0.725, V2I 20.6
+Mbit/s), independent 63.0 (0.750, 22.4), random 58.9 (0.750, 21.7), best heuristic SPS 77.5 (0.950), exhaustive
+85.4 (0.950). The claim does not hold: FedRL ties random (within the episode spread, return std ~20 over 10
+episodes) and is below the independent learners. Diagnosis: (1) the budget - 60k env steps, where Liang et al.
+train 3000 periods (300k slots); with 15k steps (the old default) every variant tried (gamma 0.9/0.95, double Q,
+lr 5e-4/1e-3, longer exploration) scored below random on other seeds; (2) the joint Q-network does not settle:
+its TD loss rises over training (0.039 to 0.075) and its round evaluations swing 41-62, while the independent
+learners' loss falls (0.046 to 0.035) and their evaluations stay 62-70 - one 64-output network fed 4 x 16 noised
+messages learns from one shared reward what 4 small heads learn separately; (3) the decision signal is sparse:
+under random play 49 % of link-slots carry an active link and 40 % of links never deliver (greedy: 33 %, 19 %),
+so most transitions only teach the constant reward of links already done.
 ``--quick`` is a smoke run.
 """
 
