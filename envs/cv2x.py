@@ -88,8 +88,8 @@ The space is ``(3 * n_rb + 2 + n_v2v,)`` with ``agent_id_obs``: the agent indica
 that one shared-parameter network can give different links different actions in the same conditions (e.g.
 split the RBs); [1] trains one DQN per link instead and adds a training fingerprint (episode, epsilon) to
 the state, which belongs to the learner, not the env. Gain features are clipped to their bounds. In the first
-slot of a period the "previous slot" is the
-V2I-only interference (large-scale mean), as no V2V link transmitted yet.
+slot of a period the "previous slot" is the V2I-only interference (large-scale mean), as no V2V link
+transmitted yet.
 
 ## Rewards
 
