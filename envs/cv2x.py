@@ -82,9 +82,14 @@ Sec. III-A: current channels, previous interference, remaining payload and time)
 |                    |                                                                | [-5, 20]                   |
 | ``3R``             | remaining payload / payload                                    | [0, 1]                     |
 | ``3R + 1``         | remaining time / deadline                                      | [0, 1]                     |
+| ``[3R+2, 3R+2+K)`` | one-hot link id k (only with ``agent_id_obs=True``)            | {0, 1}                     |
 
-Gain features are clipped to their bounds. In the first slot of a period the "previous slot" is the
-V2I-only interference (large-scale mean), as no V2V link transmitted yet.
+The space is ``(3 * n_rb + 2 + n_v2v,)`` with ``agent_id_obs``: the agent indication of Terry et al. [8], so
+that one shared-parameter network can give different links different actions in the same conditions (e.g.
+split the RBs); [1] trains one DQN per link instead and adds a training fingerprint (episode, epsilon) to
+the state, which belongs to the learner, not the env. Gain features are clipped to their bounds. In the first
+slot of a period the "previous slot" is the V2I-only interference (large-scale mean), as no V2V link
+transmitted yet.
 
 ## Rewards
 
@@ -176,6 +181,9 @@ clients into highway areas.
    reselection counter uniform in [5, 15]).
 7. T. S. Rappaport, "Wireless Communications: Principles and Practice", 2nd ed., 2002, Sec. 5.4.3
    (coherence time T_c = 0.423 / f_m).
+8. J. K. Terry, N. Grammel, S. Son, B. Black, A. Agrawal, "Revisiting parameter sharing in multi-agent deep
+   reinforcement learning", arXiv:2005.13625, 2020 (agent indication: a one-hot agent id appended to the
+   observation of a shared network).
 
 ## Version History
 
@@ -298,6 +306,9 @@ class CV2XConfig(KnobConfig):
     bg_v2v_duty: float = knob(0.0, 0.0, 0.2, unit="1/slot",
                               source="share of slots each other vehicle sends V2V traffic (random RB, max power): "
                                      "V2V load grows with density (design; TR 36.885 A.2 periodic messages)")
+    agent_id_obs: bool = knob(False, unit="-",
+                              source="append a one-hot link id (K features) to each observation, for parameter "
+                                     "sharing (Terry et al. 2020 [8]; design, off as in [1])")
     v2v_power_levels_dbm: tuple[float, ...] = knob((23.0, 15.0, 5.0, -100.0), -150.0, 33.0, length=(1, 8),
                                                    unit="dBm", source="V2V power levels [1] (companion code), "
                                                                       "-100 = off")
@@ -406,7 +417,7 @@ class _Sim:
         self.P = P = len(cfg.v2v_power_levels_dbm)
         self.A = R * P
         self.T = int(cfg.deadline_ms)
-        self.D = 3 * R + 2
+        self.D = 3 * R + 2 + (K if cfg.agent_id_obs else 0)
         self.geo_v2i = cfg.link_geometry == "v2i-vehicles"
         n_min = self.M if self.geo_v2i else self.M + K + 1
         self.n_veh = max(n_min, int(round(cfg.vehicle_density * _lane_km(self.lay))))
@@ -450,7 +461,7 @@ class _Sim:
         lo[2 * R:3 * R] = INTF_LOW
         hi[2 * R:3 * R] = INTF_HIGH
         lo[3 * R:] = 0.0
-        hi[3 * R:] = 1.0
+        hi[3 * R:] = 1.0                                                     # payload, time, one-hot link id
         self.obs_low, self.obs_high = lo, hi
 
     # ------------------------------------------------------------------ world (mobility, shadowing)
@@ -653,7 +664,9 @@ class _Sim:
         np.minimum(g, OBS_CLIP, out=g)
         obs = np.empty((T + 1, K, self.D), dtype=np.float32)
         obs[:, :, :2 * R] = g.reshape(T + 1, K, 2 * R)
-        obs[:, :, 3 * R:] = self._tail
+        obs[:, :, 3 * R:3 * R + 2] = self._tail
+        if self.D > 3 * R + 2:                                               # agent_id_obs: one-hot link id
+            obs[:, :, 3 * R + 2:] = np.eye(K, dtype=np.float32)
         self.obs_tpl = obs
         # first "previous-slot" interference: V2I transmitters only (large-scale mean) + noise
         obs[0, :, 2 * R:3 * R] = np.log10(self.p_v2i * l_vv[:M, :].T + self.noise_v + i_mean)
@@ -827,7 +840,7 @@ class _RoundRobinLinks(_LinkPolicy):
     """Link k uses RB (k + t) mod R in slot t at maximum power (orthogonal among V2V links when K <= R)."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        t = int(round((1.0 - float(obs[0, -1])) * self.sim.T))
+        t = int(round((1.0 - float(obs[0, 3 * self.sim.R + 1])) * self.sim.T))
         return ((self.links + t) % self.sim.R) * self.P
 
 

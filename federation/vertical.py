@@ -1,4 +1,4 @@
-"""Vertical federated RL (FedRL; Zhuo, Feng, Lin, Xu, Yu, "Federated Deep Reinforcement Learning", 2019).
+"""Vertical federated RL (FedRL; Zhuo, Feng, Lin, Xu, Yang, "Federated Deep Reinforcement Learning", 2019).
 
 In vertical FRL the parties do not own separate environments: they observe *different parts of one shared
 environment*. Each party keeps a local network f_i that turns its private observation o_i into a message
@@ -12,6 +12,11 @@ parties, so the joint Q-function is factorised as a sum of per-party utilities c
 messages, Q(s, a) = Σ_i Q_i(z_1..z_N, a_i) (value decomposition, Sunehag et al. 2018, "Value-Decomposition
 Networks For Cooperative Multi-Agent Learning"); the team reward is the mean of the agents' rewards and
 the TD target is r + γ Σ_i max_a Q_i^target(z', a) (Mnih et al. 2015 with a target network).
+
+``double_q=True`` picks each party's next action with the online network and scores it with the target
+network (van Hasselt, Guez & Silver 2016, "Deep Reinforcement Learning with Double Q-learning"), against
+the overestimation that a sum of N maxima compounds. At a truncation the TD target bootstraps from the
+episode's final observation (before: the last pre-step observation, a one-step-stale state).
 
 ``VerticalFRL(..., share=False)`` is the comparison FedRL makes: every party learns alone from its own
 observation — the same encoder and network sizes, the same team reward and hyperparameters, but no messages:
@@ -53,6 +58,7 @@ class VerticalConfig:
     exploration_initial_eps: float = 1.0
     exploration_final_eps: float = 0.05
     exploration_steps: int = 3_000
+    double_q: bool = False         # double Q-learning target (van Hasselt et al. 2016)
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("message_dim", 1, 4096), ("buffer_size", 1, 10**8), ("batch_size", 1, 10**6),
@@ -61,10 +67,12 @@ class VerticalConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise FederationError(f"{name}={v!r} is out of range; allowed: integer in [{lo}, {hi}]")
+        if not isinstance(self.double_q, bool):
+            raise FederationError(f"double_q={self.double_q!r} must be a bool; allowed: True, False")
         for name, lo, hi in (("noise_std", 0.0, 1e3), ("lr", 1e-9, 1.0), ("gamma", 0.0, 1.0),
                              ("exploration_initial_eps", 0.0, 1.0), ("exploration_final_eps", 0.0, 1.0)):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
                 raise FederationError(f"{name}={v!r} is out of range; allowed: [{lo}, {hi}]")
 
 
@@ -196,8 +204,8 @@ class VerticalFRL:
             self._act[p] = [acts[a] for a in self.agents]
             self._rew[p] = r
             self._term[p] = float(done_t)
-            if done:
-                self._next[p] = self._cur
+            if done:  # bootstrap (unless terminated) from the episode's final observation
+                self._next[p] = self._stack(nxt) if all(a in nxt for a in self.agents) else self._cur
                 nobs, _ = env.reset(seed=int(self._rng.integers(2**31 - 1)))
                 self._cur = self._stack(nobs)
                 returns.append(ep_ret + r)
@@ -238,7 +246,12 @@ class VerticalFRL:
         #    one TD loss per party on its own utility, and nothing crosses a party border.)
         q_all = self.net.utilities(torch.cat(received, dim=1)).gather(2, acts.unsqueeze(2)).squeeze(2)
         with torch.no_grad():
-            v_all = self.target.utilities(torch.cat(self.target.messages(nxt), dim=1)).max(2).values
+            q_next = self.target.utilities(torch.cat(self.target.messages(nxt), dim=1))
+            if cfg.double_q:  # online net picks a'_i, target net scores it
+                pick = self.net.utilities(torch.cat(self.net.messages(nxt), dim=1)).argmax(2, keepdim=True)
+                v_all = q_next.gather(2, pick).squeeze(2)
+            else:
+                v_all = q_next.max(2).values
             not_done = cfg.gamma * (1 - torch.from_numpy(self._term[idx]))
             rew = torch.from_numpy(self._rew[idx])
             if self.share:
@@ -264,10 +277,10 @@ class VerticalFRL:
 
 
 def evaluate_team(env: Any, policy: VerticalFRL | Callable[[dict[str, Any]], dict[str, Any]],
-                  seeds: list[int]) -> dict[str, float]:
+                  seeds: list[int], kpis: tuple[str, ...] = ()) -> dict[str, float]:
     """Team return (sum over steps of the mean agent reward), one episode per seed, of a learner (acting
-    greedily) or of any joint policy ``obs_dict -> action_dict`` (e.g. the env's parallel heuristics); see
-    :func:`federation.evaluation.evaluate_parallel`."""
+    greedily) or of any joint policy ``obs_dict -> action_dict`` (e.g. the env's parallel heuristics), plus the
+    mean of each of ``kpis``; see :func:`federation.evaluation.evaluate_parallel`."""
     act = (lambda obs: policy.act(obs, explore=False)) if isinstance(policy, VerticalFRL) else policy
-    out = evaluate_parallel(env, act, seeds, joint=True)
-    return {"return": out["team_return"], "return_std": out["team_return_std"]}
+    out = evaluate_parallel(env, act, seeds, kpis, joint=True)
+    return {"return": out["team_return"], "return_std": out["team_return_std"], **{k: out[k] for k in kpis}}

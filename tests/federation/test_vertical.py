@@ -51,3 +51,10 @@ def test_bad_options_are_refused():
         VerticalFRL(parallel_env(), no_such=1)
     with pytest.raises(FederationError, match="gamma"):
         VerticalFRL(parallel_env(), gamma=2.0)
+
+
+def test_double_q_target_changes_training_and_is_validated():
+    plain, double = _run(2).weights(), _run(2, double_q=True).weights()
+    assert not all(np.array_equal(plain[k], double[k]) for k in plain)
+    with pytest.raises(FederationError, match="double_q"):
+        VerticalFRL(parallel_env(), double_q=1)

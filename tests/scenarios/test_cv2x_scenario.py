@@ -17,7 +17,8 @@ def test_clients_run_the_liang2019_preset():
                for c in make_client_configs(cv2x.FULL.n_clients, cv2x.FULL.heterogeneity, 0)]
     for c in configs:
         differ = {f.name for f in dataclasses.fields(c) if getattr(c, f.name) != getattr(preset, f.name)}
-        assert differ <= {"shadow_std_v2i_db", "shadow_std_v2v_db"}, differ
+        assert differ <= {"shadow_std_v2i_db", "shadow_std_v2v_db", "agent_id_obs"}, differ
+        assert c.agent_id_obs is False  # agent ids measured no better at full size (module docstring)
     assert SCENARIOS["cv2x"] is cv2x
     assert cv2x.FULL.env_form == cv2x.QUICK.env_form == "parallel"
 
@@ -26,7 +27,7 @@ def test_quick_run_is_complete_and_sane(tmp_path):
     exp = dataclasses.replace(cv2x.QUICK, rounds=1, steps_per_round=400,
                               baselines=("random", "greedy", "sps", "exhaustive"))
     ticks = []
-    res = cv2x.run(exp, lambda m, r, n: ticks.append(m))
+    res = cv2x.run(exp, lambda m, r, n: ticks.append(m), workers=1)
     assert len(ticks) == cv2x.progress_total(exp)
     methods = {"fedavg", "local", "random", "greedy", "sps", "exhaustive"}
     assert set(res.methods) == methods
@@ -58,3 +59,16 @@ def test_quick_run_is_complete_and_sane(tmp_path):
 def test_sweep_skips_the_main_payload(payload, expected):
     exp = dataclasses.replace(cv2x.QUICK, env_overrides={**cv2x.QUICK.env_overrides, "payload_bytes": payload})
     assert len(cv2x._payloads(exp)) == expected
+
+
+def test_worker_processes_change_no_number():
+    """The main run split by method and the sweep in 2 processes give the same results as one process."""
+    exp = dataclasses.replace(cv2x.QUICK, rounds=1, steps_per_round=200, n_clients=1, final_eval_episodes=1,
+                              baselines=("random", "greedy"))
+    one, two = cv2x.run(exp, workers=1), cv2x.run(exp, workers=2)
+
+    def numbers(res):  # everything but the measured times
+        return {m: {k: v for k, v in d.items() if "time" not in k} for m, d in res.methods.items()}
+    assert numbers(one) == numbers(two)
+    assert [r for r in one.rows if "time" not in r[3]] == [r for r in two.rows if "time" not in r[3]]
+    assert one.extra["payload_sweep"] == two.extra["payload_sweep"]
