@@ -25,6 +25,7 @@ _MODULES = (
     "oran_access",
     "robot_navigation",
     "byzantine",
+    "personalization",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

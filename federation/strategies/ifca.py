@@ -74,7 +74,7 @@ class IFCA(Strategy):
         self.init_noise = check_number("init_noise", init_noise, 0.0, 10.0)
         self.choice_episodes = int(check_number("choice_episodes", choice_episodes, 1, 1000, integer=True))
         self.groups: list[int] | None = None
-        if groups:
+        if str(groups) != "":  # "ifca:groups=0" arrives as the integer 0: one client in group 0, not "no groups"
             try:
                 self.groups = [int(g) for g in str(groups).replace(";", ",").replace(" ", ",").split(",") if g]
             except ValueError:

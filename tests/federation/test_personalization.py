@@ -255,3 +255,12 @@ def test_hook_strategies_run_with_every_agent_family(agent, strategy):
     hist = run_federation(clients, strat, rounds=2, seed=0, eval_seeds=(1,))
     assert all(np.isfinite(v).all() for v in hist.global_weights.values())
     assert all(c.samples_seen == 80 for c in clients)
+
+
+def test_ifca_single_group_spec_parsed_as_a_number_is_still_a_declared_group():
+    """``ifca:groups=0`` reaches the strategy as the integer 0 (the spec parser makes numbers of values)."""
+    from federation.strategies import parse_strategy_spec
+
+    name, params = parse_strategy_spec("ifca:groups=0")
+    assert make_strategy(name, **params).groups == [0]
+    assert make_strategy("ifca", groups="").groups is None
