@@ -46,8 +46,8 @@ FedAvg is above random in every cell but C-V2X at level 0, yet two domains learn
 CartPole (normalised 0.15-0.2, i.e. ~100 of the PD controller's 500) and C-V2X (random and the best heuristic
 are only 3-5 return units apart), so their "paid" marks are within noise.
 
-Figure: :func:`write_figures` writes ``personalization_heatmap.png`` (the table as two heatmaps); the
-generic ``frl run`` writer does not call scenario figures yet, so the CLI run writes the generic PNGs only.
+Figure: :func:`plot` (the scenario plot hook that ``frl run`` calls) writes ``personalization_heatmap.png`` (the
+table as two heatmaps) beside the generic PNGs.
 """
 
 from __future__ import annotations
@@ -518,7 +518,7 @@ def heatmap_png(exp: PersonalizationExperiment, cells: Mapping[str, Any]) -> byt
     return buf.getvalue()
 
 
-def write_figures(out: Path, result: ExperimentResult) -> list[Path]:
+def plot(out: Path, result: ExperimentResult) -> list[Path]:
     """The scenario's own figure, ``personalization_heatmap.png`` in ``out``, written atomically."""
     from scenarios.results import atomic_write_bytes
 

@@ -62,7 +62,7 @@ def test_every_method_is_scored_and_normalised_in_every_cell(tmp_path):
 
     out = prepare_out_dir(tmp_path / "p")
     write_results(out, res)
-    (fig,) = personalization.write_figures(out, res)
+    (fig,) = personalization.plot(out, res)
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.stat().st_size > 5000
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["cells"]) == set(cells) and "Where does personalization pay?" in (out / "summary.md").read_text()
