@@ -12,6 +12,7 @@ package is held to exactly the suite's standard:
   same seed the same configs, out-of-range heterogeneity is refused, and every client env has the same spaces
   (one model must federate across them).
 * ``knobs``: an unknown override and an out-of-range value of every declared knob are refused by name.
+* ``discrete-actions``: a ``Discrete`` env refuses 1.5, ``'1'`` and out-of-range integers.
 * ``baselines``: every heuristic acts legally for 150 steps.
 * ``pettingzoo-api`` / ``pettingzoo-seed`` / ``parallel-baselines``: the PettingZoo form (if any) passes
   PettingZoo's ``parallel_api_test`` and ``parallel_seed_test`` and its joint heuristics (random among
@@ -151,6 +152,21 @@ def check_knobs(entry: EnvEntry) -> None:
             _fail(f"knob {f.name}={bad!r} is outside its declared range and was accepted")
 
 
+def check_discrete_actions(entry: EnvEntry) -> None:
+    """A ``Discrete`` env takes integers in range only (as Gymnasium's own envs), never 1.5 or ``'1'``."""
+    env = gym.make(entry.env_id)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        return
+    n = int(env.action_space.n)
+    for bad in (1.5, "1", n, -1):
+        env.reset(seed=0)
+        try:
+            env.unwrapped.step(bad)
+        except (gym.error.InvalidAction, ValueError, AssertionError, TypeError):
+            continue
+        _fail(f"step({bad!r}) was accepted; a Discrete({n}) env must refuse anything but an integer in 0..{n - 1}")
+
+
 def check_baselines(entry: EnvEntry, steps: int = 150) -> None:
     for name, factory in entry.baselines.items():
         env = gym.make(entry.env_id)
@@ -207,6 +223,7 @@ CHECKS: dict[str, Callable[[EnvEntry], None]] = {
     "determinism": check_determinism,
     "heterogeneity": check_heterogeneity,
     "knobs": check_knobs,
+    "discrete-actions": check_discrete_actions,
     "baselines": check_baselines,
     "pettingzoo-api": check_pettingzoo_api,
     "pettingzoo-seed": check_pettingzoo_seed,

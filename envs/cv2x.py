@@ -213,7 +213,7 @@ from envs.cv2x_channel import (
     pathloss_v2v_db,
 )
 from envs.knobs import KnobConfig, apply_overrides, check_client_args, clip_knob, document_knobs, knob, resolve_config
-from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode
+from envs.registry import BaselineFactory, EnvConfigError, EnvEntry, Policy, check_render_mode, discrete_action
 
 __all__ = [
     "BASELINES",
@@ -1022,9 +1022,7 @@ class CV2XEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._has_reset:
             raise gym.error.ResetNeeded("call reset() before step()")
-        a = int(action)
-        if not 0 <= a < self.sim.A:
-            raise gym.error.InvalidAction(f"action={action!r} is out of range; allowed: 0..{self.sim.A - 1}")
+        a = discrete_action(action, self.sim.A)
         acts = self._acts                                # acts[1:]: background, set by _plan_background
         acts[0] = a
         if self.render_mode is not None:
