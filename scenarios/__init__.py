@@ -20,6 +20,7 @@ _MODULES = (
     "vertical",
     "cv2x",
     "edge_caching",
+    "swarm_navigation",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
