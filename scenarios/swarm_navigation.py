@@ -29,14 +29,15 @@ discs; a robot that collides or arrives leaves the arena):
   clients' learners together. Its upload is the experience: one transition is ``2 obs + action + reward +
   done`` float32 values; its download is the actor, broadcast to every robot once per round (the robots
   act with the live network here, which favours SEDDPG). ``seddpg`` is held to FLDDPG's byte budget: each
-  robot-step's transition reaches the server with the probability that spends the budget left after the
-  broadcasts (the others are lost, the limited bandwidth of the paper); ``seddpg-unlimited`` uploads every
-  transition (the bandwidth the budget denies it, for reference).
+  robot-step's transition reaches the server with the probability that would spend the budget left after
+  the broadcasts if every robot slot were live (robots that arrived or collided send nothing, so it spends
+  at most the budget); the others are lost, the limited bandwidth of the paper. ``seddpg-unlimited``
+  uploads every transition (the bandwidth the budget denies it, for reference).
 * The swarm heuristics of the env for reference: ``go-to-goal``, ``potential-field`` (Khatib 1986) and
   ``random`` on every robot (``bug2`` needs one robot's odometry and has no swarm form in the env).
 
 Scaled down: 4 robots (the env's default swarm) in a 4 m open arena (``map_family="open"``: the obstacles
-are the other robots and the walls), 16 k robot-steps per robot, 8 averaging rounds; small DDPG networks
+are the other robots and the walls), 12 k robot-steps per robot, 6 averaging rounds; small DDPG networks
 (64, 64) with actor/critic learning rate 1e-3 and an update every 2 robot-steps (at the DDPG default
 actor rate 1e-4 and the default cluttered map no learner left the stand-still policy in 40 k robot-steps in
 a trial). The aggregation period, the bandwidth figure, the reward constants and the robot model of the
@@ -84,8 +85,8 @@ _AGENT = {"hidden_sizes": (64, 64), "batch_size": 128, "actor_lr": 1e-3, "critic
           "learning_starts": 1000, "train_freq": 2, "exploration_noise": 0.1}
 
 FULL = Experiment(
-    scenario=NAME, env_id="frl/RobotNavigation-v0", n_clients=4, heterogeneity=0.5, rounds=8,
-    steps_per_round=2000, eval_every=2, eval_episodes=2, final_eval_episodes=10, agent="ddpg",
+    scenario=NAME, env_id="frl/RobotNavigation-v0", n_clients=4, heterogeneity=0.5, rounds=6,
+    steps_per_round=2000, eval_every=2, eval_episodes=2, final_eval_episodes=6, agent="ddpg",
     agent_config=_AGENT, strategies=("fedavg", "local"), env_form="parallel",
     env_overrides={"map_family": "open"},
 )
