@@ -28,10 +28,11 @@ discs; a robot that collides or arrives leaves the arena):
   robots all acting with its network), the same robot-steps and the same total gradient steps as the
   clients' learners together. Its upload is the experience: one transition is ``2 obs + action + reward +
   done`` float32 values; its download is the actor, broadcast to every robot once per round (the robots
-  act with the live network here, which favours SEDDPG). ``seddpg`` is held to FLDDPG's byte budget: each
-  robot-step's transition reaches the server with the probability that would spend the budget left after
-  the broadcasts if every robot slot were live (robots that arrived or collided send nothing, so it spends
-  at most the budget); the others are lost, the limited bandwidth of the paper. ``seddpg-unlimited``
+  act with the live network here, which favours SEDDPG). ``seddpg`` is held to FLDDPG's byte budget: in
+  each round every live robot-step's transition reaches the server with the probability that spends, in
+  expectation, what is left of the budget after the broadcasts over the live robot-steps still to come
+  (estimated from the fraction of robot slots live so far; robots that arrived or collided send nothing);
+  the others are lost, the limited bandwidth of the paper. ``seddpg-unlimited``
   uploads every transition (the bandwidth the budget denies it, for reference).
 * The swarm heuristics of the env for reference: ``go-to-goal``, ``potential-field`` (Khatib 1986) and
   ``random`` on every robot (``bug2`` needs one robot's odometry and has no swarm form in the env).
@@ -101,7 +102,8 @@ class PooledArenas(VectorEnv):
     Each arena is a :class:`agents.parallel_adapter.ParallelToVector` (SAME_STEP autoreset, dead robots are
     padding); rows are arena-major. ``upload_prob`` < 1 models the bandwidth: each live robot's next
     transition reaches the server with that probability, the others are masked as padding (``agent_mask``)
-    and so never stored. ``offered`` / ``uploaded`` count live robot-steps and delivered transitions.
+    and so never stored. ``stepped`` / ``offered`` / ``uploaded`` count robot slots stepped, live robot-steps
+    and delivered transitions.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP}
@@ -119,6 +121,7 @@ class PooledArenas(VectorEnv):
         self._sent = np.zeros(self.num_envs, dtype=bool)
         self.offered = 0
         self.uploaded = 0
+        self.stepped = 0
 
     def _mask(self, alive: np.ndarray) -> np.ndarray:
         sent = alive & (self._rng.random(self.num_envs) < self.upload_prob) if self.upload_prob < 1.0 else alive
@@ -134,6 +137,7 @@ class PooledArenas(VectorEnv):
         return np.concatenate([o for o, _ in outs]), {AGENT_MASK: self._mask(alive)}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.stepped += self.num_envs
         self.offered += int(self._alive.sum())
         self.uploaded += int(self._sent.sum())
         outs = [p.step(a) for p, a in zip(self.parts, np.split(np.asarray(actions), self._cuts), strict=True)]
@@ -188,9 +192,10 @@ def _shared_experience(exp: Experiment, name: str, budget_bytes: float | None,
     actor = {k: v for k, v in agent.get_shared_weights().items() if k.startswith("actor.")}
     down = C * R * weights_nbytes(actor)
     total = C * R * S
-    p = 1.0 if budget_bytes is None else float(np.clip((budget_bytes - down) / (total * tbytes), 0.0, 1.0))
+    up_budget = None if budget_bytes is None else max(budget_bytes - down, 0.0)
     rng = np.random.default_rng(setup.federation_seed.spawn(1)[0])
-    pooled = PooledArenas(envs, p, rng)
+    pooled = PooledArenas(envs, 1.0, rng)
+    probs: list[float] = []
     pooled.reset(seed=setup.seeds[0][0])
     rows: list[tuple] = []
 
@@ -199,6 +204,11 @@ def _shared_experience(exp: Experiment, name: str, budget_bytes: float | None,
 
     t0 = time.perf_counter()
     for rnd in range(1, R + 1):
+        if up_budget is not None:  # spend what is left of the budget over the live robot-steps still to come
+            live = pooled.offered / pooled.stepped if pooled.stepped else 1.0
+            ahead = max(total - pooled.stepped, 1) * max(live, 1e-3) * tbytes
+            pooled.upload_prob = float(np.clip((up_budget - pooled.uploaded * tbytes) / ahead, 0.0, 1.0))
+        probs.append(pooled.upload_prob)
         agent.learn(pooled, C * S)
         if rnd % exp.eval_every == 0 or rnd == R:
             for cid, env in enumerate(eval_envs):
@@ -214,7 +224,8 @@ def _shared_experience(exp: Experiment, name: str, budget_bytes: float | None,
         rows.extend((name, R + 1, cid, f"final/global/{k}", v) for k, v in ev.items())
     up = pooled.uploaded * tbytes
     extra = {"evaluated_model": "global", "samples_per_client": R * S, "train_time_s": train_time,
-             "upload_probability": p, "transitions_offered": pooled.offered,
+             "upload_probability": float(np.mean(probs)), "upload_probability_per_round": probs,
+             "transitions_offered": pooled.offered,
              "transitions_uploaded": pooled.uploaded, "bytes_up": float(up), "bytes_down": float(down),
              "bytes_communicated": float(up + down), "budget_bytes": budget_bytes}
     return summarize_clients(per_client, entry, kind="federated", extra=extra), rows
