@@ -26,6 +26,7 @@ _MODULES = (
     "robot_navigation",
     "byzantine",
     "personalization",
+    "swarm_navigation",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
