@@ -416,6 +416,7 @@ NEEDS_INDIVIDUAL = {
     "ifca": "averages each cluster's uploads separately, by the cluster each client picked",
     "central": "passes one client's model on instead of summing",
     "local": "shares nothing, so there is nothing to aggregate",
+    "fedpg-br": "filters the individual updates by their distances to each other",
     "ucb": "lets only the clients it selects by their reported returns upload, so unselected clients' masks "
            "would not cancel",
 }

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from federation.types import FederationError
 from scenarios import SCENARIOS, personalization
 from scenarios.experiment import ScenarioError
 from scenarios.results import prepare_out_dir, write_results
@@ -70,13 +71,19 @@ def test_every_method_is_scored_and_normalised_in_every_cell(tmp_path):
 
 
 def test_a_failing_method_is_skipped_with_its_reason_and_the_others_still_run():
-    # ifca with declared groups for one client fails at the first round on two clients
-    exp = _tiny(domains=("cartpole",), heterogeneity_levels=("1",), strategies=("fedavg", "local", "ifca:groups=0"))
+    # FedPG-BR's filter refuses a DQN client when the run attaches its hooks (policy-gradient agents only)
+    exp = _tiny(domains=("cartpole",), heterogeneity_levels=("1",), strategies=("fedavg", "local", "fedpg-br"))
     res = personalization.run(exp)
     cell = res.extra["cells"]["cartpole/h1"]
-    assert set(cell["skipped"]) == {"ifca:groups=0"} and "client 1" in cell["skipped"]["ifca:groups=0"]
+    assert set(cell["skipped"]) == {"fedpg-br"} and "dqn" in cell["skipped"]["fedpg-br"]
     assert {"fedavg", "local", "random", "pd-controller"} <= set(cell["methods"])
     assert "skipped: FederationError" in res.extra["personalization_markdown"]
+
+
+def test_what_cannot_run_is_refused_before_any_training():
+    # ifca with declared groups for one client cannot run on two clients: refused when the config is built
+    with pytest.raises(FederationError, match="groups lists 1 clients for a run of"):
+        _tiny(domains=("cartpole",), heterogeneity_levels=("1",), strategies=("fedavg", "ifca:groups=0"))
 
 
 def test_finetune_tunes_for_half_a_round_unless_told():
