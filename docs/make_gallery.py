@@ -1,6 +1,6 @@
 """Rebuild the README's results gallery from finished scenario runs.
 
-    python docs/make_gallery.py SCENARIO=RUN_DIR [SCENARIO=RUN_DIR ...]
+    python docs/make_gallery.py SCENARIO=RUN_DIR[:quick] [SCENARIO=RUN_DIR[:quick] ...]
 
 For each scenario it copies one figure the scenario made (its own figure if it has one, else the learning
 curves) to ``docs/gallery/<scenario>.png`` and takes the first table of the run's ``summary.md``; the README
@@ -33,17 +33,17 @@ def first_table(md: str, max_rows: int = 12) -> str:
     return "\n".join(out[: max_rows + 2])
 
 
-def command(run: Path, scenario: str) -> str:
+def command(run: Path, scenario: str, quick: bool) -> str:
     cfg = json.loads((run / "config.json").read_text()).get("experiment", {})
     seed = cfg.get("seed", 0)
-    return f"frl run {scenario}" + (f" --seed {seed}" if seed else "")
+    return f"frl run {scenario}" + (" --quick" if quick else "") + (f" --seed {seed}" if seed else "")
 
 
-def entry(scenario: str, run: Path) -> str:
+def entry(scenario: str, run: Path, quick: bool = False) -> str:
     GALLERY.mkdir(parents=True, exist_ok=True)
     own = sorted(p for p in run.glob("*.png") if p.name not in GENERIC)  # the scenario's own figure first
     fig = next(iter(own), None) or next((run / f for f in GENERIC if (run / f).exists()), None)
-    parts = [f"### `{scenario}`", "", f"`{command(run, scenario)}`", ""]
+    parts = [f"### `{scenario}`", "", f"`{command(run, scenario, quick)}`", ""]
     if fig is not None:
         shutil.copyfile(fig, GALLERY / f"{scenario}.png")
         parts += [f"![{scenario}](docs/gallery/{scenario}.png)", ""]
@@ -62,10 +62,12 @@ def main(argv: list[str]) -> int:
     entries = {m.group(1): m.group(0) for m in re.finditer(r"### `([^`]+)`.*?(?=### `|\Z)", body, re.S)}
     for arg in argv:
         scenario, _, run = arg.partition("=")
+        quick = run.endswith(":quick")
+        run = run.removesuffix(":quick")
         if not run or not (Path(run) / "summary.md").exists():
             print(f"{arg!r}: expected SCENARIO=RUN_DIR with a summary.md", file=sys.stderr)
             return 2
-        entries[scenario] = entry(scenario, Path(run))
+        entries[scenario] = entry(scenario, Path(run), quick)
     new_body = "\n" + "\n".join(entries[k].rstrip() + "\n" for k in sorted(entries)) + "\n"
     readme.write_text(head + BEGIN + new_body + END + tail)
     return 0

@@ -216,7 +216,8 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
     ax.set_xlabel("round")
     ax.set_ylabel("mean evaluation return over clients")
     ax.set_title(f"{result.experiment.scenario}: learning curves")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    n_labels = len(ax.get_legend_handles_labels()[1])  # many curves (a multi-domain scenario): more columns
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 + n_labels // 28)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     paths = [_save_fig(fig, out / "learning_curves.png")]
