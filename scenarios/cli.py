@@ -316,7 +316,13 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     finally:
         METHOD_SINK.reset(token)
         bar.close()
-    write_results(out, result, plot=getattr(module, "plot", None))
+    try:
+        write_results(out, result, plot=getattr(module, "plot", None))
+    except OSError as e:  # a full disk, a deleted or read-only out dir: one line, what was written stays
+        from scenarios.experiment import ScenarioError
+
+        kept = " (finished methods are in its partial/)" if (out / "partial").is_dir() else ""
+        raise ScenarioError(f"could not write the results into {str(out)!r}: {e.strerror or e}{kept}") from None
     print((out / "summary.md").read_text())
     print(f"results: {out}")
     return 0

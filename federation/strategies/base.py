@@ -88,13 +88,21 @@ def check_number(name: str, value: object, lo: float, hi: float, *, lo_open: boo
     return float(value)  # type: ignore[arg-type]
 
 
-def validate_results(weights: Mapping[str, np.ndarray], results: Sequence[FitResult]) -> None:
-    """Refuse updates that do not match the global model or carry NaN/inf, naming client and key.
+def validate_results(weights: Mapping[str, np.ndarray], results: Sequence[FitResult], *,
+                     repeats: bool = False) -> None:
+    """Refuse updates that do not match the global model or carry NaN/inf, naming client and key, and a
+    client counted twice in one aggregate (unless ``repeats``: FedBuff's buffer may hold two of one client's
+    results, each from another version).
 
     Why: one malformed or diverged client must not silently poison the global model.
     """
     if not results:
         raise FederationError("no client results to aggregate (every sampled client dropped out)")
+    if not repeats:
+        ids = [r.client_id for r in results]
+        dup = sorted({c for c in ids if ids.count(c) > 1})
+        if dup:
+            raise FederationError(f"client {dup[0]} sent {ids.count(dup[0])} results to one aggregate; allowed: one")
     for r in results:
         if r.num_samples <= 0:
             raise FederationError(f"client {r.client_id} reported num_samples={r.num_samples}; must be > 0")

@@ -47,7 +47,7 @@ class FedBuff(Strategy):
         return out
 
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
-        validate_results(weights, results)
+        validate_results(weights, results, repeats=True)
         deltas = [{k: r.weights[k].astype(np.float64) - self._sent[r.client_id][k] for k in weights}
                   for r in results]
         return fedbuff_update(weights, deltas, [staleness_weight(r.staleness) for r in results], self.server_lr)

@@ -139,3 +139,13 @@ def test_fault_knobs_are_validated():
         SystemConfig(min_clients=0)
     with pytest.raises(FederationError, match="fit_timeout_s=-1"):
         SystemConfig(fit_timeout_s=-1)
+
+
+def test_a_client_counted_twice_is_refused_by_the_aggregator():
+    from federation.strategies.base import validate_results
+
+    w = {"w": np.zeros(2, np.float32)}
+    twice = [FitResult(1, {"w": np.ones(2, np.float32)}, 5), FitResult(1, {"w": np.ones(2, np.float32)}, 5)]
+    with pytest.raises(FederationError, match="client 1 sent 2 results"):
+        FedAvg().aggregate_train(1, w, twice)
+    validate_results(w, twice, repeats=True)  # FedBuff's buffer may hold two versions of one client

@@ -175,3 +175,23 @@ def test_a_bad_save_path_is_refused_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--save" in err and "does not exist" in err
     assert not out.exists()  # nothing was claimed or trained
+
+
+def test_an_out_dir_deleted_during_the_run_ends_in_one_line(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from scenarios import experiment
+
+    out = tmp_path / "gone"
+    real = experiment.run_experiment
+
+    def run_then_delete(exp, on_progress=None):
+        res = real(exp, on_progress)
+        shutil.rmtree(out)  # someone removes the directory before the results are written
+        return res
+    monkeypatch.setattr(experiment, "run_experiment", run_then_delete)
+    argv = ["run", "mec-offloading", "--quick", "--clients", "2", "--rounds", "1", "--strategy", "fedavg",
+            "--baselines", "greedy", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not write the results" in err and "Traceback" not in err
