@@ -68,6 +68,8 @@ class ByzantineExperiment(Experiment):
     ``attacks``; ``attack`` is the one the current repetition uses (``strategy`` wraps each method with it)."""
 
     malicious: float = field(default=0.3, metadata=cli("fraction of Byzantine clients, [0, 0.5)"))
+    # set by each repetition from ``attacks`` (so not a flag here: `--attacks` lists them)
+    attack: str = "sign-flip"
     attacks: tuple[str, ...] = field(default=tuple(ATTACKS), metadata=cli(
         f"comma-separated attacks, each 'name' or 'name:key=value' (the attack-free run is always added); "
         f"allowed: {', '.join(ATTACKS)}"))

@@ -73,11 +73,17 @@ def partial_writer(out: Path) -> Any:
     later method fails, so finished work is never thrown away (the final files are written at the end)."""
     def write(scenario: str, method: str, summary: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
         part = out / "partial"
-        part.mkdir(exist_ok=True)
+        try:
+            part.mkdir(exist_ok=True)
+        except OSError:
+            return
         n = len(list(part.glob("*.json")))
         name = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in method)
-        atomic_write_text(part / f"{n:02d}-{scenario}-{name}.json", json.dumps(_json_safe(
-            {"scenario": scenario, "method": method, "summary": summary, "rows": [list(r) for r in rows]})) + "\n")
+        try:
+            atomic_write_text(part / f"{n:02d}-{scenario}-{name}.json", json.dumps(_json_safe(
+                {"scenario": scenario, "method": method, "summary": summary, "rows": [list(r) for r in rows]})) + "\n")
+        except OSError:  # best effort: a full disk must not end the run here (the final write reports it)
+            pass
     return write
 
 
