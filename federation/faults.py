@@ -27,29 +27,32 @@ class ClientFault(RuntimeError):
     """A fault raised inside a client's fit (injected or real); the round loop leaves the client out."""
 
 
-def screen_result(res: FitResult, reference: Mapping[str, np.ndarray]) -> tuple[FitResult | None, str | None]:
+def screen_result(res: FitResult, reference: Mapping[str, np.ndarray], *,
+                  allow_empty: bool = True) -> tuple[FitResult | None, str | None]:
     """``(result, None)`` when ``res`` is usable against ``reference`` (the weights the client loaded, or the
-    global model), with every array cast to the reference dtype; ``(None, "kind: reason")`` otherwise."""
+    global model), with every array cast to the reference dtype; ``(None, "kind: reason")`` otherwise.
+    The one per-upload check: the round loop screens with it, aggregators validate with it
+    (``validate_results``, where an empty upload is refused: ``allow_empty=False``)."""
     if not isinstance(res, FitResult):
         return None, f"exception: fit returned {type(res).__name__}, not a FitResult"
     if isinstance(res.num_samples, bool) or not isinstance(res.num_samples, int | np.integer) or res.num_samples < 0:
         return None, f"shape: num_samples={res.num_samples!r} is not a count"
-    if not res.weights:
+    if not res.weights and allow_empty:
         return res, None  # a method that uploads nothing (local)
     missing, extra = set(reference) - set(res.weights), set(res.weights) - set(reference)
     if missing or extra:
-        return None, f"shape: update keys differ from the model (missing {sorted(missing)[:3]}, " \
-                     f"unexpected {sorted(extra)[:3]})"
+        return None, f"shape: update keys do not match the global model: missing {sorted(missing)}, " \
+                     f"unexpected {sorted(extra)}"
     cast: Weights = {}
     for k, v in res.weights.items():
         ref = np.asarray(reference[k])
         arr = np.asarray(v)
         if arr.shape != ref.shape:
-            return None, f"shape: {k!r} has shape {arr.shape}, expected {ref.shape}"
+            return None, f"shape: {k!r} has shape {arr.shape}; expected {ref.shape}"
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
             return None, f"shape: {k!r} has dtype {arr.dtype}, expected {ref.dtype}"
         if not np.all(np.isfinite(arr)):
-            return None, f"nonfinite: {k!r} contains NaN or Inf"
+            return None, f"nonfinite: {k!r} contains NaN or inf"
         cast[k] = arr.astype(ref.dtype, copy=False)
     return replace(res, weights=cast), None
 
@@ -77,9 +80,10 @@ class FaultInjector:
 
     def fit(self, fit: Callable[[FitIns], FitResult], ins: FitIns) -> tuple[FitResult, bool]:
         """Run ``fit(ins)``, perhaps spoiled; returns (result, timed_out)."""
-        rng = self.rng if self.rng is not None else np.random.default_rng(0)
-        fails = self.probability > 0 and rng.random() < self.probability
-        kind = self.kinds[int(rng.integers(len(self.kinds)))] if fails else None
+        if self.rng is None:  # seeded from the run, never from a constant
+            raise FederationError("FaultInjector: call reseed(SeedSequence) before the first fit")
+        fails = self.probability > 0 and self.rng.random() < self.probability
+        kind = self.kinds[int(self.rng.integers(len(self.kinds)))] if fails else None
         res = fit(ins)
         if kind == "exception":
             raise ClientFault(f"injected fault: client {ins.client_id} crashed after training")

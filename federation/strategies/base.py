@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from agents.base import Weights
 from federation.client import ClientHook
+from federation.faults import screen_result
 from federation.types import FederationError, FitIns, FitResult
 
 
@@ -99,24 +101,12 @@ def validate_results(weights: Mapping[str, np.ndarray], results: Sequence[FitRes
     if not results:
         raise FederationError("no client results to aggregate (every sampled client dropped out)")
     if not repeats:
-        ids = [r.client_id for r in results]
-        dup = sorted({c for c in ids if ids.count(c) > 1})
-        if dup:
-            raise FederationError(f"client {dup[0]} sent {ids.count(dup[0])} results to one aggregate; allowed: one")
+        (cid, n), = Counter(r.client_id for r in results).most_common(1)
+        if n > 1:
+            raise FederationError(f"client {cid} sent {n} results to one aggregate; allowed: one")
     for r in results:
         if r.num_samples <= 0:
             raise FederationError(f"client {r.client_id} reported num_samples={r.num_samples}; must be > 0")
-        missing = set(weights) - set(r.weights)
-        extra = set(r.weights) - set(weights)
-        if missing or extra:
-            raise FederationError(
-                f"client {r.client_id} update keys do not match the global model: "
-                f"missing {sorted(missing)}, unexpected {sorted(extra)}"
-            )
-        for k, v in r.weights.items():
-            if v.shape != weights[k].shape:
-                raise FederationError(
-                    f"client {r.client_id} update {k!r} has shape {v.shape}; expected {weights[k].shape}"
-                )
-            if not np.all(np.isfinite(v)):
-                raise FederationError(f"client {r.client_id} update {k!r} contains NaN or inf")
+        _, reason = screen_result(r, weights, allow_empty=False)
+        if reason is not None:
+            raise FederationError(f"client {r.client_id} update {reason.split(': ', 1)[1]}")
