@@ -397,12 +397,13 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
                 rows.extend((spec, final_round, c.client_id, f"final/{kind}/{k}", v) for k, v in ev.items())
                 if kind != primary:
                     extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
+        system = summarize_system(history)
         summary_extra: dict[str, Any] = {
             "evaluated_model": primary,
-            "samples_per_client": summarize_system(history)["samples_trained"] / len(clients),
+            "samples_per_client": system["samples_trained"] / len(clients),
             "train_time_s": train_time,
             "strategy_params": strategy.params(),
-            **summarize_system(history),
+            **system,
             **(dp_summary(strategy) if exp.dp_clip > 0 else {}),
         }
         if exp.secure_aggregation:
