@@ -310,22 +310,18 @@ def domain_table(grid: BenchGrid, env_id: str, records: list[dict[str, Any]]) ->
 
 def normalised_scores(grid: BenchGrid, env_id: str, records: list[dict[str, Any]]) -> dict[str, float]:
     """Per strategy: mean over seeds and levels of (R − R_random) / (R_best_heuristic − R_random)."""
+    heuristics = {(r["cell"]["heterogeneity"], r["cell"]["seed"]): r["methods"] for r in records
+                  if r["cell"]["env_id"] == env_id and r["cell"]["method"] == HEURISTICS and r["methods"]}
     scores: dict[str, list[float]] = {}
     for rec in records:
         c = rec["cell"]
-        if c["env_id"] != env_id or c["method"] != HEURISTICS:
-            continue
-        heur = rec["methods"]
-        if not heur:
+        heur = heuristics.get((c["heterogeneity"], c["seed"]))
+        if c["env_id"] != env_id or c["method"] == HEURISTICS or heur is None:
             continue
         lo = heur["random"]["mean_return"] if "random" in heur else min(v["mean_return"] for v in heur.values())
         hi = max(v["mean_return"] for v in heur.values())
-        for other in records:
-            oc = other["cell"]
-            if (oc["env_id"], oc["heterogeneity"], oc["seed"]) == (env_id, c["heterogeneity"], c["seed"]) \
-                    and oc["method"] != HEURISTICS:
-                r = other["methods"][oc["method"]]["mean_return"]
-                scores.setdefault(oc["method"], []).append((r - lo) / (hi - lo) if hi > lo else float("nan"))
+        r = rec["methods"][c["method"]]["mean_return"]
+        scores.setdefault(c["method"], []).append((r - lo) / (hi - lo) if hi > lo else float("nan"))
     return {m: float(np.mean(v)) for m, v in scores.items()}
 
 
