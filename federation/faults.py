@@ -78,23 +78,34 @@ class FaultInjector:
     def reseed(self, seq: np.random.SeedSequence) -> None:
         self.rng = np.random.default_rng(seq)
 
-    def fit(self, fit: Callable[[FitIns], FitResult], ins: FitIns) -> tuple[FitResult, bool]:
-        """Run ``fit(ins)``, perhaps spoiled; returns (result, timed_out)."""
+    def draw(self) -> str | None:
+        """The fault of the next fit (``None``: none), from this injector's own seeded stream. The round loop
+        draws it, so every backend injects the same faults wherever the fit runs."""
         if self.rng is None:  # seeded from the run, never from a constant
             raise FederationError("FaultInjector: call reseed(SeedSequence) before the first fit")
         fails = self.probability > 0 and self.rng.random() < self.probability
-        kind = self.kinds[int(self.rng.integers(len(self.kinds)))] if fails else None
+        return self.kinds[int(self.rng.integers(len(self.kinds)))] if fails else None
+
+    def fit(self, fit: Callable[[FitIns], FitResult], ins: FitIns) -> tuple[FitResult, bool]:
+        """Run ``fit(ins)``, perhaps spoiled; returns (result, timed_out)."""
+        kind = self.draw()
         res = fit(ins)
-        if kind == "exception":
-            raise ClientFault(f"injected fault: client {ins.client_id} crashed after training")
-        if kind == "timeout":
-            return res, True
-        if kind in ("nonfinite", "shape") and res.weights:
-            key = sorted(res.weights)[0]
-            arr = np.array(res.weights[key], dtype=np.float64 if kind == "nonfinite" else None, copy=True)
-            if kind == "nonfinite":
-                arr.flat[0] = np.nan
-            else:
-                arr = np.concatenate([arr.ravel(), arr.ravel()[:1]])
-            res = replace(res, weights={**res.weights, key: arr})
-        return res, False
+        if kind is None:
+            return res, False
+        return spoil(res, kind, ins.client_id), kind == "timeout"
+
+
+def spoil(res: FitResult, kind: str, client_id: int) -> FitResult:
+    """``res`` with the injected fault ``kind``: ``exception`` raises (a crash after the local training),
+    ``nonfinite`` puts NaN in one array, ``shape`` lengthens one array; ``timeout`` is the caller's to report."""
+    if kind == "exception":
+        raise ClientFault(f"injected fault: client {client_id} crashed after training")
+    if kind in ("nonfinite", "shape") and res.weights:
+        key = sorted(res.weights)[0]
+        arr = np.array(res.weights[key], dtype=np.float64 if kind == "nonfinite" else None, copy=True)
+        if kind == "nonfinite":
+            arr.flat[0] = np.nan
+        else:
+            arr = np.concatenate([arr.ravel(), arr.ravel()[:1]])
+        res = replace(res, weights={**res.weights, key: arr})
+    return res

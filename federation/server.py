@@ -11,21 +11,29 @@ loop installs on each client) does the rest.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from agents.base import Weights
+from federation.checkpoint import (
+    Checkpointer,
+    capture,
+    capture_global_rngs,
+    check_capturable,
+    restore,
+    restore_global_rngs,
+)
 from federation.client import Client
 from federation.compression import Compressor, apply_delta, delta, make_compressor
 from federation.devices import BufferedAsync, DeviceProfile, RoundPolicy, Scheduler, Synchronous, make_device_profiles
 from federation.faults import FAULT_KINDS, FaultInjector, screen_result
+from federation.pool import ClientPool, FitJob, InProcessPool
 from federation.strategies.base import Strategy
-from federation.types import FederationError, FitIns, FitResult, weights_nbytes
+from federation.types import FederationError, FitResult, weights_nbytes
 
 
 @dataclass(frozen=True)
@@ -74,14 +82,24 @@ def sample_clients(rng: np.random.Generator, n: int, fraction: float) -> list[in
     return sorted(int(i) for i in rng.choice(n, size=m, replace=False))
 
 
-def evaluate_clients(clients: Sequence[Client], strategy: Strategy, rnd: int, global_weights: Weights,
-                     seeds: Sequence[int]) -> dict[int, dict[str, dict[str, float]]]:
+def evaluate_clients(clients: Sequence[Client] | ClientPool, strategy: Strategy, rnd: int, global_weights: Weights,
+                     seeds: Sequence[int] | Mapping[int, Sequence[int]],
+                     ids: Sequence[int] | None = None) -> dict[int, dict[str, dict[str, float]]]:
     """The evaluation protocol, per client: ``own`` (its current local model), ``global`` (the model the
     strategy's ``configure_evaluate`` names for it, combined with its personal parameters) and ``personal``
     where the method's client half has a separate personalised model (Ditto's, APFL's mixture, the
-    fine-tuned model)."""
-    models = strategy.configure_evaluate(rnd, global_weights, [c.client_id for c in clients])
-    return {c.client_id: c.evaluate_models(models.get(c.client_id), seeds) for c in clients}
+    fine-tuned model). ``seeds`` are the episode seeds of every client, or per client id; ``ids`` limits
+    the evaluation to some clients (default: all)."""
+    pool = as_pool(clients)
+    ids = list(pool.ids if ids is None else ids)
+    models = strategy.configure_evaluate(rnd, global_weights, ids)
+    per = {cid: (seeds[cid] if isinstance(seeds, Mapping) else seeds) for cid in ids}
+    return pool.evaluate(models, per)
+
+
+def as_pool(clients: Sequence[Client] | ClientPool) -> ClientPool:
+    """A pool of ``clients`` (a list of in-process clients becomes an :class:`InProcessPool`)."""
+    return clients if isinstance(clients, ClientPool) else InProcessPool(clients)
 
 
 def _seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
@@ -89,7 +107,7 @@ def _seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence
 
 
 def run_federation(
-    clients: Sequence[Client],
+    clients: Sequence[Client] | ClientPool,
     strategy: Strategy,
     *,
     rounds: int,
@@ -99,6 +117,7 @@ def run_federation(
     eval_seeds: Sequence[int] = (0,),
     system: SystemConfig | None = None,
     on_round: RoundCallback | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> History:
     """Run ``rounds`` federated rounds and return the history of per-client evaluations.
 
@@ -113,39 +132,64 @@ def run_federation(
     wrongly shaped weights is left out of the round (``fault/<kind>`` = 1 for that client, the reason in
     ``History.faults``); a round with fewer than ``system.min_clients`` accepted results, or whose aggregator
     refuses them, keeps the previous global model (``round/skipped`` = 1).
+
+    ``clients`` is a list of in-process clients or a :class:`~federation.pool.ClientPool` (where the clients
+    run: in-process, worker processes, Flower). With ``checkpoint``, the complete state is written every
+    ``checkpoint.every`` rounds and after the last, and a run with a saved state continues from it, ending
+    bitwise where the uninterrupted run ends (:mod:`federation.checkpoint`).
     """
     if not isinstance(rounds, int) or rounds < 1:
         raise FederationError(f"rounds={rounds!r} must be an integer >= 1")
     if not 0.0 < fraction <= 1.0:
         raise FederationError(f"fraction={fraction} is out of range; allowed: (0, 1]")
-    if not clients:
+    pool = as_pool(clients)
+    if not pool.ids:
         raise FederationError("no clients")
+    if list(pool.ids) != list(range(len(pool.ids))):
+        raise FederationError(f"client ids must be 0..{len(pool.ids) - 1} in order; got {list(pool.ids)[:10]}")
     system = system or SystemConfig()
     policy, compressor = system.round_policy, system.compressor
     if policy.asynchronous and not strategy.accepts_stale:
         raise FederationError(f"round policy 'buffered-async' cannot drive strategy {strategy.name!r}; "
                               "allowed with it: strategies that weigh stale updates (fedbuff)")
+    if checkpoint is not None and policy.asynchronous:
+        raise FederationError("checkpointing a buffered-async run is not supported (its simulated clock holds running "
+                              "simpy processes); allowed: a synchronous or deadline round policy")
     root = _seed_sequence(seed)
     sample_seq, device_seq, strategy_seq = root.spawn(3)
     if system.faults is not None:  # a 4th child: the first three (and so every fault-free run) are unchanged
         system.faults.reseed(root.spawn(1)[0])
-    devices = system.devices or tuple(make_device_profiles(len(clients), 0.0, int(device_seq.generate_state(1)[0])))
-    if len(devices) != len(clients):
-        raise FederationError(f"{len(devices)} device profiles for {len(clients)} clients")
+    n = len(pool.ids)
+    devices = system.devices or tuple(make_device_profiles(n, 0.0, int(device_seq.generate_state(1)[0])))
+    if len(devices) != n:
+        raise FederationError(f"{len(devices)} device profiles for {n} clients")
     rng = np.random.default_rng(sample_seq)
-    scheduler = Scheduler(policy, dict(enumerate(devices)), {c.client_id: c.steps_per_round for c in clients},
-                          np.random.default_rng(device_seq))
+    scheduler = Scheduler(policy, dict(enumerate(devices)), pool.steps_per_round, np.random.default_rng(device_seq))
     strategy.reseed(strategy_seq)
     compressor.reset()
-    for c in clients:
-        c.use(strategy.client_hook())
-    init = clients[0].agent.get_weights()
-    for c in clients[1:]:
-        c.agent.set_weights(init)
-    global_weights: Weights = clients[0].agent.get_shared_weights()
+    pool.install(strategy)
+    global_weights: Weights = pool.initial_weights()
     versions = {0: global_weights}
     history = History()
-    everyone = [c.client_id for c in clients]
+    everyone = list(pool.ids)
+    first = 1
+
+    def state() -> dict[str, Any]:
+        """Everything the rest of the run depends on (for a checkpoint)."""
+        return {"global": global_weights, "versions": versions, "history": history, "rng": rng,
+                "scheduler": scheduler, "strategy": strategy, "compressor": compressor, "faults": system.faults}
+
+    if checkpoint is not None:
+        saved = checkpoint.load()
+        if saved is not None:  # continue a killed run where its last checkpoint left it
+            done, tree = saved
+            restored = restore(state(), tree["federation"])
+            pool.restore_state(tree["clients"])
+            global_weights, versions = restored["global"], restored["versions"]
+            first = done + 1
+            restore_global_rngs(tree["global_rngs"])
+        else:  # refuse what cannot be checkpointed before any training
+            check_capturable(state(), pool)
 
     def upload(res: FitResult, base: Weights) -> tuple[FitResult, int]:
         """Compress the client's change (Δ = w − what it loaded) and reconstruct what the server receives."""
@@ -156,28 +200,32 @@ def run_federation(
         enc = compressor.encode(res.client_id, delta(res.weights, base))
         return replace(res, weights=apply_delta(base, compressor.decode(enc))), compressor.nbytes(enc)
 
-    for rnd in range(1, rounds + 1):
-        sampled = everyone if scheduler.asynchronous else sample_clients(rng, len(clients), fraction)
+    for rnd in range(first, rounds + 1):
+        sampled = everyone if scheduler.asynchronous else sample_clients(rng, n, fraction)
         instructions = {ins.client_id: ins for ins in strategy.configure_train(rnd, global_weights, sampled)}
         plan = scheduler.next_round(
             rnd - 1, sampled, bytes_down={c: weights_nbytes(instructions[c].weights) for c in sampled},
             bytes_up={c: compressor.nbytes_for(global_weights) if instructions[c].weights else 0 for c in sampled})
         results: list[FitResult] = []
+        jobs = []
         for job in plan.jobs:
             cid = job.client_id
             if job.start_version == rnd - 1:
                 ins = instructions[cid]
             else:  # a buffered-async result trained from an older version
                 ins = strategy.configure_train(rnd, versions[job.start_version], [cid])[0]
-            fitted, reason = _guarded_fit(clients[cid], ins, system)
+            fault = system.faults.draw() if system.faults is not None else None
+            jobs.append(FitJob(ins, fault, system.fit_timeout_s))
+        for job, out in zip(plan.jobs, pool.fit(jobs), strict=True):
+            cid = job.client_id
+            fitted, reason = out.result, out.reason
             if fitted is not None and strategy.screen_uploads:
-                reference = clients[cid].received or global_weights
-                fitted, reason = screen_result(fitted, reference)
+                fitted, reason = screen_result(fitted, out.received or global_weights)
             if fitted is None:
                 history.add(rnd, cid, f"fault/{str(reason).split(':', 1)[0]}", 1.0)
                 history.faults.append((rnd, cid, str(reason)))
                 continue
-            res, nbytes = upload(fitted, clients[cid].received)
+            res, nbytes = upload(fitted, out.received)
             results.append(replace(res, staleness=job.staleness))
             for k, v in res.metrics.items():
                 history.add(rnd, cid, k, v)
@@ -211,31 +259,17 @@ def run_federation(
         history.add(rnd, -1, "sim/round_s", plan.end - plan.start)
         history.add(rnd, -1, "sim/wall_clock_s", plan.end)
         if rnd % eval_every == 0 or rnd == rounds:
-            for cid, res in evaluate_clients(clients, strategy, rnd, global_weights, eval_seeds).items():
+            for cid, res in evaluate_clients(pool, strategy, rnd, global_weights, eval_seeds).items():
                 for kind, ev in res.items():
                     for k, v in ev.items():
                         history.add(rnd, cid, f"{kind}/{k}", v)
+        if checkpoint is not None and (rnd % checkpoint.every == 0 or rnd == rounds):
+            checkpoint.save(rnd, {"federation": capture(state()), "clients": pool.capture_state(),
+                                  "global_rngs": capture_global_rngs()})
         if on_round is not None:
             on_round(rnd, history)
     history.global_weights = global_weights
     return history
-
-
-def _guarded_fit(client: Client, ins: FitIns, system: SystemConfig) -> tuple[FitResult | None, str | None]:
-    """One client's fit, with its exceptions and overruns turned into a reason (the run goes on)."""
-    t0 = time.perf_counter()
-    try:
-        if system.faults is not None:
-            res, timed_out = system.faults.fit(client.fit, ins)
-        else:
-            res, timed_out = client.fit(ins), False
-    except Exception as e:  # noqa: BLE001 - any client failure is that client's, not the run's
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return None, f"exception: {type(e).__name__}: {first}"
-    took = time.perf_counter() - t0
-    if timed_out or (system.fit_timeout_s is not None and took > system.fit_timeout_s):
-        return None, f"timeout: the fit took {'too long (injected)' if timed_out else f'{took:.1f} s'}"
-    return res, None
 
 
 def summarize_system(history: History) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -30,11 +31,13 @@ from envs.knobs import apply_overrides
 from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
 from federation.attacks import choose_malicious, make_attack, with_attack
+from federation.checkpoint import Checkpointer
 from federation.compression import make_compressor
 from federation.devices import DeviceProfile, make_device_profiles, make_round_policy
 from federation.differential_privacy import apply_dp, dp_markdown, dp_summary
 from federation.evaluation import evaluate_parallel
 from federation.faults import FaultInjector
+from federation.pool import ClientPool, InProcessPool
 from federation.secure_aggregation import secure_strategy
 from federation.server import SystemConfig, evaluate_clients, summarize_system
 from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
@@ -45,6 +48,7 @@ class ScenarioError(ValueError):
 
 
 ENV_FORMS = ("single", "parallel")
+BACKENDS = ("inprocess", "processes", "flower", "batched")
 
 
 def baselines_of(entry: EnvEntry, env_form: str) -> Mapping[str, Any]:
@@ -139,6 +143,9 @@ class Experiment:
         "reward-flip[:k=K]"))
     min_clients: int = field(default=1, metadata=cli(
         "a round aggregates only when at least this many clients' results pass screening, else it is skipped"))
+    backend: str = field(default="inprocess", metadata=cli(
+        "where clients run: inprocess | processes (worker processes, bitwise equal) | flower | batched"))
+    workers: int = field(default=2, metadata=cli("worker processes of --backend processes, [1, 256]"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
     # agent acts for every agent id with shared parameters (a multi-agent client) and is scored per agent
     env_form: str = "single"
@@ -207,6 +214,9 @@ class Experiment:
             bad = [b for b in self.baselines if b not in known]
             _need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
         agent_class(self.agent)
+        _need(self.backend in BACKENDS, f"backend={self.backend!r} is not known; allowed: {', '.join(BACKENDS)}")
+        _need(is_int(self.workers) and 1 <= self.workers <= 256,
+              f"workers={self.workers!r} is out of range; allowed: integer in [1, 256]")
         object.__setattr__(self, "_built", (strategies, policy, compressor))
 
     def strategy(self, spec: str) -> Strategy:
@@ -338,69 +348,111 @@ def score_heuristics(exp: Experiment, setup: ClientSetup | None = None,
     return rows, methods
 
 
-def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
-    """Every method on the same clients (configs, devices, seeds: :func:`client_setup`), then every heuristic
-    on the same episodes. The federation's seed is the same for every method, so runs are paired."""
-    start = time.perf_counter()
+def build_clients(exp: Experiment, spec: str, ids: Sequence[int], setup: ClientSetup | None = None) -> list[Client]:
+    """The clients ``ids`` of ``exp`` for method ``spec``: env (seeded), evaluation env and agent from
+    :func:`client_setup`, the same wherever they are built (this process or a backend's worker)."""
     entry = env_entry(exp.env_id)
-    setup = client_setup(exp)
-    configs, seeds, final_seeds, eval_seeds, devices = (setup.configs, setup.seeds, setup.final_seeds,
-                                                        setup.eval_seeds, setup.devices)
-    fed_seq = setup.federation_seed
-    rows: list[tuple[str, int, int, str, float]] = []
-    methods: dict[str, dict[str, Any]] = {}
-    final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
-
+    setup = setup or client_setup(exp)
     parallel = exp.env_form == "parallel"
     make_env = env_maker(exp)
+    cls = agent_class(exp.agent)
+    built = exp._built[0][spec]  # type: ignore[attr-defined]  # wrappers pass agent_overrides through
+    agent_kw = {**dict(exp.agent_config), **dict(built.agent_overrides)}
 
     def spaces(env: Any) -> tuple[gym.Space, gym.Space]:
         if parallel:  # one agent acts for every agent id: all share the first agent's spaces
             return env.observation_space(env.possible_agents[0]), env.action_space(env.possible_agents[0])
         return env.observation_space, env.action_space
 
-    cls = agent_class(exp.agent)
+    clients = []
+    for cid in ids:
+        cfg = setup.configs[cid]
+        env_seed, agent_seed, _, rng_seed = setup.seeds[cid]
+        env = make_env(cfg)
+        env.reset(seed=env_seed)
+        if not parallel:
+            env.action_space.seed(env_seed)
+        clients.append(Client(
+            cid, env, make_env(cfg),
+            lambda env=env, s=agent_seed, kw=agent_kw: cls(*spaces(env), seed=s, **kw),
+            steps_per_round=exp.steps_per_round, kpis=entry.kpis, kpi_weight=entry.kpi_weight,
+            make_env=lambda cfg=cfg: make_env(cfg), rng=np.random.default_rng(rng_seed),
+        ))
+    return clients
+
+
+def make_pool(exp: Experiment, spec: str, setup: ClientSetup | None = None) -> ClientPool:
+    """The clients of ``exp`` for method ``spec`` where ``exp.backend`` runs them."""
+    if exp.backend == "inprocess":
+        return InProcessPool(build_clients(exp, spec, range(exp.n_clients), setup))
+    raise ScenarioError(f"backend={exp.backend!r} is not available yet; allowed: inprocess")
+
+
+#: where run_experiment gets each federation's checkpoint file (set by ``frl run --checkpoint-every``)
+CHECKPOINTS: ContextVar[RunCheckpoints | None] = ContextVar("CHECKPOINTS", default=None)
+
+
+class RunCheckpoints:
+    """The checkpoints of one run: the k-th federation the run starts saves into ``dir/federation-<k>.pt``.
+
+    A run is deterministic, so on resume its k-th federation is the same one: a finished federation is
+    restored from its last checkpoint instead of trained again, an unfinished one continues from it."""
+
+    def __init__(self, directory: Path, every: int, identity: Mapping[str, Any]) -> None:
+        self.dir = Path(directory)
+        self.every = every
+        self.identity = dict(identity)
+        self.count = 0
+
+    def next_federation(self) -> Checkpointer:
+        k = self.count
+        self.count += 1
+        return Checkpointer(self.dir / f"federation-{k:03d}.pt", self.every, {**self.identity, "federation": k})
+
+
+def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
+    """Every method on the same clients (configs, devices, seeds: :func:`client_setup`), then every heuristic
+    on the same episodes. The federation's seed is the same for every method, so runs are paired."""
+    start = time.perf_counter()
+    entry = env_entry(exp.env_id)
+    setup = client_setup(exp)
+    configs, final_seeds, eval_seeds, devices = setup.configs, setup.final_seeds, setup.eval_seeds, setup.devices
+    fed_seq = setup.federation_seed
+    rows: list[tuple[str, int, int, str, float]] = []
+    methods: dict[str, dict[str, Any]] = {}
+    final_round = exp.rounds + 1  # final evaluation is recorded as round R+1 with more episodes
+
     for spec in exp.strategies:
         strategy = exp.strategy(spec)
-        agent_kw = {**dict(exp.agent_config), **dict(strategy.agent_overrides)}
-        clients = []
-        for cid, cfg in enumerate(configs):
-            env_seed, agent_seed, _, rng_seed = seeds[cid]
-            env = make_env(cfg)
-            env.reset(seed=env_seed)
-            if not parallel:
-                env.action_space.seed(env_seed)
-            clients.append(Client(
-                cid, env, make_env(cfg),
-                lambda env=env, s=agent_seed, kw=agent_kw: cls(*spaces(env), seed=s, **kw),
-                steps_per_round=exp.steps_per_round, kpis=entry.kpis, kpi_weight=entry.kpi_weight,
-                make_env=lambda cfg=cfg: make_env(cfg), rng=np.random.default_rng(rng_seed),
-            ))
+        checkpoint = CHECKPOINTS.get()
         t0 = time.perf_counter()
-        history = run_federation(
-            clients, strategy, rounds=exp.rounds, seed=np.random.SeedSequence(fed_seq.entropy,
-                                                                              spawn_key=fed_seq.spawn_key),
-            fraction=exp.fraction, eval_every=exp.eval_every, eval_seeds=eval_seeds, system=exp.system(devices),
-            on_round=(lambda r, h, s=spec: on_progress(s, r, exp.rounds)) if on_progress else None,
-        )
+        with make_pool(exp, spec, setup) as pool:
+            history = run_federation(
+                pool, strategy, rounds=exp.rounds, seed=np.random.SeedSequence(fed_seq.entropy,
+                                                                               spawn_key=fed_seq.spawn_key),
+                fraction=exp.fraction, eval_every=exp.eval_every, eval_seeds=eval_seeds,
+                system=exp.system(devices),
+                on_round=(lambda r, h, s=spec: on_progress(s, r, exp.rounds)) if on_progress else None,
+                checkpoint=checkpoint.next_federation() if checkpoint is not None else None,
+            )
+            finals = {cid: evaluate_clients(pool, strategy, final_round, history.global_weights,
+                                            {cid: final_seeds[cid]}, ids=[cid])[cid] for cid in pool.ids}
         train_time = time.perf_counter() - t0
         rows.extend((spec, r, c, m, v) for r, c, m, v in history.rows)
         per_client: list[dict[str, float]] = []
         extra: dict[str, list[float]] = {}
         primary = "own"
-        for c in clients:
-            evals = evaluate_clients([c], strategy, final_round, history.global_weights,
-                                     final_seeds[c.client_id])[c.client_id]
+        for cid, evals in finals.items():
             primary = "personal" if "personal" in evals else ("global" if "global" in evals else "own")
             per_client.append(evals[primary])
             for kind, ev in evals.items():
-                rows.extend((spec, final_round, c.client_id, f"final/{kind}/{k}", v) for k, v in ev.items())
+                rows.extend((spec, final_round, cid, f"final/{kind}/{k}", v) for k, v in ev.items())
                 if kind != primary:
                     extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
         system = summarize_system(history)
         summary_extra: dict[str, Any] = {
             "evaluated_model": primary,
-            "samples_per_client": system["samples_trained"] / len(clients),
+            "samples_per_client": system["samples_trained"] / exp.n_clients,
             "train_time_s": train_time,
             "strategy_params": strategy.params(),
             **system,
