@@ -254,6 +254,9 @@ class AttackHook(ClientHook):
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         return self.inner.personal_model(client, weights)
 
+    def materialize(self, client: Client) -> None:
+        self.inner.materialize(client)
+
 
 class MaliciousClient(Client):
     """A client whose every installed method hook is wrapped by its attack (see :func:`make_malicious`)."""

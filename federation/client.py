@@ -52,6 +52,10 @@ class ClientHook:
         """The method's personalised model for evaluation (None: the server's model is the personal one)."""
         return None
 
+    def materialize(self, client: Client) -> None:
+        """Create now whatever this hook creates lazily (a personal agent, an env copy), so a checkpoint can be
+        restored into it: a checkpoint fills objects, it never builds networks or envs from a file."""
+
 
 class Client:
     def __init__(

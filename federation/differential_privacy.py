@@ -215,6 +215,9 @@ class ClippingHook(ClientHook):
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         return self.inner.personal_model(client, weights)
 
+    def materialize(self, client: Client) -> None:
+        self.inner.materialize(client)
+
 
 class DPFedAvg(Strategy):
     """Wrap a mean-aggregating strategy in client-level DP (McMahan et al. 2018, Alg. 1, estimator f̃_f).

@@ -143,9 +143,18 @@ class InProcessPool(ClientPool):
         return capture(self.clients)
 
     def restore_state(self, tree: Any) -> None:
-        from federation.checkpoint import restore
-
-        restore(self.clients, tree)
+        restore_clients(self.clients, tree)
 
 
-__all__ = ["ClientFault", "ClientPool", "Evaluation", "FitJob", "FitOutcome", "InProcessPool", "guarded_fit"]
+def restore_clients(clients: Sequence[Client], tree: Any) -> None:
+    """Restore checkpointed clients (every pool's way): each method's client half first creates what it makes
+    lazily (``ClientHook.materialize``), then the tree is written into the objects."""
+    from federation.checkpoint import restore
+
+    for c in clients:
+        c.hook.materialize(c)
+    restore(list(clients), tree)
+
+
+__all__ = ["ClientFault", "ClientPool", "Evaluation", "FitJob", "FitOutcome", "InProcessPool", "guarded_fit",
+           "restore_clients"]

@@ -507,6 +507,9 @@ class SecureUploadHook(ClientHook):
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         return self.inner.personal_model(client, weights)
 
+    def materialize(self, client: Client) -> None:
+        self.inner.materialize(client)
+
 
 class SecureAggregation(Strategy):
     """Any sum-based strategy, aggregated under secure aggregation (see the module docstring).

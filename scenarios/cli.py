@@ -52,10 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a paper-style scenario and write results", add_help=False,
                          description="Run a scenario. Its knobs (e.g. --clients, --rounds, --strategy) depend on the "
                                      "scenario: `frl run SCENARIO --help` lists them.")
-    run.add_argument("scenario", help="scenario name (see `frl list`)")
+    run.add_argument("scenario", nargs="?", default=None, help="scenario name (see `frl list`)")
     run.add_argument("--quick", action="store_true", help="smoke-sized run (seconds)")
     run.add_argument("--out", type=Path, default=None, help="results directory (default runs/<scenario>/<time>)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--checkpoint-every", type=_bounded_int("checkpoint-every", 1, 100_000), default=None,
+                     help="write the complete federated state into the run directory every N rounds (and after the "
+                          "last), so `frl run --resume DIR` can continue a killed run")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                     help="continue the killed run in RUN_DIR from its checkpoints (same flags, same results)")
     run.add_argument("-h", "--help", action="store_true", help="show the scenario's knobs and exit")
     tr = sub.add_parser("train", help="train one agent alone (no federation) on any registered env")
     tr.add_argument("agent", help="agent name (see `frl list`)")
@@ -281,23 +286,102 @@ def apply_flags(name: str, base: Any, argv: Sequence[str]) -> Any:
     return dataclasses.replace(base, **changes)
 
 
+RUN_FILE = "run.json"  # how the run was started: what `frl run --resume` rebuilds it from
+
+
+def _experiment_digest(exp: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(exp.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _resume_target(run_dir: Path) -> dict[str, Any]:
+    """The ``run.json`` of a run that can be resumed, or one line saying why it cannot."""
+    from scenarios.results import STATUS_FILE
+
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {str(run_dir)!r} is not a directory")
+    try:
+        started = json.loads((run_dir / RUN_FILE).read_text())
+        assert isinstance(started, dict) and isinstance(started["scenario"], str) and isinstance(started["argv"], list)
+    except (OSError, ValueError, KeyError, AssertionError):
+        raise UsageError(f"--resume {str(run_dir)!r} holds no readable {RUN_FILE}; allowed: a directory written by "
+                         "`frl run`") from None
+    try:
+        state = json.loads((run_dir / STATUS_FILE).read_text()).get("state")
+    except (OSError, ValueError, AttributeError):
+        state = None
+    if state == "complete":
+        raise UsageError(f"--resume {str(run_dir)!r}: the run is already complete; nothing to resume")
+    return started
+
+
+def _lock_run(out: Path) -> Any:
+    """Hold an exclusive lock on the run directory while this process runs it (released when it dies), so a
+    run cannot be resumed while it is still running."""
+    import fcntl
+
+    f = open(out / ".lock", "w")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UsageError(f"{str(out)!r} is being run by another process; wait for it or kill it first") from None
+    return f
+
+
 def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     import torch
 
     from scenarios import scenario_module
-    from scenarios.experiment import METHOD_SINK, run_experiment
-    from scenarios.results import partial_writer, prepare_out_dir, unique_run_dir, write_results
+    from scenarios.experiment import CHECKPOINTS, METHOD_SINK, RunCheckpoints, run_experiment
+    from scenarios.results import (
+        STATUS_FILE,
+        atomic_write_text,
+        partial_writer,
+        prepare_out_dir,
+        unique_run_dir,
+        write_results,
+    )
 
+    started: dict[str, Any] | None = None
+    if args.resume is not None:
+        if args.scenario is not None or rest or args.quick or args.out is not None:
+            raise UsageError("--resume RUN_DIR takes the run's own flags from RUN_DIR/run.json; allowed with it: "
+                             "--checkpoint-every, --no-progress")
+        started = _resume_target(args.resume)
+        args.scenario, args.quick, rest = started["scenario"], bool(started.get("quick")), list(started["argv"])
+        if args.checkpoint_every is None:
+            args.checkpoint_every = started.get("checkpoint_every")
+    if args.scenario is None:
+        raise UsageError("missing the scenario; allowed: a scenario name (see `frl list`) or --resume RUN_DIR")
     module = scenario_module(args.scenario)
     if args.help:
         print(scenario_parser(args.scenario, module.FULL).format_help().replace(
-            "options:", "options (besides --quick, --out DIR, --no-progress; defaults: the full size):"))
+            "options:", "options (besides --quick, --out DIR, --no-progress, --checkpoint-every N, --resume DIR; "
+                        "defaults: the full size):"))
         return 0
     exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
+    if args.checkpoint_every is not None and not getattr(module, "CHECKPOINTABLE", True):
+        raise UsageError(f"scenario {args.scenario!r} cannot be checkpointed ({module.CHECKPOINT_WHY}); "
+                         "run it without --checkpoint-every")
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
     torch.set_num_threads(1)
-    out = args.out or unique_run_dir(Path("runs") / exp.scenario)
-    out = prepare_out_dir(out)
+    if started is not None:
+        out = args.resume
+        if started.get("experiment_sha256") != _experiment_digest(exp):
+            raise UsageError(f"--resume {str(out)!r}: the scenario's configuration differs from the one the run "
+                             "started with (the code changed?); start a new run")
+        lock = _lock_run(out)
+        atomic_write_text(out / STATUS_FILE, json.dumps({"state": "running", "pid": os.getpid(),
+                                                         "resumed": True}) + "\n")
+    else:
+        out = args.out or unique_run_dir(Path("runs") / exp.scenario)
+        out = prepare_out_dir(out)
+        lock = _lock_run(out)
+        atomic_write_text(out / RUN_FILE, json.dumps({
+            "scenario": args.scenario, "quick": bool(args.quick), "argv": list(rest),
+            "checkpoint_every": args.checkpoint_every, "experiment_sha256": _experiment_digest(exp)}, indent=2) + "\n")
 
     from tqdm.auto import tqdm
 
@@ -311,9 +395,15 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
 
     runner = getattr(module, "run", run_experiment)
     token = METHOD_SINK.set(partial_writer(out))
+    checkpoints = None
+    if args.checkpoint_every is not None or started is not None:
+        checkpoints = RunCheckpoints(out / "checkpoints", args.checkpoint_every or 10**9,
+                                     {"experiment_sha256": _experiment_digest(exp)})
+    ck_token = CHECKPOINTS.set(checkpoints)
     try:
         result = runner(exp, progress)
     finally:
+        CHECKPOINTS.reset(ck_token)
         METHOD_SINK.reset(token)
         bar.close()
     try:
@@ -323,6 +413,11 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
 
         kept = " (finished methods are in its partial/)" if (out / "partial").is_dir() else ""
         raise ScenarioError(f"could not write the results into {str(out)!r}: {e.strerror or e}{kept}") from None
+    if (out / "checkpoints").is_dir():  # they only serve resuming an unfinished run
+        import shutil
+
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    lock.close()
     print((out / "summary.md").read_text())
     print(f"results: {out}")
     return 0

@@ -57,6 +57,8 @@ from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback,
 NAME = "cv2x"
 SUMMARY = ("Federated multi-agent RB/power selection on Liang et al.'s C-V2X setup vs random/SPS/exhaustive "
            "across payloads (Liang, Ye & Li 2019; Gupta & Fernando 2024)")
+CHECKPOINTABLE = False  # `frl run --checkpoint-every` is refused:
+CHECKPOINT_WHY = "its independent runs train in worker processes"
 
 PAYLOAD_UNIT_BYTES = 1060.0
 SWEEP_PAYLOADS = (1, 4, 8)  # x 1060 bytes; the main run is at the preset's 2 x 1060

@@ -71,6 +71,8 @@ NAME = "personalization"
 SUMMARY = ("Where does personalization pay? fedper/fedrep/ditto/finetune/ifca/similarity/env-embedding/apfl vs "
            "fedavg and local on every domain at heterogeneity 0 and 1 (Jin et al. 2022; Li et al. 2021; Deng et al. "
            "2020)")
+CHECKPOINTABLE = False  # `frl run --checkpoint-every` is refused:
+CHECKPOINT_WHY = "its (domain, level) cells train in worker processes"
 
 PERSONALISED = ("fedper", "fedrep", "ditto", "finetune", "ifca", "similarity", "env-embedding", "apfl")
 REFERENCES = ("fedavg", "local")

@@ -77,14 +77,28 @@ def partial_writer(out: Path) -> Any:
             part.mkdir(exist_ok=True)
         except OSError:
             return
-        n = len(list(part.glob("*.json")))
         name = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in method)
+        text = json.dumps(_json_safe({"scenario": scenario, "method": method, "summary": summary,
+                                      "rows": [list(r) for r in rows]})) + "\n"
         try:
-            atomic_write_text(part / f"{n:02d}-{scenario}-{name}.json", json.dumps(_json_safe(
-                {"scenario": scenario, "method": method, "summary": summary, "rows": [list(r) for r in rows]})) + "\n")
+            existing = sorted(part.glob("*.json"))
+            if any(p.name.endswith(f"-{scenario}-{name}.json") and _same_method(p.read_text(), text) for p in existing):
+                return  # a resumed run finishing a method the killed run had stored already
+            atomic_write_text(part / f"{len(existing):02d}-{scenario}-{name}.json", text)
         except OSError:  # best effort: a full disk must not end the run here (the final write reports it)
             pass
     return write
+
+
+def _same_method(a: str, b: str) -> bool:
+    """Whether two stored methods are the same result (timings aside: they differ between processes)."""
+    try:
+        x, y = json.loads(a), json.loads(b)
+        for d in (x, y):
+            d["summary"].pop("train_time_s", None)
+        return bool(x == y)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def unique_run_dir(root: Path) -> Path:

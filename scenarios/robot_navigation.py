@@ -91,6 +91,8 @@ from scenarios.experiment import ExperimentResult, ProgressCallback, ScenarioErr
 NAME = "robot-navigation"
 SUMMARY = ("Lifelong federated RL (LFRL, Liu et al. RA-L 2019): worlds in sequence, cloud knowledge fusion, "
            "vs scratch / transfer / FedAvg in unseen worlds")
+CHECKPOINTABLE = False  # `frl run --checkpoint-every` is refused:
+CHECKPOINT_WHY = "its lifelong learning loop visits worlds in sequence outside the federated round loop"
 METHODS = ("lfrl", "transfer", "fedavg", "scratch")
 _PRETRAINED = ("lfrl", "transfer", "fedavg")
 

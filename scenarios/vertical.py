@@ -53,6 +53,8 @@ from scenarios.experiment import ExperimentResult, ProgressCallback, ScenarioErr
 
 NAME = "vertical"
 SUMMARY = "Vertical FRL (FedRL, Zhuo et al. 2019) vs independent learners on the C-V2X sidelink"
+CHECKPOINTABLE = False  # `frl run --checkpoint-every` is refused:
+CHECKPOINT_WHY = "vertical FRL trains its learners in its own loop, not in federated rounds"
 METHODS = ("vertical-fedrl", "independent")
 ENV_CONFIG = CV2XConfig.preset("liang2019")
 

@@ -55,6 +55,10 @@ class AdaptiveMixtureHook(ClientHook):
         stats["apfl/alpha"] = self.alpha
         return used, stats
 
+    def materialize(self, client: Client) -> None:
+        if self.agent is None:
+            self.agent, self._env = client.make_agent(), client.new_env()
+
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         if self.agent is None or self.v is None:
             return None

@@ -40,6 +40,10 @@ class PersonalModelHook(ClientHook):
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         return self.agent or client.agent  # the client's own model until the first Ditto round
 
+    def materialize(self, client: Client) -> None:
+        if self.agent is None:
+            self.agent, self._env = client.make_agent(), client.new_env()
+
 
 class Ditto(FedAvg):
     name = "ditto"

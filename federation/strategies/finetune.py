@@ -22,6 +22,10 @@ class FinetuneHook(ClientHook):
         self.steps = steps
         self._env = None
 
+    def materialize(self, client: Client) -> None:
+        if self._env is None:
+            self._env = client.new_env()
+
     def personal_model(self, client: Client, weights: Weights | None) -> Agent | None:
         tuned = copy.deepcopy(client.agent)
         if weights:
