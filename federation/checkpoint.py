@@ -98,8 +98,8 @@ def _shared(obj: Any) -> bool:
                 or _frozen(obj) or callable(obj) and not hasattr(obj, "__dict__"))
 
 
-_LEAVES = (np.ndarray, np.random.Generator, np.random.RandomState, torch.Generator, torch.Tensor, torch.nn.Module,
-           torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+_LEAVES = (np.ndarray, np.random.Generator, np.random.SeedSequence, np.random.RandomState, torch.Generator,
+           torch.Tensor, torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
 
 
 def _children(obj: Any, path: str) -> list[tuple[Any, str]]:
@@ -158,6 +158,10 @@ def _capture(obj: Any, path: str, canon: dict[int, str]) -> Any:
         return _array_node(obj, path)
     if isinstance(obj, np.random.Generator):
         return {_T: "npgen", "state": obj.bit_generator.state}
+    if isinstance(obj, np.random.SeedSequence):  # spawning changes it (n_children_spawned)
+        entropy = obj.entropy if isinstance(obj.entropy, int | None) else [int(x) for x in obj.entropy]
+        return {_T: "seedseq", "entropy": entropy, "spawn_key": [int(x) for x in obj.spawn_key],
+                "pool_size": int(obj.pool_size), "n_children_spawned": int(obj.n_children_spawned)}
     if isinstance(obj, np.random.RandomState):
         return {_T: "randomstate", "state": _capture(obj.get_state(legacy=False), path, seen)}
     if isinstance(obj, torch.Generator):
@@ -301,6 +305,13 @@ class _Restorer:
             except (TypeError, ValueError, KeyError) as e:
                 raise CheckpointError(f"checkpoint does not fit this run at {path}: {e}") from None
             return tpl
+        if kind == "seedseq":
+            try:
+                return np.random.SeedSequence(node["entropy"], spawn_key=tuple(node["spawn_key"]),
+                                              pool_size=node["pool_size"],
+                                              n_children_spawned=node["n_children_spawned"])
+            except (TypeError, ValueError, KeyError) as e:
+                raise CheckpointError(f"checkpoint does not fit this run at {path}: {e}") from None
         if kind == "randomstate":
             _need(isinstance(tpl, np.random.RandomState), path, "a NumPy RandomState")
             tpl.set_state(restore(None, node["state"]))

@@ -268,6 +268,7 @@ class DPFedAvg(Strategy):
     def reseed(self, seed: np.random.SeedSequence) -> None:
         """The inner strategy gets this seed as if unwrapped; the noise draws from a child spawned from it."""
         self._reset()
+        self._accountant = _rdp_accountant()  # made at the run's start, so a checkpoint can be restored into it
         self.inner.reseed(seed)
         self.rng = np.random.default_rng(seed.spawn(1)[0])
 
