@@ -338,15 +338,25 @@ def episode_start(np_random: np.random.Generator, cfg: MecOffloadingConfig
 def episode_draws(np_random: np.random.Generator, cfg: MecOffloadingConfig
                   ) -> tuple[np.random.Generator, np.random.Generator, np.ndarray, np.ndarray]:
     """The random part of ``episode_start``: (task generator, background generator, squared distances (m^2),
-    shadowing (dB))."""
-    seeds = np_random.integers(0, 2**63 - 1, size=3)
+    shadowing (dB)). The three generators are ``default_rng`` of the three ``episode_seeds``."""
+    seeds = episode_seeds(np_random)
     rng_task = np.random.default_rng(int(seeds[0]))   # task stream (policy independent)
     rng_bg = np.random.default_rng(int(seeds[1]))     # background stream (policy independent)
-    geo = np.random.default_rng(int(seeds[2]))
+    area, shadow_db = geometry_draws(np.random.default_rng(int(seeds[2])), cfg)
+    return rng_task, rng_bg, area, shadow_db
+
+
+def episode_seeds(np_random: np.random.Generator) -> np.ndarray:
+    """The seeds of an episode's task, background and geometry generators (one draw from the env's np_random)."""
+    return np_random.integers(0, 2**63 - 1, size=3)
+
+
+def geometry_draws(geo: np.random.Generator, cfg: MecOffloadingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Squared device distances (m^2, area-uniform on the annulus) and shadowing (dB) of one episode."""
     r0, r1 = cfg.min_distance_m, cfg.cell_radius_m
     area = geo.uniform(r0 * r0, r1 * r1, cfg.n_devices)                             # area-uniform
     shadow_db = geo.normal(0.0, cfg.shadowing_std_db, cfg.n_devices)               # per device [1]
-    return rng_task, rng_bg, area, shadow_db
+    return area, shadow_db
 
 
 def device_link_gain(area: np.ndarray, shadow_db: np.ndarray, bs_gain_dbi: float | np.ndarray

@@ -53,6 +53,7 @@ from gymnasium.utils.seeding import np_random as make_np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.batched import reseed
 from envs.knobs import resolve_config
 from envs.mec_offloading import (
     MecOffloadingConfig,
@@ -60,7 +61,8 @@ from envs.mec_offloading import (
     background_runs,
     device_link_gain,
     draw_task_block_raw,
-    episode_draws,
+    episode_seeds,
+    geometry_draws,
 )
 from envs.registry import EnvConfigError
 
@@ -182,6 +184,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._np_random: list[np.random.Generator | None] = [None] * b
         self._rng_task: list[np.random.Generator | None] = [None] * b
         self._rng_bg: list[np.random.Generator | None] = [None] * b
+        self._rng_geo: list[np.random.Generator | None] = [None] * b
         self._task_slot_end = [0] * b
         self._obs64 = np.zeros((b, 8 + 4 * k))
         self._has_reset = False
@@ -264,12 +267,19 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     def _reset_many(self, idx: list[int], seeds: Sequence[int | None]) -> None:
         """Start a new episode in every instance of ``idx`` (``MecOffloadingEnv.reset``'s draws per instance)."""
-        areas, shadows = [], []
+        seeds3 = []
         for i, seed in zip(idx, seeds, strict=True):
             if seed is not None or self._np_random[i] is None:
                 self._np_random[i] = make_np_random(seed)[0]
+            seeds3.append(episode_seeds(self._np_random[i]))
+        # the three generators of each episode, as default_rng(seed) builds them (envs.batched.reseed)
+        gens = reseed([g for i in idx for g in (self._rng_task[i], self._rng_bg[i], self._rng_geo[i])],
+                      np.concatenate(seeds3))
+        areas, shadows = [], []
+        for m, i in enumerate(idx):
             p = self._protos[i]
-            self._rng_task[i], self._rng_bg[i], area, shadow = episode_draws(self._np_random[i], p.config)
+            self._rng_task[i], self._rng_bg[i], self._rng_geo[i] = gens[3 * m], gens[3 * m + 1], gens[3 * m + 2]
+            area, shadow = geometry_draws(gens[3 * m + 2], p.config)
             areas.append(area)
             shadows.append(shadow)
             self._bg_state[i] = (self._rng_bg[i].random(self.n_servers) < p._burst_stationary).astype(int).tolist()
