@@ -132,6 +132,12 @@ on its field; this table is generated from them (``envs.knobs.knob_table``, also
 
 {knob_table}
 
+**Batched core.** ``gymnasium.make_vec("frl/MecOffloading-v0", num_envs=B, vectorization_mode=
+"vector_entry_point", configs=[...])`` steps B cells with per-instance configs as numpy array operations
+(``envs.mec_offloading_batched``); it draws the same random streams with the same functions
+(``episode_seeds``, ``geometry_draws``, ``draw_task_block_raw``, ``background_runs``), so instance i equals this
+env with the same config, seed and actions.
+
 "design" marks choices of this env (not taken from a paper). The load-setting defaults put the cell in the
 contended regime described above: mean demand 20 devices x 1.5 tasks/s x 0.6 Gcycles = 18 GHz against
 (6 + 9 + 13.5) GHz x (1 - 0.46 mean background) ~ 15.5 GHz of spare edge CPU and 20 x 1 GHz of device CPUs.

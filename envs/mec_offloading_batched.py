@@ -15,21 +15,26 @@ every knob except ``n_servers``, which fixes the spaces.
 
 ## Why it is exact
 
-Everything random in the single env comes from three generators created at each reset from the env's
-``np_random`` (``episode_start``): device geometry (once per episode), the *task* stream and the *background
-load* stream. Both streams are drawn in fixed blocks whose content depends on the seed alone, never on the
-policy or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block``: Poisson counts per slot
-and device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots per server
-(``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The batched core
-keeps one ``np_random`` and the two stream generators per instance and calls *the same functions* on them
-when instance i needs its next block (a short Python loop over the few instances that need one; a block
-serves ~190 decisions at defaults), and computes the block's derived quantities with the same expressions
-(``task_physics``). The per-decision physics (FIFO queues of device CPUs, uplink and servers with the Lindley
-recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are written as
-array operations over the instance axis that perform the single env's IEEE double operations in the same
-order (``np.where`` picks the branch the single env takes), so the results are identical, not merely close.
-Bisection over the cumulative capacity is a fixed number of masked halvings (the bit length of the widest
-search interval in the batch), equal to ``bisect_right`` because the capacity is non-decreasing.
+Everything random in the single env comes from its ``np_random`` and three generators created from it at each
+reset (``episode_seeds``): device geometry (``geometry_draws``, once per episode), the *task* stream and the
+*background load* stream. Both streams are drawn in fixed blocks whose content depends on the seed alone, never
+on the policy or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block_raw``: Poisson
+counts per slot and device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots
+per server (``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The
+batched core keeps one ``np_random`` and the three generators per instance and calls *the same functions* on
+them when instance i needs its next block (a short Python loop over the few instances that need one in a step;
+a block serves ~190 decisions at defaults). The generators are put into ``default_rng(seed)``'s state with the
+seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against NumPy). Every
+derived quantity (link gain, rates, times, energies, features, capacities and their cumulative sums) is
+computed for all the new blocks of a step at once with the single env's elementwise expressions
+(``device_link_gain``; ``draw_task_block`` and ``task_physics``'s formulas), which give the same IEEE doubles
+whatever the batching. The per-decision physics (FIFO queues of device CPUs, uplink and servers with the
+Lindley recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are array
+operations over the instance axis that perform the single env's double operations in the same order
+(``np.where`` picks the branch the single env takes), so the results are identical, not merely close. The
+inversion's search (``bisect_right`` over the cumulative capacity, non-decreasing) is a binary search with
+descending power-of-two steps, as many as the bit length of the widest search interval in the batch.
+``tests/envs/test_batched_mec_offloading.py`` checks equality with a ``SyncVectorEnv`` of single envs.
 
 The single env is event driven: one decision per task, empty slots are skipped because the task list already
 carries each task's slot. In the batched core each instance reads its own next task, so instances advance
@@ -193,7 +198,7 @@ class MecOffloadingVectorEnv(VectorEnv):
     def _refill_tasks(self, idx: list[int]) -> None:
         """The next task block of every instance in ``idx``: the draws per instance (``draw_task_block_raw`` on
         its own task generator, as ``MecOffloadingEnv``), the derived quantities in one pass over all of them
-        (the same elementwise expressions as ``draw_task_block`` and ``task_physics``)."""
+        (the same elementwise expressions as ``draw_task_block`` and ``task_physics``; keep them in step)."""
         parts = []
         for i in idx:
             p = self._protos[i]
