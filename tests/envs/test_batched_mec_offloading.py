@@ -118,3 +118,22 @@ def test_observations_stay_in_space_over_long_runs():
         obs, r, term, trunc, info = venv.step(rng.integers(0, 4, 16))
         assert venv.observation_space.contains(obs)
         assert np.all(np.isfinite(r)) and np.all(r <= 0.0) and not term.any()
+
+
+def test_gymnasium_vector_wrappers_accept_the_core():
+    """Gymnasium's own vector wrappers (which read the autoreset mode) work on it: episode statistics add up."""
+    cfgs = [dataclasses.replace(c, episode_tasks=25) for c in make_client_configs(4, 1.0, 8)]
+    venv = gym.wrappers.vector.RecordEpisodeStatistics(MecOffloadingVectorEnv(configs=cfgs))
+    venv.reset(seed=1)
+    rng = np.random.default_rng(2)
+    ret = np.zeros(4)
+    seen = 0
+    for _ in range(80):
+        _, r, term, trunc, info = venv.step(rng.integers(0, 4, 4))
+        ret += r
+        if "episode" in info:
+            done = info["_episode"]
+            assert np.allclose(info["episode"]["r"][done], ret[done]) and np.all(info["episode"]["l"][done] == 25)
+            ret[done] = 0.0
+            seen += int(done.sum())
+    assert seen >= 8
