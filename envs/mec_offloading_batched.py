@@ -74,8 +74,9 @@ from envs.registry import EnvConfigError
 __all__ = ["MecOffloadingVectorEnv", "make_vector_env"]
 
 # columns of a task record (one row per task in the per-instance task buffer)
-_SLOT, _DEV, _SIZE, _WORK, _TLOC, _ELOC, _TUP, _DL, _GAINF, _DENSF, _SIZEF, _DLF, _TLOCF, _TUPF = range(14)
-_NF = 14
+# (slot, flat index of the device in (B, n_devices_max), size (Mbit), density, deadline, raw fade)
+_SLOT, _DEV, _SMB, _DENS, _DL, _FADE = range(6)
+_NF = 6
 _INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
 
 
@@ -170,11 +171,9 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._up_free = np.zeros(b)
         self._srv_free = np.zeros((b, k))
         self._tcap = 256
-        self._tb = np.zeros((b, self._tcap, _NF))       # task records, one row per task
-        self._tb[:, :, _TLOC] = 1.0
+        self._tb = np.ones((b, self._tcap, _NF))        # task records (raw draws), one row per task
         self._nblk = np.zeros(b, dtype=np.int64)
         self._ptr = np.zeros(b, dtype=np.int64)
-        self._cur = np.zeros((_NF, b))
         self._ru = np.zeros((b, k, r))
         self._rcap = np.ones((b, k, r))
         self._rphi = np.zeros((b, k, r))
@@ -192,6 +191,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._rng_geo: list[np.random.Generator | None] = [None] * b
         self._task_slot_end = [0] * b
         self._obs64 = np.zeros((b, 8 + 4 * k))
+        self._obs64[:, 10::4] = self._srv_feat
+        self._feat = np.zeros((6, b))                   # features of the pending tasks (observation columns)
         self._has_reset = False
 
     # ------------------------------------------------------------------ block draws (per instance) + physics (batched)
@@ -212,29 +213,17 @@ class MecOffloadingVectorEnv(VectorEnv):
         flat = np.concatenate([q[1] for q in parts])
         nd = self._nd_arr[rep]
         slot = flat // nd + np.repeat(np.array([q[0] for q in parts], dtype=np.int64), counts)
-        dev = flat % nd
-        size = np.concatenate([q[2] for q in parts]) * 1e6                               # bit
-        dens = np.concatenate([q[3] for q in parts])
-        dl = np.concatenate([q[4] for q in parts])
-        fade = np.maximum(np.concatenate([q[5] for q in parts]), 1e-12)
-        gain = self._pg.reshape(-1)[rep * self._dmax + dev] * fade
-        rate = self._bw[rep] * np.log2(1.0 + self._snr[rep] * gain)                      # bit/s [2]
-        work = size * dens
-        t_loc = work / self._f_loc[rep]
-        t_up = size / rate
+        dev = flat % nd + rep * self._dmax
         nmax = int(counts.max())
         if nmax > self._tcap:
             grow = max(nmax, 2 * self._tcap)
-            tb = np.zeros((self.num_envs, grow, _NF))
-            tb[:, :, _TLOC] = 1.0
+            tb = np.ones((self.num_envs, grow, _NF))
             tb[:, :self._tcap] = self._tb
             self._tb, self._tcap = tb, grow
         offs = np.cumsum(counts) - counts
         dest = rep * self._tcap + (np.arange(flat.size) - np.repeat(offs, counts))
         self._tb.reshape(-1, _NF)[dest] = np.array((
-            slot, dev, size, work, t_loc, work * self._e_pc[rep], t_up, dl,
-            np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0), dens / (dens + 1000.0),
-            size / (size + 1e6), dl / (dl + 1.0), t_loc / (t_loc + 1.0), t_up / (t_up + 1.0))).T
+            slot, dev, *(np.concatenate([q[f] for q in parts]) for f in range(2, 6)))).T
         self._nblk[ia] = counts
         self._ptr[ia] = 0
 
@@ -310,33 +299,49 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ batched read-outs
     def _load(self) -> None:
-        """Gather every instance's pending task and make sure its background covers the task's deadline."""
-        self._cur = np.ascontiguousarray(self._tb.reshape(-1, _NF)[self._rows * self._tcap + self._ptr].T)
-        need = self._cur[_SLOT].astype(np.int64) + self._ahead
+        """Gather every instance's pending task, derive its physics (the single env's ``draw_task_block`` and
+        ``task_physics`` expressions, elementwise) and make sure its background covers the task's deadline."""
+        c = self._tb.reshape(-1, _NF)[self._rows * self._tcap + self._ptr].T
+        slot = c[_SLOT]
+        self._dev = c[_DEV].astype(np.intp)
+        self._now = slot * self._slot
+        size = c[_SMB] * 1e6                                                            # bit
+        dens = c[_DENS]
+        self._dl = dl = np.ascontiguousarray(c[_DL])
+        gain = self._pg.reshape(-1)[self._dev] * np.maximum(c[_FADE], 1e-12)            # |h|^2 [2]
+        rate = self._bw * np.log2(1.0 + self._snr * gain)                               # bit/s [2]
+        self._size = size
+        self._work = work = size * dens
+        self._t_loc = t_loc = work / self._f_loc
+        self._e_loc = work * self._e_pc
+        self._t_up = t_up = size / rate
+        self._slot_i = slot_i = slot.astype(np.int64)
+        f = self._feat
+        f[0] = size / (size + 1e6)
+        f[1] = dens / (dens + 1000.0)
+        f[2] = dl / (dl + 1.0)
+        f[3] = t_loc / (t_loc + 1.0)
+        f[4] = t_up / (t_up + 1.0)
+        f[5] = np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0)
+        need = slot_i + self._ahead
         short = np.flatnonzero(self._bg_len < need)
         if short.size:
             self._extend_background(short.tolist(), need[short].tolist())
 
     def _observe(self) -> np.ndarray:
-        c = self._cur
-        now = c[_SLOT] * self._slot
+        now = self._now
         o = self._obs64
-        o[:, 0] = c[_SIZEF]
-        o[:, 1] = c[_DENSF]
-        o[:, 2] = c[_DLF]
-        o[:, 3] = c[_TLOCF]
-        b = np.maximum(self._local_free.reshape(-1)[self._rows_d + c[_DEV].astype(np.intp)] - now, 0.0)
+        f = self._feat
+        o[:, 0:4] = f[0:4].T
+        b = np.maximum(self._local_free.reshape(-1)[self._dev] - now, 0.0)
         o[:, 4] = b / (b + 1.0)
         ub = np.maximum(self._up_free - now, 0.0)
         o[:, 5] = ub / (ub + 1.0)
-        o[:, 6] = c[_TUPF]
-        o[:, 7] = c[_GAINF]
+        o[:, 6:8] = f[4:6].T
         sb = np.maximum(self._srv_free - now[:, None], 0.0)
         o[:, 8::4] = sb / (sb + 1.0)
-        j = c[_SLOT].astype(np.intp) & self._mask
-        o[:, 9::4] = self._ru.reshape(-1)[(self._rows_kr + j)[:, None] + self._k_r]
-        o[:, 10::4] = self._srv_feat
-        bh = self._bh_lat + self._bh_bit * c[_SIZE][:, None]
+        o[:, 9::4] = self._ru.reshape(-1)[(self._rows_kr + (self._slot_i & self._mask))[:, None] + self._k_r]
+        bh = self._bh_lat + self._bh_bit * self._size[:, None]
         o[:, 11::4] = bh / (bh + 0.01)
         return o.astype(np.float32)
 
@@ -411,10 +416,9 @@ class MecOffloadingVectorEnv(VectorEnv):
             raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
                                           f"values in 0..{kk}")
         a = a.astype(np.int64)
-        c = self._cur
-        now = c[_SLOT] * self._slot
-        dev = self._rows_d + c[_DEV].astype(np.intp)              # flat index into (B, n_devices_max)
-        size, work, t_loc, e_loc, t_up, dl = c[_SIZE], c[_WORK], c[_TLOC], c[_ELOC], c[_TUP], c[_DL]
+        now = self._now
+        dev = self._dev                                            # flat index into (B, n_devices_max)
+        size, work, t_loc, e_loc, t_up, dl = self._size, self._work, self._t_loc, self._e_loc, self._t_up, self._dl
         t_d = now + dl
         loc = a == 0
 
