@@ -382,7 +382,8 @@ def draw_task_block(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_slot
     Returns ``(slot_end, slot, device, size (bit), density (cycles/bit), deadline (s), fading |h|^2)``: the
     draws of ``draw_task_block_raw`` put in physical units.
     """
-    end, first, flat, size_mbit, dens, dl, fade = draw_task_block_raw(rng, cfg, lam_slot, s0, n_slots)
+    end, first, counts, size_mbit, dens, dl, fade = draw_task_block_raw(rng, cfg, lam_slot, s0, n_slots)
+    flat = np.repeat(np.arange(counts.size), counts)            # flat (slot, device) index of each task
     return (end, flat // cfg.n_devices + first, flat % cfg.n_devices, size_mbit * 1e6, dens, dl,
             np.maximum(fade, 1e-12))
 
@@ -390,8 +391,8 @@ def draw_task_block(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_slot
 def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_slot: float, s0: int,
                         n_slots: int
                         ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The draws of one task block: ``(slot_end, block's first slot, flat (slot, device) index of each task,
-    size (Mbit), density, deadline, raw fade)``.
+    """The draws of one task block: ``(slot_end, block's first slot, task counts per (slot, device) flattened,
+    size (Mbit), density, deadline, raw fade)`` (tasks in (slot, device) order).
 
     Poisson counts per slot and device, then sizes, densities, deadlines and fades of the block's tasks, each one
     vectorised call on the task generator; an empty block is skipped (its slots have no task). This is the
@@ -400,9 +401,7 @@ def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_
     """
     while True:
         counts = rng.poisson(lam_slot, size=(n_slots, cfg.n_devices)).ravel()
-        nz = np.flatnonzero(counts)
-        flat = np.repeat(nz, counts[nz])
-        n = flat.size
+        n = int(counts.sum())
         if n == 0:
             s0 += n_slots
             continue
@@ -410,7 +409,7 @@ def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_
         dens = rng.uniform(cfg.density_min, cfg.density_max, n)                           # cycles/bit
         dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
         fade = rng.exponential(1.0, n)                                                   # |h|^2 [2]
-        return s0 + n_slots, s0, flat, size_mbit, dens, dl, fade
+        return s0 + n_slots, s0, counts, size_mbit, dens, dl, fade
 
 
 def task_physics(dev: np.ndarray, size: np.ndarray, dens: np.ndarray, fade: np.ndarray, path_gain: np.ndarray,

@@ -203,14 +203,18 @@ class MecOffloadingVectorEnv(VectorEnv):
         parts = []
         for i in idx:
             p = self._protos[i]
-            end, first, flat, size_mbit, dens, dl, fade = draw_task_block_raw(
+            end, first, per_cell, size_mbit, dens, dl, fade = draw_task_block_raw(
                 self._rng_task[i], p.config, p._lam_slot, self._task_slot_end[i], self._TASK_BLOCK_SLOTS)
             self._task_slot_end[i] = end
-            parts.append((first, flat, size_mbit, dens, dl, fade))
-        counts = np.array([q[1].size for q in parts], dtype=np.int64)
+            parts.append((first, per_cell, size_mbit, dens, dl, fade))
+        counts = np.array([q[2].size for q in parts], dtype=np.int64)    # tasks per block
         ia = np.asarray(idx, dtype=np.int64)
         rep = np.repeat(ia, counts)
-        flat = np.concatenate([q[1] for q in parts])
+        # flat (slot, device) index of every task within its block (draw_task_block's np.repeat, for all blocks)
+        per_cell = [q[1] for q in parts]
+        cells = np.array([x.size for x in per_cell], dtype=np.int64)
+        cell0 = np.cumsum(cells) - cells
+        flat = np.repeat(np.arange(int(cells.sum())), np.concatenate(per_cell)) - np.repeat(cell0, counts)
         nd = self._nd_arr[rep]
         slot = flat // nd + np.repeat(np.array([q[0] for q in parts], dtype=np.int64), counts)
         dev = flat % nd + rep * self._dmax
