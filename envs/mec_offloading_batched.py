@@ -176,7 +176,13 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._ptr = np.zeros(b, dtype=np.int64)
         self._ru = np.zeros((b, k, r))
         self._rcap = np.ones((b, k, r))
+        # cumulative capacity at the *end* of each slot: phi[j] (before slot j) is read at ring slot j - 1
         self._rphi = np.zeros((b, k, r))
+        nb = self._BG_BLOCK_SLOTS
+        assert r % nb == 0
+        self._ru4 = self._ru.reshape(b, k, r // nb, nb)         # block views (aligned writes)
+        self._rcap4 = self._rcap.reshape(b, k, r // nb, nb)
+        self._rphi4 = self._rphi.reshape(b, k, r // nb, nb)
         self._bg_len = np.zeros(b, dtype=np.int64)
         self._phi_last = np.zeros((b, k))
         self._bg_state: list[list[int]] = [[0] * k for _ in range(b)]
@@ -253,13 +259,10 @@ class MecOffloadingVectorEnv(VectorEnv):
             cum = np.cumsum(cap, axis=2) + self._phi_last[ia][:, :, None]
             self._phi_last[ia] = cum[:, :, -1]
             start = self._bg_len[ia]
-            t = np.arange(n)
-            base = (self._rows_kr[ia][:, None] + self._k_r[None, :])[:, :, None]
-            pos = base + ((start[:, None] + t[None, :]) & self._mask)[:, None, :]
-            pos1 = base + ((start[:, None] + 1 + t[None, :]) & self._mask)[:, None, :]
-            self._ru.reshape(-1)[pos] = us
-            self._rcap.reshape(-1)[pos] = cap
-            self._rphi.reshape(-1)[pos1] = cum
+            blk = (start & self._mask) // n            # blocks start at multiples of n, aligned in the ring
+            self._ru4[ia, :, blk] = us
+            self._rcap4[ia, :, blk] = cap
+            self._rphi4[ia, :, blk] = cum
             self._bg_len[ia] = start + n
             todo = [(i, need) for i, need in todo if self._bg_len[i] < need]
 
@@ -297,7 +300,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._steps[ia] = 0
         self._bg_len[ia] = 0
         self._phi_last[ia] = 0.0
-        self._rphi[ia, :, 0] = 0.0
+        self._rphi[ia, :, -1] = 0.0                   # phi before slot 0 (read as the end of slot -1)
         self._extend_background(idx, [self._BG_BLOCK_SLOTS] * len(idx))
         self._refill_tasks(idx)
 
@@ -363,9 +366,9 @@ class MecOffloadingVectorEnv(VectorEnv):
         x = start * inv
         j = x.astype(np.int64)
         pj = base + (j & mask)
-        target = phi[pj] + cap[pj] * (x - j) + work
+        target = phi[base + ((j - 1) & mask)] + cap[pj] * (x - j) + work
         pd = base + (jd & mask)
-        over = target > phi[pd] + cap[pd] * (tdi - jd)
+        over = target > phi[base + ((jd - 1) & mask)] + cap[pd] * (tdi - jd)
         # bisect_right(phi, target, j, jd + 1) - 1: the last slot m in [j, jd] with phi[m] <= target
         # (phi[j] <= target always), found by descending power-of-two steps
         span = jd - j
@@ -375,11 +378,10 @@ class MecOffloadingVectorEnv(VectorEnv):
         while step and width:
             cand = m + step
             ok = cand <= jd
-            ok &= phi[base + (cand & mask)] <= target
+            ok &= phi[base + ((cand - 1) & mask)] <= target
             m = np.where(ok, cand, m)
             step >>= 1
-        pm = base + (m & mask)
-        fin = (m + (target - phi[pm]) / cap[pm]) * self._slot[ii]
+        fin = (m + (target - phi[base + ((m - 1) & mask)]) / cap[base + (m & mask)]) * self._slot[ii]
         fin[over] = np.inf
         return fin
 
