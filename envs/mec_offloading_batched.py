@@ -74,9 +74,9 @@ from envs.registry import EnvConfigError
 __all__ = ["MecOffloadingVectorEnv", "make_vector_env"]
 
 # columns of a task record (one row per task in the per-instance task buffer)
-# (slot, flat index of the device in (B, n_devices_max), size (Mbit), density, deadline, raw fade)
-_SLOT, _DEV, _SMB, _DENS, _DL, _FADE = range(6)
-_NF = 6
+# (cell = slot within the block * n_devices + device, size (Mbit), density, deadline, raw fade)
+_CELL, _SMB, _DENS, _DL, _FADE = range(5)
+_NF = 5
 _INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
 
 
@@ -173,6 +173,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._tcap = 256
         self._tb = np.ones((b, self._tcap, _NF))        # task records (raw draws), one row per task
         self._nblk = np.zeros(b, dtype=np.int64)
+        self._first = np.zeros(b, dtype=np.int64)      # first slot of each instance's current task block
         self._ptr = np.zeros(b, dtype=np.int64)
         self._ru = np.zeros((b, k, r))
         self._rcap = np.ones((b, k, r))
@@ -203,39 +204,27 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ block draws (per instance) + physics (batched)
     def _refill_tasks(self, idx: list[int]) -> None:
-        """The next task block of every instance in ``idx``: the draws per instance (``draw_task_block_raw`` on
-        its own task generator, as ``MecOffloadingEnv``), the derived quantities in one pass over all of them
-        (the same elementwise expressions as ``draw_task_block`` and ``task_physics``; keep them in step)."""
-        parts = []
+        """The next task block of every instance in ``idx``: its draws (``draw_task_block_raw`` on the instance's
+        own task generator, as ``MecOffloadingEnv``) stored raw; the derived quantities are computed for the
+        pending tasks in ``_load`` (the same elementwise expressions as ``draw_task_block`` and ``task_physics``;
+        keep them in step)."""
+        tb = self._tb
         for i in idx:
             p = self._protos[i]
             end, first, per_cell, size_mbit, dens, dl, fade = draw_task_block_raw(
                 self._rng_task[i], p.config, p._lam_slot, self._task_slot_end[i], self._TASK_BLOCK_SLOTS)
             self._task_slot_end[i] = end
-            parts.append((first, per_cell, size_mbit, dens, dl, fade))
-        counts = np.array([q[2].size for q in parts], dtype=np.int64)    # tasks per block
-        ia = np.asarray(idx, dtype=np.int64)
-        rep = np.repeat(ia, counts)
-        # flat (slot, device) index of every task within its block (draw_task_block's np.repeat, for all blocks)
-        per_cell = [q[1] for q in parts]
-        cells = np.array([x.size for x in per_cell], dtype=np.int64)
-        cell0 = np.cumsum(cells) - cells
-        flat = np.repeat(np.arange(int(cells.sum())), np.concatenate(per_cell)) - np.repeat(cell0, counts)
-        nd = self._nd_arr[rep]
-        slot = flat // nd + np.repeat(np.array([q[0] for q in parts], dtype=np.int64), counts)
-        dev = flat % nd + rep * self._dmax
-        nmax = int(counts.max())
-        if nmax > self._tcap:
-            grow = max(nmax, 2 * self._tcap)
-            tb = np.ones((self.num_envs, grow, _NF))
-            tb[:, :self._tcap] = self._tb
-            self._tb, self._tcap = tb, grow
-        offs = np.cumsum(counts) - counts
-        dest = rep * self._tcap + (np.arange(flat.size) - np.repeat(offs, counts))
-        self._tb.reshape(-1, _NF)[dest] = np.array((
-            slot, dev, *(np.concatenate([q[f] for q in parts]) for f in range(2, 6)))).T
-        self._nblk[ia] = counts
-        self._ptr[ia] = 0
+            n = size_mbit.size
+            if n > self._tcap:
+                grow = max(n, 2 * self._tcap)
+                tb = np.ones((self.num_envs, grow, _NF))
+                tb[:, :self._tcap] = self._tb
+                self._tb, self._tcap = tb, grow
+            # (slot, device) cell of every task in the block (draw_task_block's np.repeat)
+            tb[i, :n] = np.array((np.repeat(np.arange(per_cell.size), per_cell), size_mbit, dens, dl, fade)).T
+            self._first[i] = first
+            self._nblk[i] = n
+        self._ptr[idx] = 0
 
     def _extend_background(self, idx: list[int], needed: list[int]) -> None:
         """Extend the background ring of each instance ``idx[m]`` until it covers slot ``needed[m] - 1``, in
@@ -309,9 +298,10 @@ class MecOffloadingVectorEnv(VectorEnv):
         """Gather every instance's pending task, derive its physics (the single env's ``draw_task_block`` and
         ``task_physics`` expressions, elementwise) and make sure its background covers the task's deadline."""
         c = self._tb.reshape(-1, _NF)[self._rows * self._tcap + self._ptr].T
-        slot = c[_SLOT]
-        self._dev = c[_DEV].astype(np.intp)
-        self._now = slot * self._slot
+        cell = c[_CELL].astype(np.int64)
+        self._slot_i = slot_i = cell // self._nd_arr + self._first
+        self._dev = cell % self._nd_arr + self._rows_d
+        self._now = slot_i * self._slot
         size = c[_SMB] * 1e6                                                            # bit
         dens = c[_DENS]
         self._dl = dl = np.ascontiguousarray(c[_DL])
@@ -322,7 +312,6 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._t_loc = t_loc = work / self._f_loc
         self._e_loc = work * self._e_pc
         self._t_up = t_up = size / rate
-        self._slot_i = slot_i = slot.astype(np.int64)
         f = self._feat
         f[0] = size / (size + 1e6)
         f[1] = dens / (dens + 1000.0)
