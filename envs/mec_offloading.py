@@ -202,6 +202,7 @@ __all__ = [
 ]
 
 _INF = math.inf
+_MAX_EMPTY_BLOCKS = 1_000_000          # cap on consecutive empty task blocks (never reached at legal loads)
 
 _ORDERED = (("task_size_min_mbit", "task_size_max_mbit"), ("density_min", "density_max"),
             ("deadline_min_s", "deadline_max_s"))
@@ -399,7 +400,7 @@ def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_
     only consumer of the task generator, so the task stream is a function of the seed alone (both the single
     env and ``envs.mec_offloading_batched`` call it, which makes their streams identical).
     """
-    while True:
+    for _ in range(_MAX_EMPTY_BLOCKS):
         counts = rng.poisson(lam_slot, size=(n_slots, cfg.n_devices)).ravel()
         n = int(counts.sum())
         if n == 0:
@@ -410,6 +411,8 @@ def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_
         dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
         fade = rng.exponential(1.0, n)                                                   # |h|^2 [2]
         return s0 + n_slots, s0, counts, size_mbit, dens, dl, fade
+    # step cap: at the smallest legal load (1e-4 tasks per device-slot) a block is empty with probability 0.994
+    raise RuntimeError(f"no task in {_MAX_EMPTY_BLOCKS} blocks of {n_slots} slots (lam_slot={lam_slot!r})")
 
 
 def task_physics(dev: np.ndarray, size: np.ndarray, dens: np.ndarray, fade: np.ndarray, path_gain: np.ndarray,

@@ -24,11 +24,12 @@ per server (``background_runs``: geometric run lengths of the two-state chain, m
 batched core keeps one ``np_random`` and the three generators per instance and calls *the same functions* on
 them when instance i needs its next block (a short Python loop over the few instances that need one in a step;
 a block serves ~190 decisions at defaults). The generators are put into ``default_rng(seed)``'s state with the
-seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against NumPy). Every
-derived quantity (link gain, rates, times, energies, features, capacities and their cumulative sums) is
-computed for all the new blocks of a step at once with the single env's elementwise expressions
-(``device_link_gain``; ``draw_task_block`` and ``task_physics``'s formulas), which give the same IEEE doubles
-whatever the batching. The per-decision physics (FIFO queues of device CPUs, uplink and servers with the
+seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against NumPy). A
+block's draws are stored raw; every derived quantity (link gain, rate, times, energies, features) is computed
+for the B pending tasks at once with the single env's elementwise expressions (``device_link_gain``;
+``draw_task_block`` and ``task_physics``'s formulas), and the background's capacities and cumulative sums for
+all the blocks of a step at once; elementwise IEEE operations give the same doubles whatever the batching.
+The per-decision physics (FIFO queues of device CPUs, uplink and servers with the
 Lindley recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are array
 operations over the instance axis that perform the single env's double operations in the same order
 (``np.where`` picks the branch the single env takes), so the results are identical, not merely close. The
@@ -39,8 +40,9 @@ descending power-of-two steps, as many as the bit length of the widest search in
 The single env is event driven: one decision per task, empty slots are skipped because the task list already
 carries each task's slot. In the batched core each instance reads its own next task, so instances advance
 their clocks by different numbers of slots in the same call without any loop; the only loops are the block
-draws (a block of 64 slots without any task is skipped, as in the single env) and the background extension
-(at most ``ceil(gap / 256)`` blocks for a gap of ``gap`` slots).
+draws (a block of 64 slots without any task is skipped, as in the single env, at most 10^6 in a row: a step
+cap never reached at legal loads) and the background extension (``ceil(gap / 256)`` blocks for a gap of
+``gap`` slots).
 
 Each instance keeps its background load, capacity and cumulative capacity in a ring of ``R`` slots (a power of
 two covering the longest deadline of the batch plus one block), so memory does not grow with the episode.
