@@ -960,6 +960,7 @@ ENTRY = EnvEntry(
     env_id="frl/EdgeCaching-v0",
     name="edge-caching",
     entry_point="envs.edge_caching:EdgeCachingEnv",
+    vector_entry_point="envs.edge_caching_batched:make_vector_env",
     config_cls=EdgeCachingConfig,
     client_configs=make_client_configs,
     baselines=BASELINES,

@@ -132,6 +132,12 @@ on its field; this table is generated from them (``envs.knobs.knob_table``, also
 
 {knob_table}
 
+**Batched core.** ``gymnasium.make_vec("frl/MecOffloading-v0", num_envs=B, vectorization_mode=
+"vector_entry_point", configs=[...])`` steps B cells with per-instance configs as numpy array operations
+(``envs.mec_offloading_batched``); it draws the same random streams with the same functions
+(``episode_seeds``, ``geometry_draws``, ``draw_task_block_raw``, ``background_runs``), so instance i equals this
+env with the same config, seed and actions.
+
 "design" marks choices of this env (not taken from a paper). The load-setting defaults put the cell in the
 contended regime described above: mean demand 20 devices x 1.5 tasks/s x 0.6 Gcycles = 18 GHz against
 (6 + 9 + 13.5) GHz x (1 - 0.46 mean background) ~ 15.5 GHz of spare edge CPU and 20 x 1 GHz of device CPUs.
@@ -196,6 +202,7 @@ __all__ = [
 ]
 
 _INF = math.inf
+_MAX_EMPTY_BLOCKS = 1_000_000          # cap on consecutive empty task blocks (never reached at legal loads)
 
 _ORDERED = (("task_size_min_mbit", "task_size_max_mbit"), ("density_min", "density_max"),
             ("deadline_min_s", "deadline_max_s"))
@@ -323,6 +330,124 @@ def _backhaul_graph(n_servers: int, hop_latency_s: float, rate_bps: float) -> nx
     return g
 
 
+
+# ---------------------------------------------------------------------- random streams (shared with the batched core)
+def episode_start(np_random: np.random.Generator, cfg: MecOffloadingConfig
+                  ) -> tuple[np.random.Generator, np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """The draws of one reset from the env's ``np_random``: the task and background generators (policy
+    independent streams) and the episode's device geometry from a third one: ``(rng_task, rng_bg, distance
+    (m), shadowing (dB), large-scale link gain)`` per device."""
+    rng_task, rng_bg, area, shadow_db = episode_draws(np_random, cfg)
+    d_km, path_gain = device_link_gain(area, shadow_db, cfg.bs_antenna_gain_dbi)
+    return rng_task, rng_bg, d_km * 1e3, shadow_db, path_gain
+
+
+def episode_draws(np_random: np.random.Generator, cfg: MecOffloadingConfig
+                  ) -> tuple[np.random.Generator, np.random.Generator, np.ndarray, np.ndarray]:
+    """The random part of ``episode_start``: (task generator, background generator, squared distances (m^2),
+    shadowing (dB)). The three generators are ``default_rng`` of the three ``episode_seeds``."""
+    seeds = episode_seeds(np_random)
+    rng_task = np.random.default_rng(int(seeds[0]))   # task stream (policy independent)
+    rng_bg = np.random.default_rng(int(seeds[1]))     # background stream (policy independent)
+    area, shadow_db = geometry_draws(np.random.default_rng(int(seeds[2])), cfg)
+    return rng_task, rng_bg, area, shadow_db
+
+
+def episode_seeds(np_random: np.random.Generator) -> np.ndarray:
+    """The seeds of an episode's task, background and geometry generators (one draw from the env's np_random)."""
+    return np_random.integers(0, 2**63 - 1, size=3)
+
+
+def geometry_draws(geo: np.random.Generator, cfg: MecOffloadingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Squared device distances (m^2, area-uniform on the annulus) and shadowing (dB) of one episode."""
+    r0, r1 = cfg.min_distance_m, cfg.cell_radius_m
+    area = geo.uniform(r0 * r0, r1 * r1, cfg.n_devices)                             # area-uniform
+    shadow_db = geo.normal(0.0, cfg.shadowing_std_db, cfg.n_devices)               # per device [1]
+    return area, shadow_db
+
+
+def device_link_gain(area: np.ndarray, shadow_db: np.ndarray, bs_gain_dbi: float | np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(distance in km, large-scale link gain) from ``episode_draws``' squared distances and shadowing
+    (elementwise, so it may run on several cells' devices at once)."""
+    d_km = np.sqrt(area) * 1e-3
+    pl_db = 128.1 + 37.6 * np.log10(d_km)                                          # [1]
+    # large-scale link gain: BS antenna gain - path loss - shadowing (UE antenna 0 dBi) [1]
+    return d_km, 10.0 ** ((bs_gain_dbi - pl_db - shadow_db) / 10.0)
+
+
+def draw_task_block(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_slot: float, s0: int, n_slots: int
+                    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tasks of the next non-empty block of ``n_slots`` slots from slot ``s0``, in (slot, device) order.
+
+    Returns ``(slot_end, slot, device, size (bit), density (cycles/bit), deadline (s), fading |h|^2)``: the
+    draws of ``draw_task_block_raw`` put in physical units.
+    """
+    end, first, counts, size_mbit, dens, dl, fade = draw_task_block_raw(rng, cfg, lam_slot, s0, n_slots)
+    flat = np.repeat(np.arange(counts.size), counts)            # flat (slot, device) index of each task
+    return (end, flat // cfg.n_devices + first, flat % cfg.n_devices, size_mbit * 1e6, dens, dl,
+            np.maximum(fade, 1e-12))
+
+
+def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_slot: float, s0: int,
+                        n_slots: int
+                        ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The draws of one task block: ``(slot_end, block's first slot, task counts per (slot, device) flattened,
+    size (Mbit), density, deadline, raw fade)`` (tasks in (slot, device) order).
+
+    Poisson counts per slot and device, then sizes, densities, deadlines and fades of the block's tasks, each one
+    vectorised call on the task generator; an empty block is skipped (its slots have no task). This is the
+    only consumer of the task generator, so the task stream is a function of the seed alone (both the single
+    env and ``envs.mec_offloading_batched`` call it, which makes their streams identical).
+    """
+    for _ in range(_MAX_EMPTY_BLOCKS):
+        counts = rng.poisson(lam_slot, size=(n_slots, cfg.n_devices)).ravel()
+        n = int(counts.sum())
+        if n == 0:
+            s0 += n_slots
+            continue
+        size_mbit = rng.uniform(cfg.task_size_min_mbit, cfg.task_size_max_mbit, n)
+        dens = rng.uniform(cfg.density_min, cfg.density_max, n)                           # cycles/bit
+        dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
+        fade = rng.exponential(1.0, n)                                                   # |h|^2 [2]
+        return s0 + n_slots, s0, counts, size_mbit, dens, dl, fade
+    # step cap: at the smallest legal load (1e-4 tasks per device-slot) a block is empty with probability 0.994
+    raise RuntimeError(f"no task in {_MAX_EMPTY_BLOCKS} blocks of {n_slots} slots (lam_slot={lam_slot!r})")
+
+
+def task_physics(dev: np.ndarray, size: np.ndarray, dens: np.ndarray, fade: np.ndarray, path_gain: np.ndarray,
+                 bw: float, snr_scale: float, f_loc: float, e_per_cycle: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(work W, local time T_loc, local energy E_loc, upload time D / r, link-gain feature) of a task block."""
+    gain = path_gain[dev] * fade
+    rate = bw * np.log2(1.0 + snr_scale * gain)                                          # bit/s [2]
+    work = size * dens
+    return (work, work / f_loc, work * e_per_cycle, size / rate,
+            np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0))
+
+
+def background_runs(rng: np.random.Generator, state: int, q: float, m: float, levels: tuple[float, float],
+                    n: int) -> tuple[np.ndarray, int]:
+    """One server's background utilisation for the next ``n`` slots and the state carried into the next block.
+
+    Two-state Markov chain generated run by run: calm runs ~ Geometric(q = burst_start_prob), bursts ~
+    Geometric(m = 1 / burst_mean_slots) [9]. A run cut at the block end is redrawn in the next block, which is
+    exact because the geometric law is memoryless.
+    """
+    u = np.empty(n)
+    pos = 0
+    while True:
+        if state == 1:
+            run = int(rng.geometric(m))
+        else:
+            run = int(rng.geometric(q)) if q > 0.0 else n + 1
+        u[pos:pos + run] = levels[state]
+        pos += run
+        if pos >= n:
+            return u, (state if pos > n else 1 - state)
+        state = 1 - state
+
+
 class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
     __doc__ = __doc__
 
@@ -383,37 +508,17 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
     # ------------------------------------------------------------------ random streams
     def _new_task_block(self) -> None:
         """Draw the tasks of the next ``_TASK_BLOCK_SLOTS`` slots in one vectorised batch."""
-        cfg = self.config
-        rng = self._rng_task
-        while True:
-            s0 = self._task_slot_end
-            n_slots = self._TASK_BLOCK_SLOTS
-            self._task_slot_end = s0 + n_slots
-            counts = rng.poisson(self._lam_slot, size=(n_slots, cfg.n_devices)).ravel()
-            nz = np.flatnonzero(counts)
-            flat = np.repeat(nz, counts[nz])
-            n = flat.size
-            if n == 0:
-                continue
-            slot = flat // cfg.n_devices + s0
-            dev = flat % cfg.n_devices
-            size = rng.uniform(cfg.task_size_min_mbit, cfg.task_size_max_mbit, n) * 1e6      # bit
-            dens = rng.uniform(cfg.density_min, cfg.density_max, n)                           # cycles/bit
-            dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
-            fade = np.maximum(rng.exponential(1.0, n), 1e-12)                                # |h|^2 [2]
-            gain = self._path_gain[dev] * fade
-            rate = self._bw * np.log2(1.0 + self._snr_scale * gain)                          # bit/s [2]
-            work = size * dens
-            t_loc = work / self._f_loc
-            self._tasks = (
-                slot.tolist(), dev.tolist(), size.tolist(), work.tolist(), t_loc.tolist(),
-                (work * self._e_per_cycle).tolist(), (size / rate).tolist(), dl.tolist(),
-                np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0).tolist(),
-                (dens / (dens + 1000.0)).tolist(), (size / (size + 1e6)).tolist(),
-            )
-            self._n_block = n
-            self._i = 0
-            return
+        self._task_slot_end, slot, dev, size, dens, dl, fade = draw_task_block(
+            self._rng_task, self.config, self._lam_slot, self._task_slot_end, self._TASK_BLOCK_SLOTS)
+        work, t_loc, e_loc, t_up, gain_feat = task_physics(
+            dev, size, dens, fade, self._path_gain, self._bw, self._snr_scale, self._f_loc, self._e_per_cycle)
+        self._tasks = (
+            slot.tolist(), dev.tolist(), size.tolist(), work.tolist(), t_loc.tolist(), e_loc.tolist(),
+            t_up.tolist(), dl.tolist(), gain_feat.tolist(), (dens / (dens + 1000.0)).tolist(),
+            (size / (size + 1e6)).tolist(),
+        )
+        self._n_block = slot.size
+        self._i = 0
 
     def _extend_background(self, n_slots_needed: int) -> None:
         """Extend every server's per-slot background utilisation and cumulative capacity.
@@ -422,27 +527,12 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
         Geometric(1 / burst_mean_slots) [9]. A run cut at a block end is redrawn in the next block, which is
         exact because the geometric law is memoryless.
         """
-        rng = self._rng_bg
         q = self.config.burst_start_prob
         m = 1.0 / self.config.burst_mean_slots
-        levels = self._bg_levels
         n = self._BG_BLOCK_SLOTS
         while len(self._cap[0]) < n_slots_needed:
             for k in range(self.n_servers):
-                u = np.empty(n)
-                pos = 0
-                state = self._bg_state[k]
-                while True:
-                    if state == 1:
-                        run = int(rng.geometric(m))
-                    else:
-                        run = int(rng.geometric(q)) if q > 0.0 else n + 1
-                    u[pos:pos + run] = levels[state]
-                    pos += run
-                    if pos >= n:
-                        self._bg_state[k] = state if pos > n else 1 - state
-                        break
-                    state = 1 - state
+                u, self._bg_state[k] = background_runs(self._rng_bg, self._bg_state[k], q, m, self._bg_levels, n)
                 cap = self._f_srv[k] * self._slot * (1.0 - u)
                 cum = np.cumsum(cap) + self._phi[k][-1]
                 self._u[k].extend(u.tolist())
@@ -454,18 +544,9 @@ class MecOffloadingEnv(gym.Env[np.ndarray, np.int64]):
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         cfg = self.config
-        seeds = self.np_random.integers(0, 2**63 - 1, size=3)
-        self._rng_task = np.random.default_rng(int(seeds[0]))   # task stream (policy independent)
-        self._rng_bg = np.random.default_rng(int(seeds[1]))     # background stream (policy independent)
-        geo = np.random.default_rng(int(seeds[2]))
-        r0, r1 = cfg.min_distance_m, cfg.cell_radius_m
-        d_km = np.sqrt(geo.uniform(r0 * r0, r1 * r1, cfg.n_devices)) * 1e-3           # area-uniform
-        pl_db = 128.1 + 37.6 * np.log10(d_km)                                          # [1]
-        shadow_db = geo.normal(0.0, cfg.shadowing_std_db, cfg.n_devices)               # per device [1]
-        self.device_distance_m = d_km * 1e3
+        self._rng_task, self._rng_bg, d_m, shadow_db, self._path_gain = episode_start(self.np_random, cfg)
+        self.device_distance_m = d_m
         self.device_shadowing_db = shadow_db
-        # large-scale link gain: BS antenna gain - path loss - shadowing (UE antenna 0 dBi) [1]
-        self._path_gain = 10.0 ** ((cfg.bs_antenna_gain_dbi - pl_db - shadow_db) / 10.0)
         self._n_done = 0
         self._delay_done = 0.0
         self._n_dropped = 0
@@ -695,6 +776,7 @@ ENTRY = EnvEntry(
     env_id="frl/MecOffloading-v0",
     name="mec-offloading",
     entry_point="envs.mec_offloading:MecOffloadingEnv",
+    vector_entry_point="envs.mec_offloading_batched:make_vector_env",
     config_cls=MecOffloadingConfig,
     client_configs=make_client_configs,
     baselines=BASELINES,

@@ -45,6 +45,9 @@ class EnvEntry:
     # joint heuristics of the PettingZoo form: (parallel env, seed) -> (obs dict -> action dict)
     parallel_baselines: Mapping[str, Callable[[Any, int], Callable[[dict[str, Any]], dict[str, Any]]]] = field(
         default_factory=dict)
+    # batched core: a gymnasium VectorEnv over per-instance configs, what ``gymnasium.make_vec(env_id, num_envs=B,
+    # vectorization_mode="vector_entry_point", configs=[...])`` returns ("envs.mec_offloading_batched:make_vector_env")
+    vector_entry_point: str | None = None
 
     def parallel_factory(self) -> Callable[..., Any]:
         """The PettingZoo ``parallel_env`` function of this env (``EnvConfigError`` if it has none)."""
@@ -62,7 +65,7 @@ def register_entry(entry: EnvEntry) -> None:
     ENV_ENTRIES[entry.env_id] = entry
     if entry.env_id not in gym.registry:
         gym.register(id=entry.env_id, entry_point=entry.entry_point,
-                     max_episode_steps=entry.max_episode_steps)
+                     max_episode_steps=entry.max_episode_steps, vector_entry_point=entry.vector_entry_point)
 
 
 def env_entry(env_id_or_name: str) -> EnvEntry:

@@ -1,0 +1,106 @@
+"""Helpers of the batched env cores: many ``np.random.default_rng(seed)`` generators at once, exactly.
+
+A batched core keeps one generator per instance and stream, exactly as its single env does, so that instance i
+reproduces the single env's random streams. A single env typically re-creates its stream generators at every
+reset (``default_rng(seed)`` with seeds drawn from its ``np_random``); creating one costs ~10 us, mostly
+NumPy's ``SeedSequence`` hashing, which would dominate a batched reset. ``reseed(gens, seeds)`` puts each
+generator of ``gens`` into the state ``np.random.default_rng(seeds[m])`` starts in, with the ``SeedSequence``
+hashing vectorised over all seeds:
+
+* ``SeedSequence(seed)`` (NumPy's ``bit_generator.pyx``, after M. E. O'Neill's ``seed_seq_fe``): the seed's
+  32-bit words (little-endian) are mixed into a 4-word pool by ``hashmix`` (multiply-xorshift with the
+  constants ``INIT_A``/``MULT_A``) and ``mix``; ``generate_state(4, uint64)`` hashes the pool again with
+  ``INIT_B``/``MULT_B`` into 8 words = 4 uint64;
+* ``PCG64`` takes them as a 128-bit initial state and stream (``pcg_setseq_128_srandom_r``: ``inc = 2 seq + 1``,
+  one LCG step, ``state += init``, one LCG step; M. E. O'Neill, "PCG: A family of simple fast space-efficient
+  statistically good algorithms for random number generation", HMC-CS-2014-0905, 2014).
+
+The result is checked against NumPy on import (``FAST_RESEED``); if NumPy ever seeds differently, ``reseed``
+falls back to building the generators with ``default_rng`` (slower, never wrong). Seeds must be integers in
+``[0, 2**64)`` (what the envs draw with ``integers(0, 2**63 - 1)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["FAST_RESEED", "default_rng_states", "reseed"]
+
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_XSHIFT = np.uint32(16)
+_M32 = 0xFFFFFFFF
+_M128 = (1 << 128) - 1
+_PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
+
+
+def default_rng_states(seeds: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
+    """PCG64 ``(state, inc)`` of ``np.random.default_rng(seed)`` for every seed (integers in [0, 2**64))."""
+    s = np.asarray(seeds, dtype=np.uint64).reshape(-1)
+    hash_a = [_INIT_A]
+
+    def hashmix(v: np.ndarray) -> np.ndarray:
+        v = v ^ np.uint32(hash_a[0])
+        hash_a[0] = (hash_a[0] * _MULT_A) & _M32
+        v = v * np.uint32(hash_a[0])
+        return v ^ (v >> _XSHIFT)
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
+        return r ^ (r >> _XSHIFT)
+
+    with np.errstate(over="ignore"):
+        zero = np.zeros(s.shape, np.uint32)
+        words = [(s & np.uint64(_M32)).astype(np.uint32), (s >> np.uint64(32)).astype(np.uint32), zero, zero]
+        pool = [hashmix(w) for w in words]
+        for i_src in range(4):
+            for i_dst in range(4):
+                if i_src != i_dst:
+                    pool[i_dst] = mix(pool[i_dst], hashmix(pool[i_src]))
+        hash_b = _INIT_B
+        out = []
+        for i in range(8):
+            v = pool[i % 4] ^ np.uint32(hash_b)
+            hash_b = (hash_b * _MULT_B) & _M32
+            v = v * np.uint32(hash_b)
+            out.append(v ^ (v >> _XSHIFT))
+    u64 = [(out[2 * k].astype(np.uint64) | (out[2 * k + 1].astype(np.uint64) << np.uint64(32))).tolist()
+           for k in range(4)]
+    states = []
+    for a, b, c, d in zip(*u64, strict=True):
+        init, seq = (a << 64) | b, (c << 64) | d
+        inc = ((seq << 1) | 1) & _M128
+        state = (((inc + init) & _M128) * _PCG_MULT + inc) & _M128
+        states.append((state, inc))
+    return states
+
+
+def _check() -> bool:
+    seeds = [0, 1, 2**32 - 1, 2**32, 2**63 - 2, 123456789012345678]
+    for seed, (state, inc) in zip(seeds, default_rng_states(seeds), strict=True):
+        ref = np.random.default_rng(seed).bit_generator.state
+        if ref["bit_generator"] != "PCG64" or ref["state"] != {"state": state, "inc": inc}:
+            return False
+    return True
+
+
+FAST_RESEED = _check()
+
+
+def reseed(gens: list[np.random.Generator | None], seeds: Sequence[int] | np.ndarray) -> list[np.random.Generator]:
+    """``gens[m]`` set to the state ``np.random.default_rng(seeds[m])`` starts in (a new generator where
+    ``gens[m]`` is None); returns the list. Drawing from it afterwards gives exactly ``default_rng``'s stream."""
+    seeds = [int(x) for x in np.asarray(seeds).reshape(-1)]
+    if not FAST_RESEED:
+        return [np.random.default_rng(x) for x in seeds]
+    out = []
+    for g, (state, inc) in zip(gens, default_rng_states(seeds), strict=True):
+        if g is None:
+            g = np.random.Generator(np.random.PCG64(0))     # any state: overwritten below
+        g.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
+                                 "has_uint32": 0, "uinteger": 0}
+        out.append(g)
+    return out

@@ -1,0 +1,523 @@
+"""Batched core of the MEC offloading env: B cells, each with its own config, stepped as numpy array operations.
+
+``MecOffloadingVectorEnv`` is a ``gymnasium.vector.VectorEnv`` (registered as the ``vector_entry_point`` of
+``frl/MecOffloading-v0``)::
+
+    gymnasium.make_vec("frl/MecOffloading-v0", num_envs=B, vectorization_mode="vector_entry_point",
+                       configs=[cfg_0, ..., cfg_{B-1}])        # or config=cfg for every instance
+
+Instance ``i`` is the single env ``MecOffloadingEnv(configs[i])`` (``envs.mec_offloading``: physics, sources,
+spaces): the same observations, rewards, truncations and ``info`` KPIs bit for bit, given the same seeds and
+actions, as a ``SyncVectorEnv`` of single envs (autoreset mode ``NEXT_STEP``, Gymnasium's default: the step
+after an episode's last one resets the instance, ignores its action and returns its first observation with
+reward 0; ``reset(seed=s)`` seeds instance i with ``s + i``, a list seeds each one). The configs may differ in
+every knob except ``n_servers``, which fixes the spaces.
+
+## Why it is exact
+
+Everything random in the single env comes from its ``np_random`` and three generators created from it at each
+reset (``episode_seeds``): device geometry (``geometry_draws``, once per episode), the *task* stream and the
+*background load* stream. Both streams are drawn in fixed blocks whose content depends on the seed alone, never
+on the policy or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block_raw``: Poisson
+counts per slot and device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots
+per server (``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The
+batched core keeps one ``np_random`` and the three generators per instance and calls *the same functions* on
+them when instance i needs its next block (a short Python loop over the few instances that need one in a step;
+a block serves ~190 decisions at defaults). The generators are put into ``default_rng(seed)``'s state with the
+seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against NumPy). A
+block's draws are stored raw; every derived quantity (link gain, rate, times, energies, features) is computed
+for the B pending tasks at once with the single env's elementwise expressions (``device_link_gain``;
+``draw_task_block`` and ``task_physics``'s formulas), and the background's capacities and cumulative sums for
+all the blocks of a step at once; elementwise IEEE operations give the same doubles whatever the batching.
+The per-decision physics (FIFO queues of device CPUs, uplink and servers with the
+Lindley recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are array
+operations over the instance axis that perform the single env's double operations in the same order
+(``np.where`` picks the branch the single env takes), so the results are identical, not merely close. The
+inversion's search (``bisect_right`` over the cumulative capacity, non-decreasing) is a binary search with
+descending power-of-two steps, as many as the bit length of the widest search interval in the batch.
+``tests/envs/test_batched_mec_offloading.py`` checks equality with a ``SyncVectorEnv`` of single envs.
+
+The single env is event driven: one decision per task, empty slots are skipped because the task list already
+carries each task's slot. In the batched core each instance reads its own next task, so instances advance
+their clocks by different numbers of slots in the same call without any loop; the only loops are the block
+draws (a block of 64 slots without any task is skipped, as in the single env, at most 10^6 in a row: a step
+cap never reached at legal loads) and the background extension (``ceil(gap / 256)`` blocks for a gap of
+``gap`` slots).
+
+Each instance keeps its background load, capacity and cumulative capacity in a ring of ``R`` slots (a power of
+two covering the longest deadline of the batch plus one block), so memory does not grow with the episode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils.seeding import np_random as make_np_random
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.batched import reseed
+from envs.knobs import resolve_config
+from envs.mec_offloading import (
+    MecOffloadingConfig,
+    MecOffloadingEnv,
+    background_runs,
+    device_link_gain,
+    draw_task_block_raw,
+    episode_seeds,
+    geometry_draws,
+)
+from envs.registry import EnvConfigError
+
+__all__ = ["MecOffloadingVectorEnv", "make_vector_env"]
+
+# columns of a task record (one row per task in the per-instance task buffer)
+# (cell = slot within the block * n_devices + device, size (Mbit), density, deadline, raw fade)
+_CELL, _SMB, _DENS, _DL, _FADE = range(5)
+_NF = 5
+_INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
+
+
+def _resolve_configs(num_envs: int | None, configs: Sequence[Any] | None, config: Any,
+                     overrides: dict[str, Any]) -> list[MecOffloadingConfig]:
+    if configs is not None and config is not None:
+        raise EnvConfigError("pass either configs=[...] (one per instance) or config=... (for all), not both")
+    if configs is not None:
+        configs = list(configs)
+        if num_envs is not None and num_envs != 1 and num_envs != len(configs):
+            raise EnvConfigError(f"num_envs={num_envs!r} but {len(configs)} configs; allowed: one config per "
+                                 f"instance")
+        n = len(configs)
+    else:
+        n = 1 if num_envs is None else int(num_envs)
+        configs = [config] * n
+    if n < 1:
+        raise EnvConfigError(f"num_envs={n!r}; allowed: an integer >= 1")
+    out = [resolve_config(MecOffloadingConfig, c, overrides) for c in configs]
+    ks = sorted({c.n_servers for c in out})
+    if len(ks) > 1:
+        raise EnvConfigError(f"n_servers differs across instances ({ks}); allowed: one n_servers for all "
+                             f"(it fixes the action and observation spaces)")
+    return out
+
+
+class MecOffloadingVectorEnv(VectorEnv):
+    """B MEC cells with per-instance configs, stepped together (see the module docstring)."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    _TASK_BLOCK_SLOTS = MecOffloadingEnv._TASK_BLOCK_SLOTS
+    _BG_BLOCK_SLOTS = MecOffloadingEnv._BG_BLOCK_SLOTS
+
+    def __init__(self, num_envs: int | None = None, configs: Sequence[MecOffloadingConfig] | None = None,
+                 config: MecOffloadingConfig | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        if render_mode is not None:
+            raise EnvConfigError(f"render_mode={render_mode!r}; allowed: None (the batched core does not render)")
+        cfgs = _resolve_configs(num_envs, configs, config, overrides)
+        self.configs = cfgs
+        self.num_envs = b = len(cfgs)
+        self.render_mode = None
+        protos: dict[MecOffloadingConfig, MecOffloadingEnv] = {}
+        self._protos = [protos.setdefault(c, MecOffloadingEnv(c)) for c in cfgs]
+        p0 = self._protos[0]
+        self.n_servers = k = p0.n_servers
+        self.single_action_space = p0.action_space
+        self.single_observation_space = p0.observation_space
+        self.action_space = batch_space(self.single_action_space, b)
+        self.observation_space = batch_space(self.single_observation_space, b)
+
+        # ---- per-instance constants, taken from a single env of the same config (identical values) ----
+        def col(name: str) -> np.ndarray:
+            return np.array([getattr(p, name) for p in self._protos], dtype=np.float64)
+
+        self._slot = col("_slot")
+        self._inv = col("_inv_slot")
+        self._p_tx = col("_p_tx")
+        self._w = col("_w")
+        self._we = col("_we")
+        self._pen = col("_penalty")
+        self._ep_tasks = np.array([c.episode_tasks for c in cfgs], dtype=np.int64)
+        self._nd_arr = np.array([c.n_devices for c in cfgs], dtype=np.int64)
+        self._bw = col("_bw")
+        self._snr = col("_snr_scale")
+        self._f_loc = col("_f_loc")
+        self._e_pc = col("_e_per_cycle")
+        self._gain_dbi = np.array([c.bs_antenna_gain_dbi for c in cfgs], dtype=np.float64)
+        self._bh_lat = np.array([p._bh_lat for p in self._protos], dtype=np.float64).reshape(b, k)
+        self._bh_bit = np.array([p._bh_bit for p in self._protos], dtype=np.float64).reshape(b, k)
+        self._srv_feat = np.array([p._srv_feat for p in self._protos], dtype=np.float64).reshape(b, k)
+        # server capacity per slot at zero background, f_k * slot (the single env's Python product)
+        self._fs = np.array([[f * p._slot for f in p._f_srv] for p in self._protos], dtype=np.float64)
+        # slots of background needed ahead of the current task's slot (longest deadline + rounding margin)
+        self._ahead = np.array([math.ceil(c.deadline_max_s / c.slot_s) + 4 for c in cfgs], dtype=np.int64)
+        r = 1
+        while r < int(self._ahead.max()) + self._BG_BLOCK_SLOTS + 8:
+            r *= 2
+        self._R = r
+        self._mask = r - 1
+
+        # ---- state ----
+        self._dmax = dmax = int(self._nd_arr.max())
+        self._rows = np.arange(b)
+        self._rows_k = self._rows * k                  # flat row offsets of (B, K) arrays
+        self._rows_d = self._rows * dmax               # ... of (B, n_devices_max) arrays
+        self._rows_kr = self._rows * (k * r)           # ... of (B, K, R) rings
+        self._k_r = np.arange(k) * r
+        self._pg = np.zeros((b, dmax))
+        self._local_free = np.zeros((b, dmax))
+        self._up_free = np.zeros(b)
+        self._srv_free = np.zeros((b, k))
+        self._tcap = 256
+        self._tb = np.ones((b, self._tcap, _NF))        # task records (raw draws), one row per task
+        self._nblk = np.zeros(b, dtype=np.int64)
+        self._first = np.zeros(b, dtype=np.int64)      # first slot of each instance's current task block
+        self._ptr = np.zeros(b, dtype=np.int64)
+        self._ru = np.zeros((b, k, r))
+        self._rcap = np.ones((b, k, r))
+        # cumulative capacity at the *end* of each slot: phi[j] (before slot j) is read at ring slot j - 1
+        self._rphi = np.zeros((b, k, r))
+        nb = self._BG_BLOCK_SLOTS
+        assert r % nb == 0
+        self._ru4 = self._ru.reshape(b, k, r // nb, nb)         # block views (aligned writes)
+        self._rcap4 = self._rcap.reshape(b, k, r // nb, nb)
+        self._rphi4 = self._rphi.reshape(b, k, r // nb, nb)
+        self._bg_len = np.zeros(b, dtype=np.int64)
+        self._phi_last = np.zeros((b, k))
+        self._bg_state: list[list[int]] = [[0] * k for _ in range(b)]
+        self._steps = np.zeros(b, dtype=np.int64)
+        self._n_done = np.zeros(b, dtype=np.int64)
+        self._n_dropped = np.zeros(b, dtype=np.int64)
+        self._delay_done = np.zeros(b)
+        self._autoreset = np.zeros(b, dtype=bool)
+        self._np_random: list[np.random.Generator | None] = [None] * b
+        self._rng_task: list[np.random.Generator | None] = [None] * b
+        self._rng_bg: list[np.random.Generator | None] = [None] * b
+        self._rng_geo: list[np.random.Generator | None] = [None] * b
+        self._task_slot_end = [0] * b
+        self._obs64 = np.zeros((b, 8 + 4 * k))
+        self._obs64[:, 10::4] = self._srv_feat
+        self._feat = np.zeros((6, b))                   # features of the pending tasks (observation columns)
+        self._has_reset = False
+
+    # ------------------------------------------------------------------ block draws (per instance) + physics (batched)
+    def _refill_tasks(self, idx: list[int]) -> None:
+        """The next task block of every instance in ``idx``: its draws (``draw_task_block_raw`` on the instance's
+        own task generator, as ``MecOffloadingEnv``) stored raw; the derived quantities are computed for the
+        pending tasks in ``_load`` (the same elementwise expressions as ``draw_task_block`` and ``task_physics``;
+        keep them in step)."""
+        tb = self._tb
+        for i in idx:
+            p = self._protos[i]
+            end, first, per_cell, size_mbit, dens, dl, fade = draw_task_block_raw(
+                self._rng_task[i], p.config, p._lam_slot, self._task_slot_end[i], self._TASK_BLOCK_SLOTS)
+            self._task_slot_end[i] = end
+            n = size_mbit.size
+            if n > self._tcap:
+                grow = max(n, 2 * self._tcap)
+                tb = np.ones((self.num_envs, grow, _NF))
+                tb[:, :self._tcap] = self._tb
+                self._tb, self._tcap = tb, grow
+            # (slot, device) cell of every task in the block (draw_task_block's np.repeat)
+            tb[i, :n] = np.array((np.repeat(np.arange(per_cell.size), per_cell), size_mbit, dens, dl, fade)).T
+            self._first[i] = first
+            self._nblk[i] = n
+        self._ptr[idx] = 0
+
+    def _extend_background(self, idx: list[int], needed: list[int]) -> None:
+        """Extend the background ring of each instance ``idx[m]`` until it covers slot ``needed[m] - 1``, in
+        256-slot blocks: the run lengths per instance and server (``background_runs`` on its own background
+        generator, as ``MecOffloadingEnv``), capacities and cumulative capacities in one pass per round."""
+        n = self._BG_BLOCK_SLOTS
+        kk = self.n_servers
+        todo = [(i, need) for i, need in zip(idx, needed, strict=True) if self._bg_len[i] < need]
+        while todo:
+            us = np.empty((len(todo), kk, n))
+            for m, (i, _) in enumerate(todo):
+                p = self._protos[i]
+                q = p.config.burst_start_prob
+                mm = 1.0 / p.config.burst_mean_slots
+                state = self._bg_state[i]
+                rng = self._rng_bg[i]
+                for k in range(kk):
+                    us[m, k], state[k] = background_runs(rng, state[k], q, mm, p._bg_levels, n)
+            ia = np.array([t[0] for t in todo], dtype=np.int64)
+            cap = self._fs[ia][:, :, None] * (1.0 - us)
+            cum = np.cumsum(cap, axis=2) + self._phi_last[ia][:, :, None]
+            self._phi_last[ia] = cum[:, :, -1]
+            start = self._bg_len[ia]
+            blk = (start & self._mask) // n            # blocks start at multiples of n, aligned in the ring
+            self._ru4[ia, :, blk] = us
+            self._rcap4[ia, :, blk] = cap
+            self._rphi4[ia, :, blk] = cum
+            self._bg_len[ia] = start + n
+            todo = [(i, need) for i, need in todo if self._bg_len[i] < need]
+
+    def _reset_many(self, idx: list[int], seeds: Sequence[int | None]) -> None:
+        """Start a new episode in every instance of ``idx`` (``MecOffloadingEnv.reset``'s draws per instance)."""
+        seeds3 = []
+        for i, seed in zip(idx, seeds, strict=True):
+            if seed is not None or self._np_random[i] is None:
+                self._np_random[i] = make_np_random(seed)[0]
+            seeds3.append(episode_seeds(self._np_random[i]))
+        # the three generators of each episode, as default_rng(seed) builds them (envs.batched.reseed)
+        gens = reseed([g for i in idx for g in (self._rng_task[i], self._rng_bg[i], self._rng_geo[i])],
+                      np.concatenate(seeds3))
+        areas, shadows = [], []
+        for m, i in enumerate(idx):
+            p = self._protos[i]
+            self._rng_task[i], self._rng_bg[i], self._rng_geo[i] = gens[3 * m], gens[3 * m + 1], gens[3 * m + 2]
+            area, shadow = geometry_draws(gens[3 * m + 2], p.config)
+            areas.append(area)
+            shadows.append(shadow)
+            self._bg_state[i] = (self._rng_bg[i].random(self.n_servers) < p._burst_stationary).astype(int).tolist()
+            self._task_slot_end[i] = 0
+        ia = np.asarray(idx, dtype=np.int64)
+        counts = self._nd_arr[ia]
+        rep = np.repeat(ia, counts)
+        _, pg = device_link_gain(np.concatenate(areas), np.concatenate(shadows), self._gain_dbi[rep])
+        offs = np.cumsum(counts) - counts
+        self._pg.reshape(-1)[rep * self._dmax + (np.arange(rep.size) - np.repeat(offs, counts))] = pg
+        self._local_free[ia] = 0.0
+        self._up_free[ia] = 0.0
+        self._srv_free[ia] = 0.0
+        self._n_done[ia] = 0
+        self._n_dropped[ia] = 0
+        self._delay_done[ia] = 0.0
+        self._steps[ia] = 0
+        self._bg_len[ia] = 0
+        self._phi_last[ia] = 0.0
+        self._rphi[ia, :, -1] = 0.0                   # phi before slot 0 (read as the end of slot -1)
+        self._extend_background(idx, [self._BG_BLOCK_SLOTS] * len(idx))
+        self._refill_tasks(idx)
+
+    # ------------------------------------------------------------------ batched read-outs
+    def _load(self) -> None:
+        """Gather every instance's pending task, derive its physics (the single env's ``draw_task_block`` and
+        ``task_physics`` expressions, elementwise) and make sure its background covers the task's deadline."""
+        c = self._tb.reshape(-1, _NF)[self._rows * self._tcap + self._ptr].T
+        cell = c[_CELL].astype(np.int64)
+        self._slot_i = slot_i = cell // self._nd_arr + self._first
+        self._dev = cell % self._nd_arr + self._rows_d
+        self._now = slot_i * self._slot
+        size = c[_SMB] * 1e6                                                            # bit
+        dens = c[_DENS]
+        self._dl = dl = np.ascontiguousarray(c[_DL])
+        gain = self._pg.reshape(-1)[self._dev] * np.maximum(c[_FADE], 1e-12)            # |h|^2 [2]
+        rate = self._bw * np.log2(1.0 + self._snr * gain)                               # bit/s [2]
+        self._size = size
+        self._work = work = size * dens
+        self._t_loc = t_loc = work / self._f_loc
+        self._e_loc = work * self._e_pc
+        self._t_up = t_up = size / rate
+        f = self._feat
+        f[0] = size / (size + 1e6)
+        f[1] = dens / (dens + 1000.0)
+        f[2] = dl / (dl + 1.0)
+        f[3] = t_loc / (t_loc + 1.0)
+        f[4] = t_up / (t_up + 1.0)
+        f[5] = np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0)
+        need = slot_i + self._ahead
+        short = np.flatnonzero(self._bg_len < need)
+        if short.size:
+            self._extend_background(short.tolist(), need[short].tolist())
+
+    def _observe(self) -> np.ndarray:
+        now = self._now
+        o = self._obs64
+        f = self._feat
+        o[:, 0:4] = f[0:4].T
+        b = np.maximum(self._local_free.reshape(-1)[self._dev] - now, 0.0)
+        o[:, 4] = b / (b + 1.0)
+        ub = np.maximum(self._up_free - now, 0.0)
+        o[:, 5] = ub / (ub + 1.0)
+        o[:, 6:8] = f[4:6].T
+        sb = np.maximum(self._srv_free - now[:, None], 0.0)
+        o[:, 8::4] = sb / (sb + 1.0)
+        o[:, 9::4] = self._ru.reshape(-1)[(self._rows_kr + (self._slot_i & self._mask))[:, None] + self._k_r]
+        bh = self._bh_lat + self._bh_bit * self._size[:, None]
+        o[:, 11::4] = bh / (bh + 0.01)
+        return o.astype(np.float32)
+
+    def _server_finish(self, ii: np.ndarray, k: np.ndarray, start: np.ndarray, work: np.ndarray,
+                       t_d: np.ndarray) -> np.ndarray:
+        """Exact completion times (inf past the deadline) of ``work`` cycles started at ``start`` on server k of
+        instances ``ii`` (``MecOffloadingEnv._server_finish`` as masked array operations)."""
+        inv = self._inv[ii]
+        mask = self._mask
+        base = (ii * self.n_servers + k) * self._R
+        phi = self._rphi.reshape(-1)
+        cap = self._rcap.reshape(-1)
+        tdi = t_d * inv
+        jd = tdi.astype(np.int64)
+        x = start * inv
+        j = x.astype(np.int64)
+        pj = base + (j & mask)
+        target = phi[base + ((j - 1) & mask)] + cap[pj] * (x - j) + work
+        pd = base + (jd & mask)
+        over = target > phi[base + ((jd - 1) & mask)] + cap[pd] * (tdi - jd)
+        # bisect_right(phi, target, j, jd + 1) - 1: the last slot m in [j, jd] with phi[m] <= target
+        # (phi[j] <= target always), found by descending power-of-two steps
+        span = jd - j
+        width = int(span.max()) if span.size else 0
+        m = j.copy()
+        step = 1 << max(width.bit_length() - 1, 0)
+        while step and width:
+            cand = m + step
+            ok = cand <= jd
+            ok &= phi[base + ((cand - 1) & mask)] <= target
+            m = np.where(ok, cand, m)
+            step >>= 1
+        fin = (m + (target - phi[base + ((m - 1) & mask)]) / cap[base + (m & mask)]) * self._slot[ii]
+        fin[over] = np.inf
+        return fin
+
+    # ------------------------------------------------------------------ VectorEnv API
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        b = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * b
+        elif isinstance(seed, int | np.integer):
+            seeds = [int(seed) + i for i in range(b)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != b:
+                raise ValueError(f"seed list of length {len(seeds)}; allowed: one seed per instance ({b})")
+        mask = None if options is None else options.get("reset_mask")
+        if mask is None:
+            todo = range(b)
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (b,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({b},) with a True value")
+            todo = np.flatnonzero(mask).tolist()
+            if not self._has_reset and not mask.all():
+                raise gym.error.ResetNeeded("the first reset must reset every instance")
+        self._reset_many(list(todo), [seeds[i] for i in todo])
+        self._autoreset[list(todo)] = False
+        self._has_reset = True
+        self._load()
+        return self._observe(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        b, kk = self.num_envs, self.n_servers
+        a = np.asarray(actions)
+        if a.shape != (b,) or a.dtype.kind not in "iu" or (b and (a.min() < 0 or a.max() > kk)):
+            raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
+                                          f"values in 0..{kk}")
+        a = a.astype(np.int64)
+        now = self._now
+        dev = self._dev                                            # flat index into (B, n_devices_max)
+        size, work, t_loc, e_loc, t_up, dl = self._size, self._work, self._t_loc, self._e_loc, self._t_up, self._dl
+        t_d = now + dl
+        loc = a == 0
+
+        # ---- local execution on the device's FIFO CPU ----
+        local_free = self._local_free.reshape(-1)
+        lf = local_free[dev]
+        st_l = np.maximum(lf, now)
+        fin_l = st_l + t_loc
+        l_late = st_l >= t_d
+        l_ok = fin_l <= t_d
+        l_ok &= ~l_late
+        e_l = np.where(l_ok, e_loc, np.where(l_late, 0.0, e_loc * (t_d - st_l) / t_loc))
+        free_l = np.where(l_ok, fin_l, np.where(l_late, st_l, t_d))
+
+        # ---- offload: FIFO uplink, backhaul, FIFO server with time-varying capacity ----
+        kf = self._rows_k + np.maximum(a - 1, 0)                   # flat index into (B, K)
+        s = np.maximum(self._up_free, now)
+        srv_free = self._srv_free.reshape(-1)
+        srv = srv_free[kf]
+        o_late = s >= t_d
+        fin_tx = s + t_up
+        o_cut = fin_tx > t_d
+        o_cut &= ~o_late
+        arrive = fin_tx + self._bh_lat.reshape(-1)[kf] + self._bh_bit.reshape(-1)[kf] * size
+        st_s = np.maximum(srv, arrive)
+        need = st_s < t_d
+        need &= ~loc
+        need &= ~o_late
+        need &= ~o_cut
+        fin_s = np.full(b, np.inf)
+        ii = np.flatnonzero(need)
+        if ii.size:
+            fin_s[ii] = self._server_finish(ii, kf[ii] - self._rows_k[ii], st_s[ii], work[ii], t_d[ii])
+        o_ok = fin_s != np.inf
+        o_miss = need & ~o_ok
+        e_o = np.where(o_late, 0.0, np.where(o_cut, self._p_tx * (t_d - s), self._p_tx * t_up))
+        free_up = np.where(o_late, s, np.where(o_cut, t_d, fin_tx))
+        free_srv = np.where(o_ok, fin_s, np.where(o_miss, t_d, srv))
+
+        # ---- commit to the queues ----
+        local_free[dev] = np.where(loc, free_l, lf)
+        self._up_free = np.where(loc, self._up_free, free_up)
+        srv_free[kf] = np.where(loc, srv, free_srv)
+
+        # ---- cost and KPIs ----
+        ok = np.where(loc, l_ok, o_ok)
+        energy = np.where(loc, e_l, e_o)
+        fin = np.where(loc, fin_l, fin_s)
+        delay = np.where(ok, fin - now, 0.0)          # a dropped task has no delay (inf - now is inf)
+        e_term = self._we * energy / e_loc
+        c_ok = self._w * delay / t_loc + e_term
+        c_ok = np.where(c_ok < self._pen, c_ok, self._pen)
+        cost = np.where(ok, c_ok, self._pen + e_term)
+        self._n_done += ok
+        self._n_dropped += ~ok
+        self._delay_done += delay
+        self._steps += 1
+        self._ptr += 1
+        trunc = self._steps >= self._ep_tasks
+        reward = -cost
+
+        # ---- next task (block draws per instance), autoresets ----
+        ar = self._autoreset
+        empty = np.flatnonzero((self._ptr >= self._nblk) & ~ar)
+        if empty.size:
+            self._refill_tasks(empty.tolist())
+        done = ok.astype(np.float64)
+        info = {"delay": delay, "completed": done, "energy": energy, "dropped": 1.0 - done, "cost": cost,
+                "offloaded": (~loc).astype(np.float64)}
+        if ar.all():                                   # as SyncVectorEnv: only reset infos (empty)
+            self._reset_many(list(range(b)), [None] * b)
+            reward[:] = 0.0
+            trunc[:] = False
+            info = {}
+        elif ar.any():
+            idx = np.flatnonzero(ar)
+            self._reset_many(idx.tolist(), [None] * idx.size)
+            reward[idx] = 0.0
+            trunc[idx] = False
+            live = ~ar
+            for key in _INFO_KEYS:
+                info[key][idx] = 0.0
+                info["_" + key] = live
+        else:
+            live = np.ones(b, dtype=bool)
+            for key in _INFO_KEYS:
+                info["_" + key] = live
+        self._autoreset = trunc.copy()
+        self._load()
+        return self._observe(), reward, np.zeros(b, dtype=bool), trunc, info
+
+    # ------------------------------------------------------------------ read-outs
+    def episode_kpis(self) -> dict[str, np.ndarray]:
+        """Per instance, this episode so far: mean delay of completed tasks, drop ratio, #completed, #dropped."""
+        n = self._n_done + self._n_dropped
+        nd = np.maximum(self._n_done, 1)
+        return {"delay": np.where(self._n_done > 0, self._delay_done / nd, 0.0),
+                "dropped": np.where(n > 0, self._n_dropped / np.maximum(n, 1), 0.0),
+                "completed": self._n_done.astype(np.float64), "n_dropped": self._n_dropped.astype(np.float64)}
+
+
+def make_vector_env(num_envs: int | None = None, configs: Sequence[MecOffloadingConfig] | None = None,
+                    config: MecOffloadingConfig | None = None, **kwargs: Any) -> MecOffloadingVectorEnv:
+    """``vector_entry_point`` of ``frl/MecOffloading-v0`` (``gymnasium.make_vec`` passes ``num_envs``)."""
+    return MecOffloadingVectorEnv(num_envs=num_envs, configs=configs, config=config, **kwargs)

@@ -1,0 +1,139 @@
+"""The batched MEC core (``vector_entry_point``) is exactly B single envs: same configs, seeds, actions, results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import envs  # noqa: F401  (registers the envs)
+from envs.mec_offloading import MecOffloadingConfig, make_client_configs
+from envs.mec_offloading_batched import MecOffloadingVectorEnv
+from envs.registry import EnvConfigError
+
+ENV_ID = "frl/MecOffloading-v0"
+
+
+def _configs() -> list[MecOffloadingConfig]:
+    """Heterogeneous clients plus corner cases: short episodes (many autoresets), sparse arrivals (empty task
+    blocks, long idle gaps), long deadlines on short slots (wide capacity searches), other device counts."""
+    base = make_client_configs(5, 1.0, 11)
+    extra = [
+        dataclasses.replace(base[0], episode_tasks=10, n_devices=3),
+        dataclasses.replace(base[1], arrival_rate=0.01, n_devices=1, episode_tasks=12),
+        dataclasses.replace(base[2], slot_s=0.02, deadline_min_s=2.0, deadline_max_s=6.0, episode_tasks=50),
+        dataclasses.replace(base[3], burst_start_prob=0.3, burst_mean_slots=1.0, n_devices=40),
+        dataclasses.replace(base[4], burst_start_prob=0.0, episode_tasks=37, server_cpu_ghz=1.0),
+    ]
+    return base + extra
+
+
+def _assert_same(batched: tuple, sync: tuple, t: int) -> None:
+    names = ("obs", "reward", "terminated", "truncated")
+    for name, x, y in zip(names, batched[:4], sync[:4], strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y), f"step {t}: {name} differs"
+    ib, isy = batched[4], sync[4]
+    assert set(ib) == set(isy), f"step {t}: info keys {sorted(ib)} vs {sorted(isy)}"
+    for key in isy:
+        assert ib[key].dtype == isy[key].dtype and np.array_equal(ib[key], isy[key]), f"step {t}: info[{key!r}]"
+
+
+def test_batched_core_equals_single_envs_exactly():
+    cfgs = _configs()
+    b = len(cfgs)
+    venv = gym.make_vec(ENV_ID, num_envs=b, vectorization_mode="vector_entry_point", configs=cfgs)
+    assert isinstance(venv, MecOffloadingVectorEnv)
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    sync = gym.vector.SyncVectorEnv([lambda c=c: gym.make(ENV_ID, config=c) for c in cfgs])
+    seeds = [100 + 7 * i for i in range(b)]
+    ob, _ = venv.reset(seed=seeds)
+    os_, _ = sync.reset(seed=seeds)
+    assert np.array_equal(ob, os_)
+    rng = np.random.default_rng(5)
+    n_reset = 0
+    for t in range(600):
+        a = rng.integers(0, venv.single_action_space.n, b)
+        rb, rs = venv.step(a), sync.step(a)
+        _assert_same(rb, rs, t)
+        n_reset += int(rb[3].sum())
+    assert n_reset >= 40                               # episode ends and autoresets were crossed
+    kb = venv.episode_kpis()
+    for i, e in enumerate(sync.envs):
+        for key, value in e.unwrapped.episode_kpis().items():
+            assert kb[key][i] == value
+
+
+def test_reset_seeding_and_partial_reset_follow_sync_vector_env():
+    cfgs = make_client_configs(3, 0.5, 2)
+    venv = MecOffloadingVectorEnv(configs=cfgs)
+    sync = gym.vector.SyncVectorEnv([lambda c=c: gym.make(ENV_ID, config=c) for c in cfgs])
+    assert np.array_equal(venv.reset(seed=9)[0], sync.reset(seed=9)[0])   # int seed -> seed + i
+    rng = np.random.default_rng(0)
+    for t in range(40):
+        a = rng.integers(0, 4, 3)
+        _assert_same(venv.step(a), sync.step(a), t)
+    mask = np.array([False, True, False])
+    ob, _ = venv.reset(seed=[None, 77, None], options={"reset_mask": mask})
+    os_, _ = sync.reset(seed=[None, 77, None], options={"reset_mask": mask})
+    assert np.array_equal(ob, os_)
+    for t in range(40):
+        a = rng.integers(0, 4, 3)
+        _assert_same(venv.step(a), sync.step(a), t)
+    other = MecOffloadingVectorEnv(configs=cfgs)
+    assert not np.array_equal(other.reset(seed=10)[0], venv.reset(seed=9)[0])
+
+
+def test_make_vec_accepts_one_config_for_all_and_checks_arguments():
+    cfg = MecOffloadingConfig(n_devices=4)
+    venv = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", config=cfg)
+    assert venv.num_envs == 3 and all(c == cfg for c in venv.unwrapped.configs)
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (3, 8 + 4 * cfg.n_servers) and venv.observation_space.contains(obs)
+    assert len(set(map(bytes, obs))) == 3                  # seeds 0, 1, 2: different instances
+    over = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", n_devices=7)
+    assert all(c.n_devices == 7 for c in over.unwrapped.configs)
+    with pytest.raises(EnvConfigError, match="n_servers differs"):
+        MecOffloadingVectorEnv(configs=[MecOffloadingConfig(), MecOffloadingConfig(n_servers=2)])
+    with pytest.raises(EnvConfigError, match="num_envs=3 but 2 configs"):
+        MecOffloadingVectorEnv(num_envs=3, configs=[cfg, cfg])
+    with pytest.raises(EnvConfigError, match="bogus"):
+        MecOffloadingVectorEnv(num_envs=2, bogus=1)
+    with pytest.raises(gym.error.ResetNeeded):
+        MecOffloadingVectorEnv(num_envs=2).step(np.zeros(2, dtype=np.int64))
+    venv = MecOffloadingVectorEnv(num_envs=2)
+    venv.reset(seed=0)
+    for bad in (np.array([0, 4]), np.array([0, -1]), np.array([0.5, 1.0]), np.array([0, 1, 2])):
+        with pytest.raises(gym.error.InvalidAction):
+            venv.step(bad)
+
+
+def test_observations_stay_in_space_over_long_runs():
+    venv = MecOffloadingVectorEnv(configs=make_client_configs(16, 1.0, 4))
+    obs, _ = venv.reset(seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(700):
+        obs, r, term, trunc, info = venv.step(rng.integers(0, 4, 16))
+        assert venv.observation_space.contains(obs)
+        assert np.all(np.isfinite(r)) and np.all(r <= 0.0) and not term.any()
+
+
+def test_gymnasium_vector_wrappers_accept_the_core():
+    """Gymnasium's own vector wrappers (which read the autoreset mode) work on it: episode statistics add up."""
+    cfgs = [dataclasses.replace(c, episode_tasks=25) for c in make_client_configs(4, 1.0, 8)]
+    venv = gym.wrappers.vector.RecordEpisodeStatistics(MecOffloadingVectorEnv(configs=cfgs))
+    venv.reset(seed=1)
+    rng = np.random.default_rng(2)
+    ret = np.zeros(4)
+    seen = 0
+    for _ in range(80):
+        _, r, term, trunc, info = venv.step(rng.integers(0, 4, 4))
+        ret += r
+        if "episode" in info:
+            done = info["_episode"]
+            assert np.allclose(info["episode"]["r"][done], ret[done]) and np.all(info["episode"]["l"][done] == 25)
+            ret[done] = 0.0
+            seen += int(done.sum())
+    assert seen >= 8
