@@ -9,7 +9,10 @@ and ``learning_starts = 4`` (every round trains). Both backends run through thei
 (:func:`scenarios.experiment.run_experiment` and :func:`scenarios.batched_backend.run_experiment_batched`) on
 the same :class:`~scenarios.experiment.Experiment`; a round is timed between two progress callbacks, so it
 covers sample → broadcast → local fit → aggregate and not the setup (round 1 is a warm-up and the last round,
-which evaluates, is not timed). Each (backend, size) runs in its own child process so that its peak RSS
+which evaluates, is not timed). Round times are the process's CPU time (``time.process_time``): both
+backends are single-threaded here (one torch thread, ``OMP_NUM_THREADS=1``), so CPU time is the round time
+on an idle core, and it is robust to the other jobs of a shared machine; the wall-clock figures are in
+``details`` beside it. Each (backend, size) runs in its own child process so that its peak RSS
 (``ru_maxrss``) is its own. In-process at 1,000 clients is timed over 1 round to keep the run under 10 minutes.
 
 Floors: a 100-client round is >= 10x faster batched than in-process; 1,000 batched clients fit in memory.
@@ -64,19 +67,22 @@ def child(backend: str, n: int, seed: int) -> dict:
 
     timed = TIMED_ROUNDS[backend][n]
     exp = experiment(n, timed, seed)
-    stamps: dict[int, float] = {}
+    stamps: dict[int, tuple[float, float]] = {}
 
     def progress(spec: str, rnd: int, rounds: int) -> None:
-        stamps[rnd] = time.perf_counter()
+        stamps[rnd] = (time.process_time(), time.perf_counter())
 
     run = run_experiment_batched if backend == "batched" else run_experiment
     c0, t0 = time.process_time(), time.perf_counter()
     run(exp, progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rounds = [stamps[r] - stamps[r - 1] for r in range(2, timed + 2)]
-    round_s = sum(rounds) / len(rounds)
+    cpu_rounds = [stamps[r][0] - stamps[r - 1][0] for r in range(2, timed + 2)]
+    wall_rounds = [stamps[r][1] - stamps[r - 1][1] for r in range(2, timed + 2)]
+    round_s = sum(cpu_rounds) / len(cpu_rounds)
+    round_wall = sum(wall_rounds) / len(wall_rounds)
     return {"backend": backend, "clients": n, "timed_rounds": timed, "round_s": round_s,
-            "round_s_per_client": round_s / n, "total_wall_s": wall, "total_cpu_s": cpu,
+            "round_s_per_client": round_s / n, "round_wall_s": round_wall, "round_wall_s_per_client": round_wall / n,
+            "total_wall_s": wall, "total_cpu_s": cpu,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             results[backend][str(n)] = json.loads(proc.stdout.strip().splitlines()[-1])
             if not args.json:
                 r = results[backend][str(n)]
-                print(f"{backend:9s} {n:5d} clients: {r['round_s'] * 1e3:9.1f} ms/round, "
+                print(f"{backend:9s} {n:5d} clients: {r['round_s'] * 1e3:9.1f} ms CPU/round "
+                      f"({r['round_wall_s'] * 1e3:.1f} ms wall), "
                       f"{r['round_s_per_client'] * 1e3:7.3f} ms/client ({r['timed_rounds']} timed rounds), "
                       f"peak RSS {r['peak_rss_mb']:7.0f} MB, total {r['total_wall_s']:.1f} s wall", flush=True)
 

@@ -53,6 +53,38 @@ def test_vector_env_falls_back_to_sync_envs_with_per_client_configs() -> None:
         assert configs[0] != configs[1]
 
 
+def test_client_vector_env_steps_like_gymnasiums_sync_vector_env() -> None:
+    """The lean info merge changes nothing: observations, rewards, flags and infos (values, masks, dtypes,
+    final observations and final infos of same-step resets) equal SyncVectorEnv's."""
+    configs = client_setup(_tiny()).configs
+    ours = make_client_vector_env(MEC, configs)
+    theirs = gym.vector.SyncVectorEnv([lambda c=c: gym.make(MEC, config=c) for c in configs],
+                                      autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    ours.reset(seed=[1, 2, 3])
+    theirs.reset(seed=[1, 2, 3])
+    rng = np.random.default_rng(0)
+    resets = 0
+    for _ in range(90):  # episodes of 40 tasks: two rounds of resets
+        a = rng.integers(4, size=3)
+        mine, ref = ours.step(a), theirs.step(a)
+        for x, y in zip(mine[:4], ref[:4], strict=True):
+            assert np.array_equal(x, y) and x.dtype == y.dtype
+        infos, ref_infos = mine[4], ref[4]
+        assert set(infos) == set(ref_infos)
+        for k, v in ref_infos.items():
+            if k == "final_obs":
+                resets += int(v.astype(bool).sum()) if v.dtype == bool else sum(o is not None for o in v)
+                for i in np.flatnonzero(ref_infos["_final_obs"]):
+                    assert np.array_equal(infos[k][i], v[i])
+            elif k == "final_info":
+                assert set(infos[k]) == set(v)
+                for kk, vv in v.items():
+                    assert np.array_equal(infos[k][kk], vv) and infos[k][kk].dtype == vv.dtype, kk
+            else:
+                assert np.array_equal(infos[k], v) and infos[k].dtype == v.dtype, k
+    assert resets == 6
+
+
 def test_fedavg_over_the_client_axis_is_the_weighted_mean_of_client_dicts() -> None:
     rng = np.random.default_rng(0)
     stacked = {"a": torch.from_numpy(rng.normal(size=(4, 3, 2)).astype(np.float32)),
