@@ -136,14 +136,14 @@ class StackedLearner:
                                  f"or {tuple(p.shape)}")
             if not torch.isfinite(t).all():
                 raise AgentError(f"weight {k!r} contains non-finite values")
-            staged[k] = t.to(torch.float32).expand_as(p)
+            staged[k] = t.to(torch.float32)  # broadcast over the client axis when it has none
         self._before_params_change()
         with torch.no_grad():
             for k, t in staged.items():
                 self.params[k].copy_(t)
                 if self.target is not None and k in self.target:
                     self.target[k].copy_(t)
-        self._anchor = {**self._anchor, **{k: t.clone() for k, t in staged.items()}}
+        self._anchor = {**self._anchor, **{k: t.clone() for k, t in staged.items()}}  # (N, …) or broadcast
 
     def set_proximal(self, mu: float) -> None:
         """FedProx: the weight μ of (μ/2)·‖θ_i − θ_anchor‖², per client (Li et al. 2020, eq. 2)."""

@@ -19,6 +19,11 @@ Floors: a 100-client round is >= 10x faster batched than in-process; 1,000 batch
 With ``--json`` one JSON object is printed: ``{"round_s_per_client": {"batched": {"10": x, ...},
 "inprocess": {...}}, "speedup": {...}, "peak_rss_mb": {...}, ...}`` (null where a size was not measured).
 The env-steps part comes from ``bench.batched_envs.measure_env_steps`` when that module exists.
+
+``--compare-mec K`` (long: about 4 CPU-minutes per seed) instead runs issue 14's "learning is the same" check:
+the MEC scenario's FULL experiment (8 cells, 30 rounds × 1,000 steps, double DQN) with FedAvg only, seeds
+0..K−1, on both backends, and prints the final mean costs per seed, their means and seed-to-seed standard
+deviations.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 # bench/ holds envs.py: keep this folder off sys.path so that ``import envs`` finds the package
@@ -86,15 +92,44 @@ def child(backend: str, n: int, seed: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
+def compare_mec(seeds: int) -> dict:
+    """Final mean cost of FedAvg DQN on the MEC FULL experiment, batched vs in-process, per seed."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from scenarios.batched_backend import run_experiment_batched
+    from scenarios.experiment import run_experiment
+    from scenarios.mec_offloading import FULL
+
+    cost: dict[str, list[float]] = {"batched": [], "inprocess": []}
+    for seed in range(seeds):
+        exp = replace(FULL, strategies=("fedavg",), baselines=(), seed=seed)
+        cost["batched"].append(run_experiment_batched(exp).methods["fedavg"]["cost"])
+        cost["inprocess"].append(run_experiment(exp).methods["fedavg"]["cost"])
+    out: dict = {"cost": cost}
+    for b, c in cost.items():
+        out[f"{b}_mean"] = float(np.mean(c))
+        out[f"{b}_sd"] = float(np.std(c, ddof=1)) if len(c) > 1 else None
+    out["difference_of_means"] = out["batched_mean"] - out["inprocess_mean"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/batched.py", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated client counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare-mec", type=int, default=0, metavar="K",
+                        help="run the MEC FULL fedavg comparison over K seeds instead (long)")
     parser.add_argument("--child", nargs=2, metavar=("BACKEND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.seed)))
+        return 0
+    if args.compare_mec:
+        out = compare_mec(args.compare_mec)
+        print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     bad = [s for s in sizes if s not in TIMED_ROUNDS["batched"]]
