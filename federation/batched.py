@@ -35,6 +35,7 @@ from agents.base import Weights
 from federation.devices import DeviceProfile, Scheduler, Synchronous, make_device_profiles
 from federation.evaluation import DEFAULT_MAX_EPISODE_STEPS
 from federation.server import History, sample_clients
+from federation.strategies import STRATEGIES
 from federation.strategies.base import Strategy
 from federation.types import FederationError
 
@@ -221,8 +222,6 @@ def check_batched_strategy(strategy: Strategy) -> str:
     """The strategy's name if the batched loop implements it (exactly that class, not a subclass such as
     FedRep), else a one-line FederationError naming the allowed ones."""
     name = getattr(strategy, "name", type(strategy).__name__)
-    from federation.strategies import STRATEGIES  # noqa: PLC0415 (registry import only when checking)
-
     if name not in BATCHED_STRATEGIES or type(strategy) is not STRATEGIES[name]:
         raise FederationError(f"strategy {name!r} is not available on the batched backend; allowed: "
                               f"{', '.join(BATCHED_STRATEGIES)}")
