@@ -46,8 +46,9 @@ BATCHED_STRATEGIES = ("fedavg", "fedprox", "local", "fedper")
 def make_client_vector_env(env_id: str, configs: Sequence[Any]) -> gym.vector.VectorEnv:
     """One vector env whose sub-env ``i`` runs ``configs[i]``: the env's batched core
     (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point", configs=...)``) where it registers a
-    ``vector_entry_point``, else a ``SyncVectorEnv`` of single envs with same-step autoreset (like the
-    in-process single env, which is reset the moment its episode ends)."""
+    ``vector_entry_point``, else a ``SyncVectorEnv`` of single envs with same-step autoreset
+    (:class:`ClientSyncVectorEnv`; like the in-process single env, which is reset the moment its episode
+    ends). Only gymnasium's "no vector entry point" error falls back; a batched core that fails is raised."""
     try:
         return gym.make_vec(env_id, num_envs=len(configs), vectorization_mode="vector_entry_point",
                             configs=list(configs))
