@@ -362,6 +362,9 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
                         "defaults: the full size):"))
         return 0
     exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
+    if args.checkpoint_every is not None and getattr(exp, "backend", "inprocess") == "batched":
+        raise UsageError("--checkpoint-every is not supported with --backend batched yet; allowed backends for it: "
+                         "inprocess, processes")
     if args.checkpoint_every is not None and not getattr(module, "CHECKPOINTABLE", True):
         raise UsageError(f"scenario {args.scenario!r} cannot be checkpointed ({module.CHECKPOINT_WHY}); "
                          "run it without --checkpoint-every")

@@ -217,6 +217,10 @@ class Experiment:
         _need(self.backend in BACKENDS, f"backend={self.backend!r} is not known; allowed: {', '.join(BACKENDS)}")
         _need(is_int(self.workers) and 1 <= self.workers <= 256,
               f"workers={self.workers!r} is out of range; allowed: integer in [1, 256]")
+        if self.backend == "batched":  # refuse before any training what the batched backend cannot run
+            from scenarios.batched_backend import check_batched
+
+            check_batched(self)
         object.__setattr__(self, "_built", (strategies, policy, compressor))
 
     def strategy(self, spec: str) -> Strategy:
@@ -412,7 +416,12 @@ class RunCheckpoints:
 
 def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None) -> ExperimentResult:
     """Every method on the same clients (configs, devices, seeds: :func:`client_setup`), then every heuristic
-    on the same episodes. The federation's seed is the same for every method, so runs are paired."""
+    on the same episodes. The federation's seed is the same for every method, so runs are paired.
+    ``exp.backend == "batched"`` simulates all clients together (:mod:`scenarios.batched_backend`)."""
+    if exp.backend == "batched":
+        from scenarios.batched_backend import run_experiment_batched
+
+        return run_experiment_batched(exp, on_progress)
     start = time.perf_counter()
     entry = env_entry(exp.env_id)
     setup = client_setup(exp)
