@@ -13,7 +13,7 @@ import torch
 
 import envs  # noqa: F401  (registers frl/* envs)
 from agents.dqn import DQNAgent
-from federation.batched import aggregate_stacked, make_client_vector_env, run_batched_federation
+from federation.batched import ClientSyncVectorEnv, aggregate_stacked, make_client_vector_env, run_batched_federation
 from federation.strategies import make_strategy
 from federation.strategies.fedavg import weighted_average
 from scenarios.batched_backend import build_learner, run_experiment_batched
@@ -57,7 +57,7 @@ def test_client_vector_env_steps_like_gymnasiums_sync_vector_env() -> None:
     """The lean info merge changes nothing: observations, rewards, flags and infos (values, masks, dtypes,
     final observations and final infos of same-step resets) equal SyncVectorEnv's."""
     configs = client_setup(_tiny()).configs
-    ours = make_client_vector_env(MEC, configs)
+    ours = ClientSyncVectorEnv([lambda c=c: gym.make(MEC, config=c) for c in configs])  # MEC has a core now
     theirs = gym.vector.SyncVectorEnv([lambda c=c: gym.make(MEC, config=c) for c in configs],
                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     ours.reset(seed=[1, 2, 3])
