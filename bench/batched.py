@@ -18,7 +18,7 @@ on an idle core, and it is robust to the other jobs of a shared machine; the wal
 Floors: a 100-client round is >= 10x faster batched than in-process; 1,000 batched clients fit in memory.
 With ``--json`` one JSON object is printed: ``{"round_s_per_client": {"batched": {"10": x, ...},
 "inprocess": {...}}, "speedup": {...}, "peak_rss_mb": {...}, ...}`` (null where a size was not measured).
-The env-steps part comes from ``bench.batched_envs.measure_env_steps`` when that module exists.
+The env-steps part comes from ``bench.batched_envs.measure_env_steps``, in the same run.
 
 ``--compare-mec K`` (long: about 4 CPU-minutes per seed) instead runs issue 14's "learning is the same" check:
 the MEC scenario's FULL experiment (8 cells, 30 rounds × 1,000 steps, double DQN) with FedAvg only, seeds
@@ -170,13 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                      "steps_per_round": STEPS_PER_ROUND, "episode_tasks": 50},
         "bench_wall_s": None,
     }
-    try:  # the env-steps half, written beside this file by the env-core work (issue 14 item 3)
-        from bench.batched_envs import measure_env_steps
-    except ImportError:
-        out["env_steps_per_s"] = None
-        out["env_steps_note"] = "absent: bench.batched_envs is not in this tree"
-    else:
-        out.update(measure_env_steps())
+    from bench.batched_envs import measure_env_steps  # the env-steps half (issue 14 item 3)
+
+    out.update(measure_env_steps())
     out["bench_wall_s"] = time.perf_counter() - t0
     s100 = out["speedup"].get("100")
     out["floors"] = {"speedup_100_at_least": FLOOR_SPEEDUP_100, "speedup_100": s100,
