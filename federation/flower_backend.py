@@ -33,6 +33,8 @@ This module needs the optional extra (``pip install -e ".[flower]"``); nothing i
 from __future__ import annotations
 
 import io
+import logging
+import os
 import queue
 import threading
 import time
@@ -116,14 +118,27 @@ class FlowerPool(ClientPool):
         return Message(content, dst_node_id=self.node_of(cid), message_type=kind, group_id=self.token)
 
     def _exchange(self, messages: Mapping[int, Message], timeout: float) -> dict[int, Message]:
-        """Send one message per client and collect the replies by client id (missing ones are absent)."""
-        self.messages += len(messages)
-        replies = self.grid.send_and_receive(list(messages.values()), timeout=timeout)
+        """Send one message per client and collect the replies by client id (missing ones are absent).
+
+        At most one message per SuperNode is in flight: a SuperNode runs its ClientApps one after another
+        anyway, and Flower 1.42's SuperNode was seen answering the second of two queued messages of one run
+        with the first one's reply id (the SuperLink then drops the reply and the ServerApp waits forever).
+        So the messages go in waves, the k-th wave holding the k-th client of every node."""
+        by_node: dict[int, list[Message]] = {}
+        for msg in messages.values():
+            by_node.setdefault(msg.metadata.dst_node_id, []).append(msg)
         out: dict[int, Message] = {}
-        for rep in replies:
-            if rep.has_error():
-                continue  # the client's missing reply becomes that client's fault below
-            out[int(rep.content["frl"]["client_id"])] = rep
+        deadline = time.monotonic() + timeout
+        for k in range(max((len(v) for v in by_node.values()), default=0)):
+            wave = [msgs[k] for msgs in by_node.values() if k < len(msgs)]
+            self.messages += len(wave)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for rep in self.grid.send_and_receive(wave, timeout=left):
+                if rep.has_error():
+                    continue  # the client's missing reply becomes that client's fault (or refusal) below
+                out[int(rep.content["frl"]["client_id"])] = rep
         return out
 
     def _first(self, cid: int, content: RecordDict) -> None:
@@ -188,8 +203,9 @@ class FlowerPool(ClientPool):
         replies = self._exchange(msgs, self.reply_timeout_s)
         missing = [cid for cid in seeds if cid not in replies]
         if missing:
-            raise FederationError(f"Flower: no evaluation from clients {missing[:10]} (SuperNodes "
-                                  f"{sorted({self.node_of(c) for c in missing})[:10]}) within {self.reply_timeout_s:.0f} s")
+            nodes = sorted({self.node_of(c) for c in missing})[:10]
+            raise FederationError(f"Flower: no evaluation from clients {missing[:10]} (SuperNodes {nodes}) "
+                                  f"within {self.reply_timeout_s:.0f} s")
         self._started.update(seeds)
         return {cid: unpack(replies[cid].content["frl"]["evaluation"]) for cid in seeds}
 
@@ -281,6 +297,10 @@ def simulation(client_app: Any, num_nodes: int, workers: int, *, start_timeout_s
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPUs asked for: leave the env alone
+    flwr_log = logging.getLogger("flwr")
+    level = flwr_log.level
+    flwr_log.setLevel(logging.ERROR)  # run_simulation's deprecation notice and per-message INFO lines
     handed: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
     server = ServerApp()
@@ -306,19 +326,19 @@ def simulation(client_app: Any, num_nodes: int, workers: int, *, start_timeout_s
     engine = threading.Thread(target=_engine, name="flower-simulation", daemon=True)
     engine.start()
     try:
-        grid = handed.get(timeout=start_timeout_s)
-    except queue.Empty:
-        stop.set()
-        raise FederationError(f"Flower's simulation engine did not start within {start_timeout_s:.0f} s") from None
-    if grid is None:
-        why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "no reason given"
-        raise FederationError(f"Flower's simulation engine failed to start ({why})")
-    try:
+        try:
+            grid = handed.get(timeout=start_timeout_s)
+        except queue.Empty:
+            raise FederationError(f"Flower's simulation engine did not start within {start_timeout_s:.0f} s") from None
+        if grid is None:
+            why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "no reason given"
+            raise FederationError(f"Flower's simulation engine failed to start ({why})")
         yield grid
     finally:
         stop.set()
         engine.join(timeout=120)
         _shutdown_ray()
+        flwr_log.setLevel(level)
 
 
 def _shutdown_ray() -> None:

@@ -22,13 +22,16 @@ client inside the hook).
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import fields
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from flwr.app import Context, Message
@@ -124,8 +127,9 @@ def check_flower(exp: Experiment, spec: str) -> None:
         raise ScenarioError("--checkpoint-every is not supported with --backend flower: each client's state lives "
                             "in its SuperNode's Context.state, out of the server's reach; allowed: --backend inprocess")
     if exp.secure_aggregation:
-        raise ScenarioError("--secure-aggregation is not supported with --backend flower: its client halves register "
-                            "their key-agreement party with the server half in one process; allowed: --backend inprocess")
+        raise ScenarioError("--secure-aggregation is not supported with --backend flower: its client halves "
+                            "register their key-agreement party with the server half in one process; allowed: "
+                            "--backend inprocess")
     strategy = exp.strategy(spec)
     if strategy.client_hook() is strategy.client_hook():
         raise ScenarioError(f"strategy {spec!r} cannot run with --backend flower: all its clients share one client "
@@ -188,7 +192,8 @@ def _server_main(grid: Any, context: Context) -> None:
 
     cfg = dict(context.run_config)
     if "scenario" not in cfg:
-        raise ScenarioError("the ServerApp needs run config 'scenario' (e.g. --run-config \"scenario='mec-offloading'\")")
+        raise ScenarioError("the ServerApp needs run config 'scenario'; allowed: a scenario name "
+                            "(python -m scenarios.flower_app writes it)")
     argv = ["run", str(cfg["scenario"]), *shlex.split(str(cfg.get("flags", ""))), "--backend", "flower",
             "--no-progress"]
     if cfg.get("out"):
@@ -199,5 +204,61 @@ def _server_main(grid: Any, context: Context) -> None:
         raise RuntimeError(f"frl {' '.join(argv)} exited with status {code}")
 
 
+# ----- the Flower App directory `flwr run` submits --------------------------------------------------------------------
+def app_pyproject(scenario: str, flags: str = "", out: str = "", min_nodes: int = 1, node_wait_s: float = 120.0) -> str:
+    """The ``pyproject.toml`` of a Flower App that runs ``frl run SCENARIO FLAGS`` on a SuperLink's SuperNodes.
+
+    The App holds no code: ``serverapp``/``clientapp`` name this module, which every SuperLink and SuperNode
+    machine imports from its own install of this package (``pip install -e ".[flower]"``)."""
+    cfg = {"scenario": scenario, "flags": flags, "out": out, "min-nodes": int(min_nodes),
+           "node-wait-s": float(node_wait_s)}
+    lines = [
+        "[project]", 'name = "frl-suite-app"', 'version = "1.0.0"',
+        'description = "FRL Suite scenarios as a Flower App (the code is the installed frl-suite package)"',
+        'license = "Apache-2.0"', "dependencies = []", "",
+        "[tool.flwr.app]", 'publisher = "frl-suite"', "",
+        "[tool.flwr.app.components]", 'serverapp = "scenarios.flower_app:server_app"',
+        'clientapp = "scenarios.flower_app:client_app"', "",
+        "[tool.flwr.app.config]", *(f"{k} = {json.dumps(v)}" for k, v in cfg.items()), "",
+    ]
+    return "\n".join(lines)
+
+
+def write_app(directory: Path, scenario: str, **config: Any) -> Path:
+    """Write the Flower App directory (its ``pyproject.toml``) for :func:`app_pyproject`; returns it."""
+    from scenarios import scenario_module
+
+    scenario_module(scenario)  # one line naming an unknown scenario
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pyproject.toml").write_text(app_pyproject(scenario, **config), encoding="utf-8")
+    return directory
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scenarios.flower_app DIR --scenario NAME [--flags "..."] [--out DIR] [--min-nodes N]``."""
+    p = argparse.ArgumentParser(prog="python -m scenarios.flower_app",
+                                description="write the Flower App directory that `flwr run DIR` submits")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--flags", default="", help='frl run flags as one string, e.g. "--quick --rounds 2"')
+    p.add_argument("--out", default="", help="results directory on the SuperLink machine (default runs/<scenario>/…)")
+    p.add_argument("--min-nodes", type=int, default=1, help="wait for this many SuperNodes before the first round")
+    p.add_argument("--node-wait-s", type=float, default=120.0, help="how long to wait for them")
+    a = p.parse_args(argv)
+    try:
+        path = write_app(a.directory, a.scenario, flags=a.flags, out=a.out, min_nodes=a.min_nodes,
+                         node_wait_s=a.node_wait_s)
+    except ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(path / "pyproject.toml")
+    return 0
+
+
 __all__ = ["check_flower", "client_app", "experiment_from_json", "experiment_json", "make_flower_pool",
-           "server_app", "serving"]
+           "server_app", "serving", "write_app"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
