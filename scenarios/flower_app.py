@@ -38,6 +38,7 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+from agents.base import Weights
 from federation.client import Client
 from federation.flower_backend import (
     GRID,
@@ -144,23 +145,31 @@ def make_flower_pool(exp: Experiment, spec: str, setup: ClientSetup | None = Non
     app = {"experiment": experiment_json(exp), "method": spec}
     ids = list(range(exp.n_clients))
     steps = dict.fromkeys(ids, exp.steps_per_round)
+
+    def initial() -> tuple[Weights, Weights]:
+        """Client 0's weights as built (the same build as on its SuperNode: seeded by the experiment)."""
+        first = build_clients(exp, spec, [0], setup)[0]
+        first.use(exp.strategy(spec).client_hook())
+        return first.agent.get_weights(), first.agent.get_shared_weights()
+
     grid = GRID.get()
     if grid is not None:
         cfg = _DEPLOYMENT.get() or {}
         nodes = connected_nodes(grid, int(cfg.get("min-nodes", 1)), float(cfg.get("node-wait-s", 120.0)))
-        return FlowerPool(grid, ids, steps, app, nodes)
-    return _SimulatedPool(exp, ids, steps, app)
+        return FlowerPool(grid, ids, steps, app, nodes, initial=initial)
+    return _SimulatedPool(exp, ids, steps, app, initial)
 
 
 class _SimulatedPool(FlowerPool):
     """A :class:`FlowerPool` on its own simulation engine (one virtual SuperNode per client)."""
 
-    def __init__(self, exp: Experiment, ids: list[int], steps: dict[int, int], app: dict[str, str]) -> None:
+    def __init__(self, exp: Experiment, ids: list[int], steps: dict[int, int], app: dict[str, str],
+                 initial: Any) -> None:
         self._engine = simulation(client_app, num_nodes=len(ids), workers=int(exp.workers))
         grid = self._engine.__enter__()
         try:
             nodes = connected_nodes(grid, len(ids), 60.0)
-            super().__init__(grid, ids, steps, app, nodes)
+            super().__init__(grid, ids, steps, app, nodes, initial=initial)
         except BaseException:
             self._engine.__exit__(None, None, None)
             raise

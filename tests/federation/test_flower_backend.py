@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the run that every backend must reproduce: two clients that learn (learning_starts=200 < 300 steps)
 FLAGS = ["--quick", "--clients", "2", "--rounds", "2", "--steps-per-round", "300", "--eval-every", "2",
          "--final-eval-episodes", "1"]
+DEPLOYED = [*FLAGS, "--strategy", "fedavg"]  # one method: every ClientApp message is a fresh process
 TIMING = {"train_time_s", "wall_time_s"}  # wall-clock measurements: the only fields allowed to differ
 
 
@@ -161,7 +162,7 @@ def test_superlink_and_two_supernodes_match_in_process(tmp_path: Path) -> None:
     home.mkdir()
     (home / "config.toml").write_text(f'[superlink]\ndefault = "test"\n\n[superlink.test]\n'
                                       f'address = "127.0.0.1:{link}"\ninsecure = true\n')
-    app = write_app(tmp_path / "app", "mec-offloading", flags=" ".join(FLAGS), out=str(out), min_nodes=2,
+    app = write_app(tmp_path / "app", "mec-offloading", flags=" ".join(DEPLOYED), out=str(out), min_nodes=2,
                     node_wait_s=60)
     env = {**_env(), "FLWR_HOME": str(home)}
     bindir = Path(sys.executable).parent
@@ -185,7 +186,7 @@ def test_superlink_and_two_supernodes_match_in_process(tmp_path: Path) -> None:
         for p in reversed(procs):
             _stop(p)
     assert all(p.poll() is not None for p in procs)
-    assert frl_main(["run", "mec-offloading", *FLAGS, "--out", str(tmp_path / "ref"), "--no-progress"]) == 0
+    assert frl_main(["run", "mec-offloading", *DEPLOYED, "--out", str(tmp_path / "ref"), "--no-progress"]) == 0
     deployed = json.loads((out / "summary.json").read_text())
     ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
     assert _same(ref, deployed) == []
