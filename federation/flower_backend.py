@@ -32,6 +32,7 @@ This module needs the optional extra (``pip install -e ".[flower]"``); nothing i
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import os
@@ -235,6 +236,13 @@ def connected_nodes(grid: Any, at_least: int, timeout_s: float) -> list[int]:
 ClientFactory = Callable[[Mapping[str, Any], int], Client]  # (the message's header, client id) -> client, hook on
 
 
+#: a memo of live clients in this process (a simulation actor serves many messages): (token, id) -> (stamp,
+#: client). Context.state stays the truth: the memo is used only when its stamp is the one stored there, i.e.
+#: when the object is exactly the state this process saved last; otherwise the client is rebuilt from the state.
+_LIVE: collections.OrderedDict[tuple[str, int], tuple[str, Client]] = collections.OrderedDict()
+_LIVE_MAX = 128  # clients kept per process (a deployed ClientApp process serves one message: never a hit)
+
+
 def _client(header: Mapping[str, Any], content: RecordDict, context: Context, build: ClientFactory) -> Client:
     """The client this message is for: built from the run's configuration, then its saved state (if any)."""
     token, cid = str(header["token"]), int(header["client_id"])
@@ -242,8 +250,13 @@ def _client(header: Mapping[str, Any], content: RecordDict, context: Context, bu
         for key in [k for k in context.state if k.startswith(_STATE_PREFIX)]:  # another pool's clients
             del context.state[key]
         context.state["frl-token"] = ConfigRecord({"token": token})
-    client = build(header, cid)
+        for key in [k for k in _LIVE if k[0] != token]:
+            del _LIVE[key]
     saved = context.state.get(f"{_STATE_PREFIX}{cid}")
+    live = _LIVE.pop((token, cid), None)  # popped: a handler that fails midway leaves no stale object behind
+    if saved is not None and live is not None and live[0] == saved["stamp"]:
+        return live[1]
+    client = build(header, cid)
     if saved is not None:
         raw = zlib.decompress(saved["tree"])
         restore(client, torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu"))
@@ -252,19 +265,24 @@ def _client(header: Mapping[str, Any], content: RecordDict, context: Context, bu
     return client
 
 
-def _keep(client: Client, context: Context) -> None:
+def _keep(client: Client, context: Context, token: str) -> None:
     buf = io.BytesIO()
     torch.save(capture(client), buf)
+    stamp = uuid.uuid4().hex
     # zlib level 1: a preallocated replay buffer is mostly zeros (a CartPole DQN client: 4.9 MB -> 0.1 MB in
     # ~12 ms), and Context.state is copied to and from the simulation's actors with every message
-    context.state[f"{_STATE_PREFIX}{client.client_id}"] = ConfigRecord({"tree": zlib.compress(buf.getvalue(), 1)})
+    context.state[f"{_STATE_PREFIX}{client.client_id}"] = ConfigRecord(
+        {"tree": zlib.compress(buf.getvalue(), 1), "stamp": stamp})
+    _LIVE[(token, client.client_id)] = (stamp, client)
+    while len(_LIVE) > _LIVE_MAX:
+        _LIVE.popitem(last=False)
 
 
 def handle_query(message: Message, context: Context, build: ClientFactory) -> Message:
     """``op=init``: the client's full and shared weights after it is built (client 0's start every client)."""
     header = message.content["frl"]
     client = _client(header, message.content, context, build)
-    _keep(client, context)
+    _keep(client, context, str(header["token"]))
     reply = RecordDict({"frl": ConfigRecord({"client_id": int(header["client_id"])}),
                         "full": weights_record(client.agent.get_weights()),
                         "shared": weights_record(client.agent.get_shared_weights())})
@@ -279,7 +297,7 @@ def handle_train(message: Message, context: Context, build: ClientFactory) -> Me
     ins = FitIns(cid, weights_of(message.content["weights"]), unpack(header["config"]))
     t = float(header["timeout_s"])
     out = guarded_fit(client, FitJob(ins, str(header["fault"]) or None, t if t > 0 else None))
-    _keep(client, context)
+    _keep(client, context, str(header["token"]))
     meta: dict[str, Any] = {"client_id": cid, "reason": out.reason or ""}
     reply = RecordDict({"received": weights_record(out.received or {})})
     if out.result is not None:
@@ -294,7 +312,7 @@ def handle_evaluate(message: Message, context: Context, build: ClientFactory) ->
     client = _client(header, message.content, context, build)
     model = weights_of(message.content["weights"]) if bool(header["has_model"]) else None
     ev = client.evaluate_models(model, unpack(header["seeds"]))
-    _keep(client, context)
+    _keep(client, context, str(header["token"]))
     reply = RecordDict({"frl": ConfigRecord({"client_id": int(header["client_id"]), "evaluation": pack(ev)})})
     return Message(reply, reply_to=message)
 
