@@ -293,7 +293,13 @@ def handle_train(message: Message, context: Context, build: ClientFactory) -> Me
     """One fit (``federation.pool.guarded_fit``: faults injected and timeouts checked here, where it runs)."""
     header = message.content["frl"]
     cid = int(header["client_id"])
-    client = _client(header, message.content, context, build)
+    try:
+        client = _client(header, message.content, context, build)
+    except Exception as e:  # noqa: BLE001 - this client's failure (e.g. a state that does not fit), not the run's
+        first = (str(e).strip().splitlines() or [""])[0]
+        reason = f"exception: the ClientApp could not restore client {cid}: {type(e).__name__}: {first}"
+        return Message(RecordDict({"frl": ConfigRecord({"client_id": cid, "reason": reason}),
+                                   "received": ArrayRecord()}), reply_to=message)
     ins = FitIns(cid, weights_of(message.content["weights"]), unpack(header["config"]))
     t = float(header["timeout_s"])
     out = guarded_fit(client, FitJob(ins, str(header["fault"]) or None, t if t > 0 else None))
