@@ -389,6 +389,10 @@ def make_pool(exp: Experiment, spec: str, setup: ClientSetup | None = None) -> C
     """The clients of ``exp`` for method ``spec`` where ``exp.backend`` runs them."""
     if exp.backend == "inprocess":
         return InProcessPool(build_clients(exp, spec, range(exp.n_clients), setup))
+    if exp.backend == "flower":  # the optional extra: imported only here
+        from scenarios.flower_app import make_flower_pool
+
+        return make_flower_pool(exp, spec, setup)
     raise ScenarioError(f"backend={exp.backend!r} is not available yet; allowed: inprocess")
 
 
