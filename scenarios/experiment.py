@@ -145,7 +145,8 @@ class Experiment:
         "a round aggregates only when at least this many clients' results pass screening, else it is skipped"))
     backend: str = field(default="inprocess", metadata=cli(
         "where clients run: inprocess | processes (worker processes, bitwise equal) | flower | batched"))
-    workers: int = field(default=2, metadata=cli("worker processes of --backend processes, [1, 256]"))
+    workers: int = field(default=2, metadata=cli(
+        "worker processes of --backend processes (Ray actors of --backend flower's simulation), [1, 256]"))
     # "single": each client's env is the gymnasium form; "parallel": its PettingZoo form, where the client's
     # agent acts for every agent id with shared parameters (a multi-agent client) and is scored per agent
     env_form: str = "single"
