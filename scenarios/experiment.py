@@ -14,6 +14,7 @@ state is touched and no seed is a constant.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -38,6 +39,7 @@ from federation.differential_privacy import apply_dp, dp_markdown, dp_summary
 from federation.evaluation import evaluate_parallel
 from federation.faults import FaultInjector
 from federation.pool import ClientPool, InProcessPool
+from federation.process_pool import ProcessPool, check_strategy
 from federation.secure_aggregation import secure_strategy
 from federation.server import SystemConfig, evaluate_clients, summarize_system
 from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
@@ -394,6 +396,11 @@ def make_pool(exp: Experiment, spec: str, setup: ClientSetup | None = None) -> C
         from scenarios.flower_app import make_flower_pool
 
         return make_flower_pool(exp, spec, setup)
+    if exp.backend == "processes":  # refuses a method whose client half cannot live in a worker, before training
+        for each in exp.strategies:
+            check_strategy(exp.strategy(each))
+        return ProcessPool(functools.partial(build_clients, exp, spec, setup=setup or client_setup(exp)),
+                           range(exp.n_clients), exp.workers)
     raise ScenarioError(f"backend={exp.backend!r} is not available yet; allowed: inprocess")
 
 
