@@ -1,10 +1,10 @@
 """``--backend processes``: the clients live in worker processes, fit in parallel, and answer bitwise as in-process.
 
 **Where a client lives.** :class:`ProcessPool` starts ``workers`` processes (the standard library's
-``multiprocessing``, never a fork of this process's torch state) and assigns the clients
-round-robin (client ``ids[i]`` to worker ``i mod workers``). Workers are forked from a *forkserver* (a clean
-single-threaded process that imported this module and the builder's once: a worker starts in milliseconds
-instead of re-importing torch; ``context="spawn"`` starts each from scratch). Each worker calls ``builder(its ids)`` once — e.g.
+``multiprocessing``, never a fork of this process's torch state) and assigns the clients round-robin (client
+``ids[i]`` to worker ``i mod workers``). Workers are forked from a *forkserver* (a clean single-threaded process
+that imported this module and the builder's once, so a worker starts without re-importing torch;
+``context="spawn"`` starts each from scratch). Each worker calls ``builder(its ids)`` once — e.g.
 ``functools.partial(scenarios.experiment.build_clients, exp, spec, setup=setup)``, which builds any subset of
 clients exactly as in-process — and from then on owns those clients: their envs, agents, replay buffers and the
 method's client halves never leave it. Per round only what a real client would exchange crosses a pipe: the fit
@@ -38,7 +38,10 @@ whose parent died sees its pipe close and exits, so no process outlives the run.
 
 **Checkpoints.** :meth:`capture_state` asks every worker for ``capture`` of its clients placed at their
 positions in the full client list, and merges the answers into the tree the in-process pool captures
-(``federation.checkpoint.capture(clients)``); :meth:`restore_state` sends each worker its clients' part.
+(``federation.checkpoint.capture(clients)``); :meth:`restore_state` sends each worker its clients' part. The
+one difference: an immutable object the in-process clients happen to share (e.g. a cached shape tuple) is
+stored once per worker instead of once, and a reference into another worker's clients is replaced by a copy
+of what it names before a worker restores — so a checkpoint resumes on any number of workers.
 """
 
 from __future__ import annotations
@@ -134,6 +137,59 @@ def _secure_hook(hook: ClientHook) -> Any:
     return next((h for h in _hook_chain(hook) if isinstance(h, SecureUploadHook)), None)
 
 
+# ----- checkpoint trees ----------------------------------------------------------------------------------------
+_TAG = "__t__"  # federation.checkpoint's node tag
+
+
+def tree_index(tree: Any, path: str = "state") -> dict[str, Any]:
+    """Every node of a checkpoint tree by the path :func:`~federation.checkpoint.capture` gave it (the paths
+    ``ref`` nodes name)."""
+    out: dict[str, Any] = {}
+    stack = [(tree, path)]
+    while stack:
+        node, p = stack.pop()
+        if not isinstance(node, dict) or _TAG not in node:
+            continue
+        out[p] = node
+        kind = node[_TAG]
+        if kind in ("list", "tuple", "deque"):
+            stack.extend((v, f"{p}[{i}]") for i, v in enumerate(node["v"]))
+        elif kind == "set":
+            stack.extend((v, f"{p}{{}}") for v in node["v"])
+        elif kind == "dict":
+            for k, v in zip(node["k"], node["v"], strict=True):
+                if isinstance(k, dict) and k.get(_TAG) == "ptuple":
+                    k = tuple(k["v"])
+                if not isinstance(k, dict):
+                    stack.append((v, f"{p}[{k!r}]"))
+        elif kind == "obj":
+            stack.extend((v, f"{p}.{k}") for k, v in node["a"].items())
+        elif kind == "method":
+            stack.append((node["self"], f"{p}.__self__"))
+    return out
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith((f"{r}.", f"{r}[", f"{r}{{")) for r in roots)
+
+
+def _localize(node: Any, index: Mapping[str, Any], roots: Sequence[str], chain: tuple[str, ...] = ()) -> Any:
+    """``node`` with every reference to a path outside ``roots`` (another worker's clients: an object the
+    in-process clients shared, e.g. a cached shape tuple) replaced by a copy of the node it names, so a worker
+    restores its clients from their own part of the tree."""
+    if isinstance(node, list):
+        return [_localize(v, index, roots, chain) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get(_TAG) == "ref" and not _under(node["path"], roots):
+        target = node["path"]
+        if target in chain or target not in index:
+            raise CheckpointError(f"checkpoint does not fit this run: a worker's clients refer to {target}, which "
+                                  "is another worker's")
+        return _localize(index[target], index, roots, (*chain, target))
+    return {k: _localize(v, index, roots, chain) for k, v in node.items()}
+
+
 # ----- the worker process ------------------------------------------------------------------------------------
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
@@ -193,6 +249,8 @@ class _Worker:
         return capture(self._template())
 
     def restore(self, tree: Any) -> None:
+        for c in self.clients:  # as pool.restore_clients: lazy parts exist before the tree fills them
+            c.hook.materialize(c)
         restore(self._template(), tree)
 
 
@@ -489,10 +547,12 @@ class ProcessPool(ClientPool):
         if not (isinstance(tree, dict) and tree.get("__t__") == "list" and len(tree.get("v", ())) == len(self.ids)):
             raise CheckpointError(f"checkpoint does not fit this run at state: expected the {len(self.ids)} "
                                   "clients' list")
+        index = tree_index(tree)
         per = {}
         for k, link in enumerate(self._links):
             mine = {self._pos[cid] for cid in link.ids}
-            per[k] = {**tree, "v": [v if i in mine else None for i, v in enumerate(tree["v"])]}
+            roots = [f"state[{i}]" for i in sorted(mine)]
+            per[k] = {**tree, "v": [_localize(v, index, roots) if i in mine else None for i, v in enumerate(tree["v"])]}
         self._request(per, "restore")
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import torch
 from federation import run_federation
 from federation.checkpoint import Checkpointer
 from federation.pool import FitJob, InProcessPool
-from federation.process_pool import ProcessPool
+from federation.process_pool import ProcessPool, tree_index
 from federation.types import FederationError, FitIns
 from scenarios.experiment import build_clients, client_setup, make_pool, run_experiment
 from scenarios.mec_offloading import QUICK
@@ -172,19 +172,36 @@ def test_refusals_name_the_value():
         ProcessPool(builder, range(2), 1, timeout_s=-1)
 
 
-def _tree_equal(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), path
-        for k in a:
-            _tree_equal(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert type(a) is type(b) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _tree_equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), path
+def _tree_equal(a, b):
+    """Two checkpoint trees hold the same values (a reference on one side may be the node itself on the other:
+    an immutable object in-process clients share is stored once per worker)."""
+    ia, ib = tree_index(a), tree_index(b)
+    seen = set()
+
+    def deref(node, index):
+        while isinstance(node, dict) and node.get("__t__") == "ref":
+            node = index[node["path"]]
+        return node
+
+    def eq(x, y, path):
+        x, y = deref(x, ia), deref(y, ib)
+        if (id(x), id(y)) in seen:
+            return
+        seen.add((id(x), id(y)))
+        if isinstance(x, torch.Tensor):
+            assert isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y), path
+        elif isinstance(x, dict):
+            assert isinstance(y, dict) and set(x) == set(y), path  # (a restore may set attributes in another order)
+            for k in x:
+                eq(x[k], y[k], f"{path}.{k}")
+        elif isinstance(x, list | tuple):
+            assert isinstance(y, list | tuple) and len(x) == len(y), path
+            for i, (u, v) in enumerate(zip(x, y, strict=True)):
+                eq(u, v, f"{path}[{i}]")
+        else:
+            assert x == y or (x != x and y != y), path
+
+    eq(a, b, "state")
 
 
 def _federate(exp, pool, strategy, rounds, **kw):
