@@ -11,7 +11,8 @@ so one cell's memory high-water mark never leaks into the next:
 
 * **round s/client**: the wall time of the rounds (sampling, broadcast, every client's fit, aggregation; the
   evaluations, which only the last round runs, are timed and taken out), divided by rounds × clients. The pool's
-  start (building the clients, starting workers) is reported separately as ``setup_s``.
+  start (building the clients, starting workers) is reported separately as ``setup_s``; ``cores_busy`` is the
+  CPU time of the process tree during the rounds over their wall time (how many cores the backend kept busy).
 * **peak MiB**: the sum of ``VmHWM`` (peak resident set, from ``/proc/<pid>/status``) over the cell's process
   tree — the cell process and every descendant alive at the end of the last round (workers, a forkserver,
   Flower's actors). A sum of resident sets counts pages that processes share (the torch libraries a forked
@@ -82,6 +83,22 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu_s(root: int | None = None) -> float:
+    """user + system CPU seconds of ``root`` (default: this process) and its live descendants."""
+    total = 0
+    for pid in _descendants(root or os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total / _TICK
+
+
 def tree_peak_mib(root: int | None = None) -> tuple[float, int]:
     """Σ VmHWM over ``root`` (default: this process) and its descendants, MiB; and how many processes."""
     pids = _descendants(root or os.getpid())
@@ -107,7 +124,8 @@ def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) 
     pool = make_pool(exp, "fedavg", setup)
     setup_s = time.perf_counter() - t0
     marks: list[float] = []
-    eval_s = [0.0]
+    cpu: list[float] = []
+    eval_s = [0.0, 0.0]  # wall, CPU
     peak: list[tuple[float, int]] = []
 
     class Timed(ClientPool):  # the same pool, with its evaluations timed (they are not part of a round's cost)
@@ -119,20 +137,23 @@ def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) 
         def initial_weights(self) -> Any:
             w = pool.initial_weights()
             marks.append(time.perf_counter())
+            cpu.append(tree_cpu_s())
             return w
 
         def fit(self, jobs: Any) -> Any:
             return pool.fit(jobs)
 
         def evaluate(self, models: Any, seeds: Any) -> Any:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), tree_cpu_s()
             out = pool.evaluate(models, seeds)
             eval_s[0] += time.perf_counter() - t
+            eval_s[1] += tree_cpu_s() - c
             return out
 
     def on_round(rnd: int, history: Any) -> None:
         marks.append(time.perf_counter())
         if rnd == rounds:
+            cpu.append(tree_cpu_s())
             peak.append(tree_peak_mib())
 
     fs = setup.federation_seed
@@ -141,9 +162,11 @@ def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) 
                        eval_seeds=setup.eval_seeds, seed=np.random.SeedSequence(fs.entropy, spawn_key=fs.spawn_key),
                        system=exp.system(setup.devices), on_round=on_round)
     rounds_s = marks[-1] - marks[0] - eval_s[0]
+    cpu_s = cpu[-1] - cpu[0] - eval_s[1]
     return {"backend": backend, "clients": clients, "steps": steps, "rounds": rounds, "workers": workers,
             "setup_s": round(setup_s, 3), "round_s": round(rounds_s / rounds, 4),
             "round_ms_per_client": round(1e3 * rounds_s / rounds / clients, 3),
+            "round_cpu_s": round(cpu_s / rounds, 4), "cores_busy": round(cpu_s / rounds_s, 2),
             "peak_mib": round(peak[0][0], 1), "processes": peak[0][1]}
 
 
@@ -204,7 +227,9 @@ def markdown(report: dict[str, Any]) -> str:
         if "round_s" in a and "round_s" in b:
             lines.append(f"\nlocal training dominates ({lt['clients']} clients x {lt['steps']} steps per round): "
                          f"in-process {a['round_s']:.2f} s/round, processes ({lt['workers']} workers) "
-                         f"{b['round_s']:.2f} s/round: speed-up x{lt['speedup']:.2f}")
+                         f"{b['round_s']:.2f} s/round: speed-up x{lt['speedup']:.2f} (CPU busy during the rounds: "
+                         f"{a['cores_busy']:.2f} vs {b['cores_busy']:.2f} cores; load average at the start "
+                         f"{report['load_average']})")
     return "\n".join(lines)
 
 
@@ -235,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         p.error(f"unknown backend {bad[0]!r}; allowed: {', '.join(BACKENDS)}")
+    load = [round(x, 2) for x in os.getloadavg()]
     skipped: dict[str, str] = {}
     if "flower" in backends:
         why = flower_unavailable(args.workers)
@@ -258,9 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# local training, {b}: {local[b]}", file=sys.stderr, flush=True)
         if "round_s" in local["inprocess"] and "round_s" in local["processes"]:
             local["speedup"] = round(local["inprocess"]["round_s"] / local["processes"]["round_s"], 3)
-    report = {"workload": {"env": "frl/CartPoleHetero-v0", "agent": "dqn", "agent_config": AGENT, "strategy": "fedavg",
-                           "steps_per_round": args.steps, "rounds": args.rounds, "rounds_at_1000": 1},
-              "sizes": sizes, "backends": backends, "cells": cells, "skipped": skipped, "local_training": local}
+    workload = {"env": "frl/CartPoleHetero-v0", "agent": "dqn", "agent_config": AGENT, "strategy": "fedavg",
+                "steps_per_round": args.steps, "rounds": args.rounds, "rounds_at_1000": 1}
+    report = {"load_average": load, "workload": workload, "sizes": sizes, "backends": backends, "cells": cells,
+              "skipped": skipped, "local_training": local}
     if args.json:
         print(json.dumps(report))
     else:

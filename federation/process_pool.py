@@ -394,7 +394,9 @@ class ProcessPool(ClientPool):
         ctx = mp.get_context(context)
         if context == "forkserver":  # the server imports these once; each worker is then a fork of it
             module = getattr(getattr(builder, "func", builder), "__module__", None)
-            ctx.set_forkserver_preload([__name__, *([module] if module and module != "__main__" else [])])
+            # (torch._dynamo: what the first optimiser imports lazily, ~1 CPU-s per worker otherwise)
+            ctx.set_forkserver_preload([__name__, "torch._dynamo",
+                                        *([module] if module and module != "__main__" else [])])
         self._finalizer = weakref.finalize(self, _shutdown, self._links)
         with _ENV_LOCK:  # the children start with one OpenMP/BLAS thread (read when torch loads)
             saved = {v: os.environ.get(v) for v in _THREAD_ENV}

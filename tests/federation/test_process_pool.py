@@ -61,7 +61,7 @@ def _gone(pids, wait=10.0):
 
 
 STRATEGIES = ("fedavg", "fedprox", "ditto", "fedper", "fedrep", "ifca", "local", "fedadam", "apfl", "finetune",
-              "median", "env-embedding")
+              "median", "env-embedding", "similarity", "ucb")
 
 
 def test_every_strategy_is_bitwise_equal_on_two_workers():
@@ -75,7 +75,9 @@ def test_every_strategy_is_bitwise_equal_on_two_workers():
     {"malicious": 0.3, "attack": "reward-flip", "strategies": ("fedprox",)},
     {"dp_clip": 1.0, "dp_noise": 1.0, "strategies": ("fedavg",)},
     {"secure_aggregation": True, "strategies": ("fedavg", "ditto")},
-    {"secure_aggregation": True, "malicious": 0.3, "strategies": ("fedavg",)},
+    {"secure_aggregation": True, "malicious": 0.3, "faults": 0.3, "strategies": ("fedavg",)},
+    {"round_policy": "buffered-async:k=2", "strategies": ("fedbuff",), "rounds": 3},
+    {"agent": "reinforce", "agent_config": {"hidden_sizes": (16, 16)}, "strategies": ("fedpg-br", "fedavg")},
     {"fraction": 0.5, "device_heterogeneity": 0.5, "round_policy": "deadline:deadline_s=0.05",
      "strategies": ("fedavg",)},
 ])
