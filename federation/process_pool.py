@@ -407,7 +407,12 @@ class ProcessPool(ClientPool):
                     parent_end, child_end = ctx.Pipe(duplex=True)
                     proc = ctx.Process(target=_worker_main, name=f"frl-pool-worker-{k}", daemon=True,
                                        args=(child_end, builder, mine, {c: positions[c] for c in mine}, len(ids)))
-                    proc.start()
+                    try:
+                        proc.start()
+                    except (pickle.PicklingError, AttributeError, TypeError) as e:
+                        raise FederationError(f"the client builder cannot be sent to a worker process "
+                                              f"({_first_line(e)}); allowed: a module-level function or a "
+                                              "functools.partial of one") from None
                     child_end.close()
                     self._links.append(_Link(k, proc, parent_end, mine, self._inbox))
             except BaseException:
@@ -478,7 +483,12 @@ class ProcessPool(ClientPool):
 
     # ----- the ClientPool protocol ---------------------------------------------------------------------------
     def install(self, strategy: Any) -> None:
-        blob = pickle.dumps(strategy, protocol=pickle.HIGHEST_PROTOCOL)  # before the parent draws any hook
+        name = getattr(strategy, "name", type(strategy).__name__)
+        try:
+            blob = pickle.dumps(strategy, protocol=pickle.HIGHEST_PROTOCOL)  # before the parent draws any hook
+        except Exception as e:  # noqa: BLE001 - e.g. a lambda in a hand-made strategy
+            raise FederationError(f"strategy {name!r} cannot be sent to worker processes ({_first_line(e)}); "
+                                  "allowed: picklable strategies, or --backend inprocess") from None
         # the parent draws every client's hook too, as in-process: checks them, and keeps secure aggregation's
         # key-agreement parties (the server half drives them); a strategy counting its hooks (DP) sees them all
         hooks = [strategy.client_hook() for _ in self.ids]

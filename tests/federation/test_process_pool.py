@@ -16,8 +16,10 @@ import torch
 
 from federation import run_federation
 from federation.checkpoint import Checkpointer
+from federation.client import ClientHook
 from federation.pool import FitJob, InProcessPool
-from federation.process_pool import ProcessPool, tree_index
+from federation.process_pool import ProcessPool, check_strategy, tree_index
+from federation.strategies import FedAvg
 from federation.types import FederationError, FitIns
 from scenarios.experiment import build_clients, client_setup, make_pool, run_experiment
 from scenarios.mec_offloading import QUICK
@@ -165,6 +167,22 @@ def test_a_killed_parent_leaves_no_worker_behind(tmp_path):
         proc.kill()
 
 
+class _Owned(FedAvg):
+    """A strategy whose client half keeps its server half: refused on worker processes."""
+
+    def client_hook(self):
+        hook = ClientHook()
+        hook.server = self
+        return hook
+
+
+def test_a_client_half_holding_its_server_half_is_refused():
+    with pytest.raises(FederationError, match=r"strategy 'fedavg' cannot run on --backend processes: its client "
+                                              r"half holds its server half \(ClientHook.server\)"):
+        check_strategy(_Owned())
+    check_strategy(FedAvg())  # a plain one passes
+
+
 def test_refusals_name_the_value():
     exp = _tiny()
     builder = functools.partial(build_clients, exp, "fedavg")
@@ -172,6 +190,8 @@ def test_refusals_name_the_value():
         ProcessPool(builder, range(2), 0)
     with pytest.raises(FederationError, match=r"timeout_s=-1 is out of range"):
         ProcessPool(builder, range(2), 1, timeout_s=-1)
+    with pytest.raises(FederationError, match=r"client builder cannot be sent to a worker process"):
+        ProcessPool(lambda ids: [], range(2), 1)
 
 
 def _tree_equal(a, b):
