@@ -119,8 +119,17 @@ def check_strategy(strategy: Strategy, hooks: Sequence[ClientHook] | None = None
     ``hooks``: the hooks already drawn from ``strategy`` (default: two fresh ones)."""
     hooks = list(hooks) if hooks is not None else [strategy.client_hook(), strategy.client_hook()]
     name = getattr(strategy, "name", type(strategy).__name__)
-    if len({id(h) for h in hooks}) < len(hooks):
-        shared = type(hooks[0]).__name__
+    seen: dict[int, ClientHook] = {}
+    shared = None
+    for hook in hooks:  # a hook, or a hook it wraps, handed to two clients
+        for h in {id(h): h for h in _hook_chain(hook)}.values():
+            if id(h) in seen:
+                shared = type(h).__name__
+                break
+            seen[id(h)] = h
+        if shared:
+            break
+    if shared:
         raise FederationError(
             f"strategy {name!r} cannot run on --backend processes: every client shares one client half ({shared}), "
             f"so a client's fit depends on the client before it in the same round; allowed there: strategies with "

@@ -98,6 +98,8 @@ def test_central_is_refused_before_any_training():
                                               r"half \(TravellingModelHook\)") as e:
         make_pool(exp, "fedavg")  # the first method's pool already refuses the run
     assert "\n" not in str(e.value)
+    with pytest.raises(FederationError, match=r"strategy 'central' cannot run on --backend processes"):
+        make_pool(dataclasses.replace(exp, malicious=0.3), "fedavg")  # the shared half wrapped by each attack hook
 
 
 def _pool(n=4, workers=2, **kw):
