@@ -16,7 +16,8 @@ so one cell's memory high-water mark never leaks into the next:
 * **peak MiB**: the sum of ``VmHWM`` (peak resident set, from ``/proc/<pid>/status``) over the cell's process
   tree — the cell process and every descendant alive at the end of the last round (workers, a forkserver,
   Flower's actors). A sum of resident sets counts pages that processes share (the torch libraries a forked
-  worker shares with its forkserver) once per process, so it is an upper bound for the multi-process backends.
+  worker shares with its forkserver) once per process, so it is an upper bound for the multi-process backends;
+  ``pss_end_mib`` (in ``--json``) is the tree's proportional set size at that moment, which splits shared pages.
 
 Then the local-training-dominated row: ``--local-clients`` clients × ``--local-steps`` steps per round, in-process
 vs processes, interleaved ``--repeats`` times (best kept): the speed-up of ``--workers`` worker processes once fits
@@ -100,10 +101,20 @@ def tree_cpu_s(root: int | None = None) -> float:
     return total / _TICK
 
 
-def tree_peak_mib(root: int | None = None) -> tuple[float, int]:
-    """Σ VmHWM over ``root`` (default: this process) and its descendants, MiB; and how many processes."""
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+
+
+def tree_peak_mib(root: int | None = None) -> tuple[float, int, float]:
+    """Over ``root`` (default: this process) and its descendants: Σ VmHWM (peak resident, MiB), how many
+    processes, and Σ Pss now (proportional set size: shared pages split between their sharers, MiB)."""
     pids = _descendants(root or os.getpid())
-    return sum(_status_kib(p, "VmHWM") for p in pids) / 1024.0, len(pids)
+    return (sum(_status_kib(p, "VmHWM") for p in pids) / 1024.0, len(pids),
+            sum(_pss_kib(p) for p in pids) / 1024.0)
 
 
 def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) -> dict[str, Any]:
@@ -127,7 +138,7 @@ def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) 
     marks: list[float] = []
     cpu: list[float] = []
     eval_s = [0.0, 0.0]  # wall, CPU
-    peak: list[tuple[float, int]] = []
+    peak: list[tuple[float, int, float]] = []
 
     class Timed(ClientPool):  # the same pool, with its evaluations timed (they are not part of a round's cost)
         ids, steps_per_round = pool.ids, pool.steps_per_round
@@ -168,7 +179,7 @@ def run_cell(backend: str, clients: int, steps: int, rounds: int, workers: int) 
             "setup_s": round(setup_s, 3), "round_s": round(rounds_s / rounds, 4),
             "round_ms_per_client": round(1e3 * rounds_s / rounds / clients, 3),
             "round_cpu_s": round(cpu_s / rounds, 4), "cores_busy": round(cpu_s / rounds_s, 2),
-            "peak_mib": round(peak[0][0], 1), "processes": peak[0][1]}
+            "peak_mib": round(peak[0][0], 1), "processes": peak[0][1], "pss_end_mib": round(peak[0][2], 1)}
 
 
 # ----- the table (the parent process) ---------------------------------------------------------------------------
