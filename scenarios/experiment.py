@@ -225,6 +225,9 @@ class Experiment:
 
             check_batched(self)
         object.__setattr__(self, "_built", (strategies, policy, compressor))
+        if self.backend == "processes":  # a method whose client half cannot live in a worker, before training
+            for spec in self.strategies:
+                check_strategy(Experiment.strategy(self, spec))
 
     def strategy(self, spec: str) -> Strategy:
         """A fresh copy of the strategy built (and so validated) for ``spec``; with ``malicious`` > 0, its
@@ -396,12 +399,11 @@ def make_pool(exp: Experiment, spec: str, setup: ClientSetup | None = None) -> C
         from scenarios.flower_app import make_flower_pool
 
         return make_flower_pool(exp, spec, setup)
-    if exp.backend == "processes":  # refuses a method whose client half cannot live in a worker, before training
-        for each in exp.strategies:
-            check_strategy(exp.strategy(each))
+    if exp.backend == "processes":  # Experiment.__post_init__ refused client halves that cannot live in a worker
         return ProcessPool(functools.partial(build_clients, exp, spec, setup=setup or client_setup(exp)),
                            range(exp.n_clients), exp.workers)
-    raise ScenarioError(f"backend={exp.backend!r} is not available yet; allowed: inprocess")
+    raise ScenarioError(f"backend={exp.backend!r} has no client pool; allowed: inprocess, processes, flower "
+                        "(batched runs through run_experiment)")
 
 
 #: where run_experiment gets each federation's checkpoint file (set by ``frl run --checkpoint-every``)
