@@ -21,7 +21,7 @@ from federation.pool import FitJob, InProcessPool
 from federation.process_pool import ProcessPool, check_strategy, tree_index
 from federation.strategies import FedAvg
 from federation.types import FederationError, FitIns
-from scenarios.experiment import build_clients, client_setup, make_pool, run_experiment
+from scenarios.experiment import build_clients, client_setup, run_experiment
 from scenarios.mec_offloading import QUICK
 
 TIMING = {"train_time_s", "wall_time_s"}  # wall-clock fields: the only ones allowed to differ
@@ -93,13 +93,12 @@ def test_features_are_bitwise_equal_with_uneven_workers(features):
 
 
 def test_central_is_refused_before_any_training():
-    exp = _tiny(strategies=("fedavg", "central"), backend="processes")
     with pytest.raises(FederationError, match=r"strategy 'central' cannot run on --backend processes.*one client "
                                               r"half \(TravellingModelHook\)") as e:
-        make_pool(exp, "fedavg")  # the first method's pool already refuses the run
+        _tiny(strategies=("fedavg", "central"), backend="processes")  # refused when the experiment is built
     assert "\n" not in str(e.value)
     with pytest.raises(FederationError, match=r"strategy 'central' cannot run on --backend processes"):
-        make_pool(dataclasses.replace(exp, malicious=0.3), "fedavg")  # the shared half wrapped by each attack hook
+        _tiny(strategies=("fedavg", "central"), backend="processes", malicious=0.3)  # wrapped by each attack hook
 
 
 def _pool(n=4, workers=2, **kw):
