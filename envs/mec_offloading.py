@@ -406,9 +406,12 @@ def draw_task_block_raw(rng: np.random.Generator, cfg: MecOffloadingConfig, lam_
         if n == 0:
             s0 += n_slots
             continue
-        size_mbit = rng.uniform(cfg.task_size_min_mbit, cfg.task_size_max_mbit, n)
-        dens = rng.uniform(cfg.density_min, cfg.density_max, n)                           # cycles/bit
-        dl = rng.uniform(cfg.deadline_min_s, cfg.deadline_max_s, n)                      # s
+        # three U[lo, hi) draws of n in one call: NumPy's uniform is lo + (hi - lo) * next_double, so this is
+        # bitwise the stream of three uniform() calls, at a third of the generator calls
+        u = rng.random(3 * n)
+        size_mbit = cfg.task_size_min_mbit + (cfg.task_size_max_mbit - cfg.task_size_min_mbit) * u[:n]
+        dens = cfg.density_min + (cfg.density_max - cfg.density_min) * u[n:2 * n]         # cycles/bit
+        dl = cfg.deadline_min_s + (cfg.deadline_max_s - cfg.deadline_min_s) * u[2 * n:]   # s
         fade = rng.exponential(1.0, n)                                                   # |h|^2 [2]
         return s0 + n_slots, s0, counts, size_mbit, dens, dl, fade
     # step cap: at the smallest legal load (1e-4 tasks per device-slot) a block is empty with probability 0.994
