@@ -23,6 +23,7 @@ falls back to building the generators with ``default_rng`` (slower, never wrong)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -104,3 +105,27 @@ def reseed(gens: list[np.random.Generator | None], seeds: Sequence[int] | np.nda
                                  "has_uint32": 0, "uinteger": 0}
         out.append(g)
     return out
+
+
+def instance_configs(config_cls: type, num_envs: int | None, configs: Sequence[Any] | None, config: Any,
+                     overrides: dict[str, Any]) -> list[Any]:
+    """The per-instance configs of a ``vector_entry_point`` call: ``configs=[...]`` (one per instance) or
+    ``config=...`` for all ``num_envs`` instances, each resolved with the knob ``overrides`` (one validator)."""
+    from envs.knobs import resolve_config
+    from envs.registry import EnvConfigError
+
+    if configs is not None and config is not None:
+        raise EnvConfigError("pass either configs=[...] (one per instance) or config=... (for all), not both")
+    if configs is not None:
+        configs = list(configs)
+        if num_envs is not None and num_envs != 1 and num_envs != len(configs):
+            raise EnvConfigError(f"num_envs={num_envs!r} but {len(configs)} configs; allowed: one config per "
+                                 f"instance")
+    else:
+        n = 1 if num_envs is None else int(num_envs)
+        if n < 1:
+            raise EnvConfigError(f"num_envs={n!r}; allowed: an integer >= 1")
+        configs = [config] * n
+    if not configs:
+        raise EnvConfigError("configs=[]; allowed: at least one config")
+    return [resolve_config(config_cls, c, overrides) for c in configs]

@@ -24,8 +24,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from envs.batched import instance_configs
 from envs.edge_caching import EdgeCachingConfig, EdgeCachingEnv
-from envs.knobs import resolve_config
 from envs.registry import EnvConfigError
 
 __all__ = ["make_vector_env"]
@@ -35,21 +35,7 @@ def make_vector_env(num_envs: int | None = None, configs: Sequence[EdgeCachingCo
                     config: EdgeCachingConfig | None = None, render_mode: str | None = None,
                     **overrides: Any) -> gym.vector.SyncVectorEnv:
     """``vector_entry_point`` of ``frl/EdgeCaching-v0`` (``gymnasium.make_vec`` passes ``num_envs``)."""
-    if configs is not None and config is not None:
-        raise EnvConfigError("pass either configs=[...] (one per instance) or config=... (for all), not both")
-    if configs is not None:
-        configs = list(configs)
-        if num_envs is not None and num_envs != 1 and num_envs != len(configs):
-            raise EnvConfigError(f"num_envs={num_envs!r} but {len(configs)} configs; allowed: one config per "
-                                 f"instance")
-    else:
-        n = 1 if num_envs is None else int(num_envs)
-        if n < 1:
-            raise EnvConfigError(f"num_envs={n!r}; allowed: an integer >= 1")
-        configs = [config] * n
-    if not configs:
-        raise EnvConfigError("configs=[]; allowed: at least one config")
-    cfgs = [resolve_config(EdgeCachingConfig, c, overrides) for c in configs]
+    cfgs = instance_configs(EdgeCachingConfig, num_envs, configs, config, overrides)
     spaces = {(c.n_lru_candidates, c.n_lfu_candidates) for c in cfgs}
     if len(spaces) > 1:
         raise EnvConfigError(f"(n_lru_candidates, n_lfu_candidates) differ across instances ({sorted(spaces)}); "

@@ -60,8 +60,7 @@ from gymnasium.utils.seeding import np_random as make_np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import reseed
-from envs.knobs import resolve_config
+from envs.batched import instance_configs, reseed
 from envs.mec_offloading import (
     MecOffloadingConfig,
     MecOffloadingEnv,
@@ -84,20 +83,7 @@ _INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
 
 def _resolve_configs(num_envs: int | None, configs: Sequence[Any] | None, config: Any,
                      overrides: dict[str, Any]) -> list[MecOffloadingConfig]:
-    if configs is not None and config is not None:
-        raise EnvConfigError("pass either configs=[...] (one per instance) or config=... (for all), not both")
-    if configs is not None:
-        configs = list(configs)
-        if num_envs is not None and num_envs != 1 and num_envs != len(configs):
-            raise EnvConfigError(f"num_envs={num_envs!r} but {len(configs)} configs; allowed: one config per "
-                                 f"instance")
-        n = len(configs)
-    else:
-        n = 1 if num_envs is None else int(num_envs)
-        configs = [config] * n
-    if n < 1:
-        raise EnvConfigError(f"num_envs={n!r}; allowed: an integer >= 1")
-    out = [resolve_config(MecOffloadingConfig, c, overrides) for c in configs]
+    out = instance_configs(MecOffloadingConfig, num_envs, configs, config, overrides)
     ks = sorted({c.n_servers for c in out})
     if len(ks) > 1:
         raise EnvConfigError(f"n_servers differs across instances ({ks}); allowed: one n_servers for all "

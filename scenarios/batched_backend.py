@@ -33,7 +33,6 @@ from federation.batched import (
     make_client_vector_env,
     run_batched_federation,
 )
-from federation.server import summarize_system
 from federation.strategies import parse_spec
 from scenarios.experiment import (
     METHOD_SINK,
@@ -43,8 +42,8 @@ from scenarios.experiment import (
     ScenarioError,
     _config_dict,
     client_setup,
+    method_summary,
     score_heuristics,
-    summarize_clients,
 )
 
 BATCHED_AGENTS = {"dqn": BatchedDQN, "ppo": BatchedPPO}
@@ -119,28 +118,10 @@ def run_experiment_batched(exp: Experiment, on_progress: ProgressCallback | None
                                  final_seeds, entry.kpis, entry.kpi_weight, cap)
         env.close()
         eval_env.close()
-        primary = "global" if "global" in evals else "own"
-        per_client = evals[primary]
-        extra: dict[str, list[float]] = {}
-        for kind, ev in evals.items():
-            for cid, res in enumerate(ev):
-                rows.extend((spec, final_round, cid, f"final/{kind}/{k}", v) for k, v in res.items())
-                if kind != primary:
-                    extra.setdefault(f"{kind}_model_return", []).append(res["return"])
-        system = summarize_system(history)
-        summary_extra: dict[str, Any] = {
-            "evaluated_model": primary,
-            "samples_per_client": system["samples_trained"] / exp.n_clients,
-            "train_time_s": train_time,
-            "strategy_params": strategy.params(),
-            "backend": "batched",
-            **system,
-        }
-        for key, vals in extra.items():
-            summary_extra[f"mean_{key}"] = float(np.mean(vals))
-            summary_extra[f"worst_client_{key}"] = float(np.min(vals))
-        methods[spec] = summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
-                                          extra=summary_extra)
+        finals = {cid: {kind: ev[cid] for kind, ev in evals.items()} for cid in range(exp.n_clients)}
+        final_rows, methods[spec] = method_summary(spec, final_round, finals, history, strategy, train_time, entry,
+                                                   exp.n_clients, {"backend": "batched"})
+        rows.extend(final_rows)
         sink = METHOD_SINK.get()
         if sink is not None:
             sink(exp.scenario, spec, methods[spec], [r for r in rows if r[0] == spec])

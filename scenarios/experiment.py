@@ -462,32 +462,12 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
                                             {cid: final_seeds[cid]}, ids=[cid])[cid] for cid in pool.ids}
         train_time = time.perf_counter() - t0
         rows.extend((spec, r, c, m, v) for r, c, m, v in history.rows)
-        per_client: list[dict[str, float]] = []
-        extra: dict[str, list[float]] = {}
-        primary = "own"
-        for cid, evals in finals.items():
-            primary = "personal" if "personal" in evals else ("global" if "global" in evals else "own")
-            per_client.append(evals[primary])
-            for kind, ev in evals.items():
-                rows.extend((spec, final_round, cid, f"final/{kind}/{k}", v) for k, v in ev.items())
-                if kind != primary:
-                    extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
-        system = summarize_system(history)
-        summary_extra: dict[str, Any] = {
-            "evaluated_model": primary,
-            "samples_per_client": system["samples_trained"] / exp.n_clients,
-            "train_time_s": train_time,
-            "strategy_params": strategy.params(),
-            **system,
-            **(dp_summary(strategy) if exp.dp_clip > 0 else {}),
-        }
+        extra_summary: dict[str, Any] = dict(dp_summary(strategy)) if exp.dp_clip > 0 else {}
         if exp.secure_aggregation:
-            summary_extra["secagg_aborted_rounds"] = sum(bool(e["aborted"]) for e in getattr(strategy, "ledger", []))
-        for key, vals in extra.items():
-            summary_extra[f"mean_{key}"] = float(np.mean(vals))
-            summary_extra[f"worst_client_{key}"] = float(np.min(vals))
-        methods[spec] = summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
-                                          extra=summary_extra)
+            extra_summary["secagg_aborted_rounds"] = sum(bool(e["aborted"]) for e in getattr(strategy, "ledger", []))
+        final_rows, methods[spec] = method_summary(spec, final_round, finals, history, strategy, train_time, entry,
+                                                   exp.n_clients, extra_summary)
+        rows.extend(final_rows)
         sink = METHOD_SINK.get()
         if sink is not None:  # e.g. the CLI stores each finished method, so a later failure loses nothing
             sink(exp.scenario, spec, methods[spec], [r for r in rows if r[0] == spec])
@@ -500,6 +480,40 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
         wall_time_s=time.perf_counter() - start,
         extra={"dp_markdown": dp_markdown(methods)} if exp.dp_clip > 0 else {},
     )
+
+
+def method_summary(spec: str, final_round: int, finals: Mapping[int, Mapping[str, Mapping[str, float]]],
+                   history: Any, strategy: Strategy, train_time: float, entry: EnvEntry, n_clients: int,
+                   extra_summary: Mapping[str, Any] | None = None,
+                   ) -> tuple[list[tuple[str, int, int, str, float]], dict[str, Any]]:
+    """One federated method's final rows and summary, from each client's final evaluation (kind → metrics):
+    the model each client is scored with is ``personal`` where the method has one, else ``global``, else
+    ``own``; the other kinds' returns are reported beside it. Shared by every backend."""
+    rows: list[tuple[str, int, int, str, float]] = []
+    per_client: list[dict[str, float]] = []
+    extra: dict[str, list[float]] = {}
+    primary = "own"
+    for cid, evals in finals.items():
+        primary = "personal" if "personal" in evals else ("global" if "global" in evals else "own")
+        per_client.append(dict(evals[primary]))
+        for kind, ev in evals.items():
+            rows.extend((spec, final_round, cid, f"final/{kind}/{k}", v) for k, v in ev.items())
+            if kind != primary:
+                extra.setdefault(f"{kind}_model_return", []).append(ev["return"])
+    system = summarize_system(history)
+    summary: dict[str, Any] = {
+        "evaluated_model": primary,
+        "samples_per_client": system["samples_trained"] / n_clients,
+        "train_time_s": train_time,
+        "strategy_params": strategy.params(),
+        **system,
+        **dict(extra_summary or {}),
+    }
+    for key, vals in extra.items():
+        summary[f"mean_{key}"] = float(np.mean(vals))
+        summary[f"worst_client_{key}"] = float(np.min(vals))
+    return rows, summarize_clients(per_client, entry, kind="local" if primary == "own" else "federated",
+                                   extra=summary)
 
 
 def _config_dict(cfg: Any) -> dict[str, Any]:
