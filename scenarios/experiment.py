@@ -27,7 +27,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers frl/* envs)
 from agents import agent_class
-from agents.base import is_int, is_number
+from agents.base import Weights, is_int, is_number
 from envs.knobs import apply_overrides
 from envs.registry import EnvEntry, env_entry
 from federation import Client, evaluate_policy, run_federation
@@ -41,7 +41,7 @@ from federation.faults import FaultInjector
 from federation.pool import ClientPool, InProcessPool
 from federation.process_pool import ProcessPool, check_strategy
 from federation.secure_aggregation import secure_strategy
-from federation.server import SystemConfig, evaluate_clients, summarize_system
+from federation.server import SystemConfig, summarize_system
 from federation.strategies import STRATEGIES, Strategy, make_strategy, parse_spec
 
 
@@ -458,8 +458,10 @@ def run_experiment(exp: Experiment, on_progress: ProgressCallback | None = None)
                 on_round=(lambda r, h, s=spec: on_progress(s, r, exp.rounds)) if on_progress else None,
                 checkpoint=checkpoint.next_federation() if checkpoint is not None else None,
             )
-            finals = {cid: evaluate_clients(pool, strategy, final_round, history.global_weights,
-                                            {cid: final_seeds[cid]}, ids=[cid])[cid] for cid in pool.ids}
+            models: dict[int, Weights] = {}  # each client's model named as if it were evaluated alone
+            for cid in pool.ids:
+                models.update(strategy.configure_evaluate(final_round, history.global_weights, [cid]))
+            finals = pool.evaluate(models, {cid: final_seeds[cid] for cid in pool.ids})  # one call: workers in parallel
         train_time = time.perf_counter() - t0
         rows.extend((spec, r, c, m, v) for r, c, m, v in history.rows)
         extra_summary: dict[str, Any] = dict(dp_summary(strategy)) if exp.dp_clip > 0 else {}
