@@ -89,13 +89,13 @@ def test_a_failure_in_a_later_method_keeps_the_finished_ones(tmp_path, monkeypat
     from scenarios import experiment
     from scenarios.cli import main
 
-    real = experiment.evaluate_clients
+    real = experiment.method_summary
 
-    def failing(clients, strategy, *a, **kw):
-        if strategy.name == "local":
+    def failing(spec, *a, **kw):
+        if spec == "local":
             raise RuntimeError("disk on fire")
-        return real(clients, strategy, *a, **kw)
-    monkeypatch.setattr(experiment, "evaluate_clients", failing)
+        return real(spec, *a, **kw)
+    monkeypatch.setattr(experiment, "method_summary", failing)
     monkeypatch.setattr("scenarios.mec_offloading.QUICK", dataclasses.replace(
         QUICK, n_clients=2, rounds=1, steps_per_round=100, final_eval_episodes=1))
     out = tmp_path / "run"
