@@ -220,6 +220,12 @@ class Experiment:
         _need(self.backend in BACKENDS, f"backend={self.backend!r} is not known; allowed: {', '.join(BACKENDS)}")
         _need(is_int(self.workers) and 1 <= self.workers <= 256,
               f"workers={self.workers!r} is out of range; allowed: integer in [1, 256]")
+        if self.backend == "flower":
+            import importlib.util
+
+            _need(importlib.util.find_spec("flwr") is not None,
+                  "backend='flower' needs the optional Flower extra, which is not installed; allowed: "
+                  "pip install torch==2.13.0 -e \".[flower]\", or --backend inprocess | processes")
         if self.backend == "batched":  # refuse before any training what the batched backend cannot run
             from scenarios.batched_backend import check_batched
 
