@@ -53,7 +53,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from agents.base import Weights
 from federation.checkpoint import capture, restore
 from federation.client import Client
-from federation.pool import ClientPool, Evaluation, FitJob, FitOutcome, guarded_fit
+from federation.pool import ClientPool, Evaluation, FitJob, FitOutcome, guarded_fit, restore_clients
 from federation.types import FederationError, FitIns, FitResult
 
 #: the Grid of the ServerApp this thread runs in (set by a ServerApp's main; see scenarios/flower_app.py)
@@ -258,8 +258,8 @@ def _client(header: Mapping[str, Any], content: RecordDict, context: Context, bu
         return live[1]
     client = build(header, cid)
     if saved is not None:
-        raw = zlib.decompress(saved["tree"])
-        restore(client, torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu"))
+        raw = zlib.decompress(saved["tree"])  # lazily made parts (Ditto's personal model) first, then the state
+        restore_clients([client], torch.load(io.BytesIO(raw), weights_only=True, map_location="cpu"), client)
     elif "init" in content:
         client.agent.set_weights(weights_of(content["init"]))
     return client

@@ -146,14 +146,16 @@ class InProcessPool(ClientPool):
         restore_clients(self.clients, tree)
 
 
-def restore_clients(clients: Sequence[Client], tree: Any) -> None:
+def restore_clients(clients: Sequence[Client], tree: Any, into: Any = None) -> None:
     """Restore checkpointed clients (every pool's way): each method's client half first creates what it makes
-    lazily (``ClientHook.materialize``), then the tree is written into the objects."""
+    lazily (``ClientHook.materialize``), then the tree is written into the objects. ``into`` is what the tree
+    was captured from (default: the list of ``clients``; a worker's list with other workers' slots empty, or
+    one client)."""
     from federation.checkpoint import restore
 
     for c in clients:
         c.hook.materialize(c)
-    restore(list(clients), tree)
+    restore(list(clients) if into is None else into, tree)
 
 
 __all__ = ["ClientFault", "ClientPool", "Evaluation", "FitJob", "FitOutcome", "InProcessPool", "guarded_fit",

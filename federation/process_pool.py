@@ -60,9 +60,9 @@ from typing import Any
 
 from agents.base import Weights
 from federation.attacks import _SelectiveAttackHook
-from federation.checkpoint import CheckpointError, capture, restore
+from federation.checkpoint import CheckpointError, capture
 from federation.client import Client, ClientHook
-from federation.pool import ClientPool, Evaluation, FitJob, FitOutcome, guarded_fit
+from federation.pool import ClientPool, Evaluation, FitJob, FitOutcome, guarded_fit, restore_clients
 from federation.secure_aggregation import SecAggParty, SecureUploadHook
 from federation.strategies.base import Strategy
 from federation.types import FederationError
@@ -258,9 +258,7 @@ class _Worker:
         return capture(self._template())
 
     def restore(self, tree: Any) -> None:
-        for c in self.clients:  # as pool.restore_clients: lazy parts exist before the tree fills them
-            c.hook.materialize(c)
-        restore(self._template(), tree)
+        restore_clients(self.clients, tree, self._template())
 
 
 def _worker_main(conn: Any, builder: Callable[[list[int]], Sequence[Client]], ids: list[int],

@@ -232,3 +232,27 @@ def test_cli_refuses_a_tampered_checkpoint_with_exit_2_and_keeps_it(tmp_path, ca
 def test_cli_refuses_checkpointing_a_scenario_that_cannot(capsys):
     assert main(["run", "vertical", "--quick", "--checkpoint-every", "1"]) == 2
     assert "cannot be checkpointed" in capsys.readouterr().err
+
+
+def test_one_client_restores_into_a_fresh_build_with_its_lazy_parts():
+    """How a Flower SuperNode restores a client from Context.state: Ditto's personal model exists only after a
+    fit, so the fresh client's hook must materialize it first (plain restore refuses)."""
+    from federation.pool import restore_clients
+    from federation.types import FitIns
+    from scenarios.experiment import build_clients
+
+    exp = tiny(strategies=("ditto",), n_clients=1, steps_per_round=100)
+    strategy = exp.strategy("ditto")
+    fresh = []
+    for _ in range(3):
+        c = build_clients(exp, "ditto", [0])[0]
+        c.use(strategy.client_hook())
+        fresh.append(c)
+    trained, plain, prepared = fresh
+    trained.fit(FitIns(0, trained.agent.get_shared_weights(), {}))
+    tree = torch.load(io.BytesIO(_bytes(capture(trained))), weights_only=True)
+    with pytest.raises(CheckpointError, match="hook.agent"):
+        restore(plain, tree)
+    restore_clients([prepared], tree, prepared)
+    w0, w1 = trained.hook.agent.get_weights(), prepared.hook.agent.get_weights()
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0)
