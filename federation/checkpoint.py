@@ -92,10 +92,14 @@ def _is_method(obj: Any) -> bool:
     return isinstance(obj, types.MethodType) and not isinstance(obj.__self__, type)
 
 
+def _skipped(obj: Any) -> bool:
+    """Code and configuration: rebuilt identically by the run, never saved."""
+    return isinstance(obj, _SKIPPED) or _frozen(obj) or callable(obj) and not hasattr(obj, "__dict__")
+
+
 def _shared(obj: Any) -> bool:
     """Whether ``obj`` is captured once and referred to elsewhere (anything but plain values and code)."""
-    return not (isinstance(obj, (*_PRIMITIVE, np.generic, types.FunctionType, types.MethodType, *_SKIPPED))
-                or _frozen(obj) or callable(obj) and not hasattr(obj, "__dict__"))
+    return not (isinstance(obj, (*_PRIMITIVE, np.generic, types.FunctionType, types.MethodType)) or _skipped(obj))
 
 
 _LEAVES = (np.ndarray, np.random.Generator, np.random.SeedSequence, np.random.RandomState, torch.Generator,
@@ -146,14 +150,13 @@ def _capture(obj: Any, path: str, canon: dict[int, str]) -> Any:
         return {_T: "method", "self": _capture(obj.__self__, f"{path}.__self__", canon), "name": obj.__func__.__name__}
     if isinstance(obj, types.FunctionType) and "<" not in obj.__qualname__:  # a module-level function
         return {_T: "func", "cls": f"{obj.__module__}:{obj.__qualname__}"}
-    if isinstance(obj, _SKIPPED) or _frozen(obj) or callable(obj) and not hasattr(obj, "__dict__"):
+    if _skipped(obj):
         return {_T: "skip"}
     if isinstance(obj, np.generic):
         return {_T: "np", "v": _array_node(np.asarray(obj), path)}
     home = canon.get(id(obj))
     if home is not None and home != path:
         return {_T: "ref", "path": home}
-    seen = canon
     if isinstance(obj, np.ndarray):
         return _array_node(obj, path)
     if isinstance(obj, np.random.Generator):
@@ -163,7 +166,7 @@ def _capture(obj: Any, path: str, canon: dict[int, str]) -> Any:
         return {_T: "seedseq", "entropy": entropy, "spawn_key": [int(x) for x in obj.spawn_key],
                 "pool_size": int(obj.pool_size), "n_children_spawned": int(obj.n_children_spawned)}
     if isinstance(obj, np.random.RandomState):
-        return {_T: "randomstate", "state": _capture(obj.get_state(legacy=False), path, seen)}
+        return {_T: "randomstate", "state": _capture(obj.get_state(legacy=False), path, canon)}
     if isinstance(obj, torch.Generator):
         return {_T: "tgen", "state": obj.get_state()}
     if isinstance(obj, torch.Tensor):
@@ -176,27 +179,25 @@ def _capture(obj: Any, path: str, canon: dict[int, str]) -> Any:
     if isinstance(obj, torch.optim.lr_scheduler.LRScheduler):
         return {_T: "sched", "state": _capture(obj.state_dict(), path, {})}
     if isinstance(obj, collections.deque):
-        return {_T: "deque", "maxlen": obj.maxlen, "v": [_capture(v, f"{path}[{i}]", seen) for i, v in enumerate(obj)]}
+        return {_T: "deque", "maxlen": obj.maxlen, "v": [_capture(v, f"{path}[{i}]", canon) for i, v in enumerate(obj)]}
     if isinstance(obj, list | tuple):
         kind = "list" if isinstance(obj, list) else "tuple"
         if all(type(v) in _PRIMITIVE for v in obj):  # fast path: plain data (e.g. a list of rewards)
             return {_T: f"p{kind}", "v": list(obj)}
         if kind == "list" and _rows(obj):
             return {_T: "rows", "v": [list(v) for v in obj]}  # fast path: the history's (round, client, …) rows
-        if isinstance(obj, tuple) and type(obj) is not tuple:  # a namedtuple: immutable, rebuilt like a tuple
-            kind = "tuple"
-        return {_T: kind, "v": [_capture(v, f"{path}[{i}]", seen) for i, v in enumerate(obj)]}
+        return {_T: kind, "v": [_capture(v, f"{path}[{i}]", canon) for i, v in enumerate(obj)]}
     if isinstance(obj, set | frozenset):
-        return {_T: "set", "v": [_capture(v, f"{path}{{}}", seen) for v in obj]}
+        return {_T: "set", "v": [_capture(v, f"{path}{{}}", canon) for v in obj]}
     if isinstance(obj, dict):
         return {_T: "dict", "k": [_capture(k, f"{path}.key", {}) for k in obj],
-                "v": [_capture(v, f"{path}[{k!r}]", seen) for k, v in obj.items()]}
+                "v": [_capture(v, f"{path}[{k!r}]", canon) for k, v in obj.items()]}
     attrs = _attributes(obj)
     if attrs is None:
         raise CheckpointError(f"cannot checkpoint {path}: a {type(obj).__module__}.{type(obj).__qualname__} "
                               "holds no inspectable state")
     return {_T: "obj", "cls": f"{type(obj).__module__}:{type(obj).__qualname__}",
-            "a": {k: _capture(v, f"{path}.{k}", seen) for k, v in attrs.items()}}
+            "a": {k: _capture(v, f"{path}.{k}", canon) for k, v in attrs.items()}}
 
 
 def _attributes(obj: Any) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ loop installs on each client) does the rest.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,18 +83,14 @@ def sample_clients(rng: np.random.Generator, n: int, fraction: float) -> list[in
 
 
 def evaluate_clients(clients: Sequence[Client] | ClientPool, strategy: Strategy, rnd: int, global_weights: Weights,
-                     seeds: Sequence[int] | Mapping[int, Sequence[int]],
-                     ids: Sequence[int] | None = None) -> dict[int, dict[str, dict[str, float]]]:
+                     seeds: Sequence[int]) -> dict[int, dict[str, dict[str, float]]]:
     """The evaluation protocol, per client: ``own`` (its current local model), ``global`` (the model the
     strategy's ``configure_evaluate`` names for it, combined with its personal parameters) and ``personal``
     where the method's client half has a separate personalised model (Ditto's, APFL's mixture, the
-    fine-tuned model). ``seeds`` are the episode seeds of every client, or per client id; ``ids`` limits
-    the evaluation to some clients (default: all)."""
+    fine-tuned model)."""
     pool = as_pool(clients)
-    ids = list(pool.ids if ids is None else ids)
-    models = strategy.configure_evaluate(rnd, global_weights, ids)
-    per = {cid: (seeds[cid] if isinstance(seeds, Mapping) else seeds) for cid in ids}
-    return pool.evaluate(models, per)
+    models = strategy.configure_evaluate(rnd, global_weights, list(pool.ids))
+    return pool.evaluate(models, {cid: seeds for cid in pool.ids})
 
 
 def as_pool(clients: Sequence[Client] | ClientPool) -> ClientPool:

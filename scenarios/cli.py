@@ -334,7 +334,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     import torch
 
     from scenarios import scenario_module
-    from scenarios.experiment import CHECKPOINTS, METHOD_SINK, RunCheckpoints, run_experiment
+    from scenarios.experiment import CHECKPOINTS, METHOD_SINK, UNCHECKPOINTED_BACKENDS, RunCheckpoints, run_experiment
     from scenarios.results import (
         STATUS_FILE,
         atomic_write_text,
@@ -362,17 +362,19 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
                         "defaults: the full size):"))
         return 0
     exp = apply_flags(args.scenario, module.QUICK if args.quick else module.FULL, rest)
-    if args.checkpoint_every is not None and getattr(exp, "backend", "inprocess") == "batched":
-        raise UsageError("--checkpoint-every is not supported with --backend batched yet; allowed backends for it: "
-                         "inprocess, processes")
+    backend = getattr(exp, "backend", "inprocess")
+    if (args.checkpoint_every is not None or started is not None) and backend in UNCHECKPOINTED_BACKENDS:
+        raise UsageError(f"--checkpoint-every and --resume are not supported with --backend {backend} "
+                         f"({UNCHECKPOINTED_BACKENDS[backend]}); allowed backends for them: inprocess, processes")
     if args.checkpoint_every is not None and not getattr(module, "CHECKPOINTABLE", True):
         raise UsageError(f"scenario {args.scenario!r} cannot be checkpointed ({module.CHECKPOINT_WHY}); "
                          "run it without --checkpoint-every")
     # The agents' networks are small: one intra-op thread is faster than two fighting over tiny matmuls.
     torch.set_num_threads(1)
+    digest = _experiment_digest(exp)
     if started is not None:
         out = args.resume
-        if started.get("experiment_sha256") != _experiment_digest(exp):
+        if started.get("experiment_sha256") != digest:
             raise UsageError(f"--resume {str(out)!r}: the scenario's configuration differs from the one the run "
                              "started with (the code changed?); start a new run")
         lock = _lock_run(out)
@@ -384,7 +386,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
         lock = _lock_run(out)
         atomic_write_text(out / RUN_FILE, json.dumps({
             "scenario": args.scenario, "quick": bool(args.quick), "argv": list(rest),
-            "checkpoint_every": args.checkpoint_every, "experiment_sha256": _experiment_digest(exp)}, indent=2) + "\n")
+            "checkpoint_every": args.checkpoint_every, "experiment_sha256": digest}, indent=2) + "\n")
 
     from tqdm.auto import tqdm
 
@@ -401,7 +403,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     checkpoints = None
     if args.checkpoint_every is not None or started is not None:
         checkpoints = RunCheckpoints(out / "checkpoints", args.checkpoint_every or 10**9,
-                                     {"experiment_sha256": _experiment_digest(exp)})
+                                     {"experiment_sha256": digest})
     ck_token = CHECKPOINTS.set(checkpoints)
     try:
         result = runner(exp, progress)

@@ -51,6 +51,11 @@ class ScenarioError(ValueError):
 
 ENV_FORMS = ("single", "parallel")
 BACKENDS = ("inprocess", "processes", "flower", "batched")
+#: backends whose clients cannot be checkpointed here, and why (``frl run --checkpoint-every`` / ``--resume``)
+UNCHECKPOINTED_BACKENDS = {
+    "flower": "each client's state lives in its SuperNode's Context.state, out of the server's reach",
+    "batched": "its stacked learners and batched envs are not walked by federation.checkpoint yet",
+}
 
 
 def baselines_of(entry: EnvEntry, env_form: str) -> Mapping[str, Any]:
