@@ -68,9 +68,11 @@ def child(backend: str, n: int, seed: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from agents.batched import retain_freed_memory
     from scenarios.batched_backend import run_experiment_batched
     from scenarios.experiment import run_experiment
 
+    retain_freed_memory()  # both backends run with the same allocator settings (the batched one sets them)
     timed = TIMED_ROUNDS[backend][n]
     exp = experiment(n, timed, seed)
     stamps: dict[int, tuple[float, float]] = {}

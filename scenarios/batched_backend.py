@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents import agent_class
-from agents.batched import BatchedDQN, BatchedPPO
+from agents.batched import BatchedDQN, BatchedPPO, retain_freed_memory
 from envs.registry import env_entry
 from federation.batched import (
     BATCHED_STRATEGIES,
@@ -89,6 +89,7 @@ def run_experiment_batched(exp: Experiment, on_progress: ProgressCallback | None
     """Every method of ``exp`` on the batched backend, then every heuristic on the same episodes; the same
     result contract as :func:`scenarios.experiment.run_experiment` (``summary["backend"] = "batched"``)."""
     check_batched(exp)
+    retain_freed_memory()
     start = time.perf_counter()
     entry = env_entry(exp.env_id)
     setup = client_setup(exp)
