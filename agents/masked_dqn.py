@@ -65,7 +65,16 @@ class MaskedDQNAgent(DQNAgent):
             raise AgentError(f"mask_in_obs needs a Box observation of at least {self.num_actions} entries "
                              f"(the action mask); got {self.observation_space!r}")
         spread = 2.0 ** (cfg.exploration_spread * self._rng.uniform(-1.0, 1.0))
-        self.exploration_time_constant = max(cfg.exploration_steps, 1) / 3.0 * spread
+        # a live tensor, so checkpoints keep it (``_extra_state``): a loaded agent explores on the same schedule
+        self._eps_tau = torch.tensor([max(cfg.exploration_steps, 1) / 3.0 * spread], dtype=torch.float64)
+
+    def _extra_state(self) -> dict[str, torch.Tensor]:
+        return {"exploration_time_constant": self._eps_tau}
+
+    @property
+    def exploration_time_constant(self) -> float:
+        """``T_i`` of this client's exponential ε schedule (steps)."""
+        return float(self._eps_tau[0])
 
     # ----- masks ---------------------------------------------------------------------------------------
     def _mask(self, stored: np.ndarray) -> np.ndarray | None:
