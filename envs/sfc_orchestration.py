@@ -371,8 +371,8 @@ class SfcOrchestrationEnv(gym.Env[np.ndarray, np.int64]):
         if self._links:
             np.add.at(self.bw_res, self._links, self._req.bw)
 
-    def _start_requests(self) -> tuple[int, int]:
-        """Advance to the next request that has a feasible first VNF; returns (#blocked on arrival, 0)."""
+    def _start_requests(self) -> int:
+        """Advance to the next request that has a feasible first VNF; returns how many were blocked on arrival."""
         blocked = 0
         for _ in range(_MAX_BLOCKED):
             r = self._next_request()
