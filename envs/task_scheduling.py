@@ -44,9 +44,16 @@ A job *misses its deadline* if it is not finished by ``d_j``.
 ## Action Space
 
 ``Discrete(window * M + 1)``: action ``a < window * M`` dispatches the waiting job in window slot
-``a // M`` (slot 0 = head of the queue, arrival order) to machine ``a % M``; action ``window * M`` defers
-(advance one slot). An action that names an empty window slot is *invalid*: it is executed as a defer and
-costs an extra ``invalid_penalty``; ``info["action_mask"]`` (bool, one entry per action) marks the valid
+``a // M`` to machine ``a % M``; action ``window * M`` defers
+(advance one slot). The window holds the first ``window`` waiting jobs in arrival order (so no job waits
+behind more than ``window - 1`` later arrivals for a place in it), *listed by size*, shortest in slot 0: the
+slots are then the same kind of choice in every state, and a constant action is a sensible rule (slot 0 to the
+fastest machine is shortest-job-first within the window) instead of one that starves jobs. An action is
+*invalid* if it names an empty window slot, or defers while every machine is idle (the cluster may not idle
+entirely while jobs wait: a work-conserving constraint, without which a policy that keeps deferring stalls
+until the decision cap once arrivals stop). It is executed as the nearest valid action (the same machine with
+the last occupied slot, i.e. the largest job of the window; for a defer, slot 0 to the fastest machine) and
+costs an extra ``invalid_penalty``. ``info["action_mask"]`` (bool, one entry per action) marks the valid
 actions for the next observation (in ``reset``'s info too) and ``info["invalid"]`` flags the step. Anything
 but an integer in range is refused (``envs.registry.discrete_action``).
 
@@ -74,16 +81,22 @@ for a fixed scale ``s`` (the same for every client, so a feature means the same 
 
 ## Rewards
 
-DeepRM's slowdown reward [1] plus a deadline-miss penalty: over every advance of time from ``t0`` to ``t1``,
-``r = -sum_j |[t0, t1] ∩ [a_j, C_j]| / T_j - miss_penalty * #{j : t0 < d_j <= t1, C_j > d_j}``, summed over the
-jobs in the system. Summed over an episode that terminates, the first term is exactly ``-sum_j S_j``, so
-maximising the return minimises the total (hence mean) slowdown, and the second is ``-miss_penalty`` times the
-number of late jobs (each charged once, when its deadline passes). Dispatch steps that do not advance time get
-0 (plus ``-invalid_penalty`` for an invalid action). ``info`` carries per-step KPIs: ``completed`` (jobs
-finished during the step), ``slowdown`` (their mean slowdown, 0 if none), ``deadline_miss`` (the fraction of
-them that finished late), ``elapsed`` (slots advanced), ``utilisation`` (work done / capacity over the
-advanced time, 0 if none) and ``invalid``. ``ENTRY.kpi_weight`` weights ``slowdown`` and ``deadline_miss`` by
-``completed`` and ``utilisation`` by ``elapsed``, so evaluated KPIs are the exact per-job and per-time means.
+DeepRM's slowdown reward [1], charged as early as it is known, plus a deadline-miss penalty. DeepRM charges
+``-sum_j 1/T_j`` over the jobs in the system per unit time, whose episode sum is ``-sum_j S_j``. Here a job's
+time in the system is split at its dispatch: while it waits in the central queue it costs ``1/T_j`` per slot
+(charged when time advances), and at dispatch its remaining time ``C_j - t`` is already fixed (FIFO,
+non-preemptive, known speeds), so ``(C_j - t) / T_j`` is charged at once. The episode sum is the same,
+``-sum_j S_j`` over the jobs that terminate, but a machine choice is credited in its own step, which makes the
+credit assignment far easier. A late job costs ``miss_penalty`` once: at dispatch if ``C_j > d_j`` is then
+certain, or when its deadline passes while it still waits. An invalid action costs ``invalid_penalty``.
+So ``return = -(sum_j S_j + miss_penalty * #late + invalid_penalty * #invalid)`` for a terminated episode:
+maximising it minimises the mean slowdown (the number of jobs is fixed by the seed) and the misses.
+
+``info`` carries per-step KPIs: ``completed`` (jobs finished during the step), ``slowdown`` (their mean
+slowdown, 0 if none), ``deadline_miss`` (the fraction of them that finished late), ``elapsed`` (slots
+advanced), ``utilisation`` (work done / capacity over the advanced time, 0 if none), ``invalid`` and
+``action_mask``. ``ENTRY.kpi_weight`` weights ``slowdown`` and ``deadline_miss`` by ``completed`` and
+``utilisation`` by ``elapsed``, so evaluated KPIs are the exact per-job and per-time means.
 ``episode_kpis()`` returns the same for the episode so far.
 
 ## Starting State
@@ -115,8 +128,8 @@ machine. For federation all clients share ``window`` and the number of machines 
 ``slowdown_lower_bound()``: every job has slowdown >= 1 (it cannot finish before ``a_j + T_j``), so the mean
 slowdown of any policy on any episode is >= 1, and 1 is attained only if no job ever waits or runs on a slower
 machine. This bound is true but loose; ``exhaustive_optimum`` computes the exact optimal return of tiny
-instances by exhaustive search over every action sequence (memoised on the state), the true optimum that no
-policy can beat on that instance.
+instances by exhaustive search over every action sequence that serves all jobs within the decision cap
+(memoised on the state): the true optimum that no such policy can beat on that instance.
 
 ## References
 
@@ -164,6 +177,7 @@ __all__ = [
 ]
 
 _INF = math.inf
+_MAX_SEARCH_DEPTH = 200               # exhaustive_optimum recurses once per decision
 _ORDERED = (("short_min", "short_max"), ("long_min", "long_max"), ("slack_min", "slack_max"))
 
 
@@ -196,7 +210,7 @@ class TaskSchedulingConfig(KnobConfig):
     miss_penalty: float = knob(2.0, 0.0, 100.0, unit="slowdown units/job",
                                source="deadline-miss penalty (design)")
     invalid_penalty: float = knob(0.5, 0.0, 100.0, unit="slowdown units",
-                                  source="extra cost of an invalid action, executed as defer (design)")
+                                  source="extra cost of an invalid action (design)")
 
     def check_constraints(self) -> None:
         for lo_name, hi_name in _ORDERED:
@@ -312,6 +326,7 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_obs,), dtype=np.float32)
         self._capacity = float(self.speeds.sum())
         self._s_max = float(self.speeds.max())
+        self._fastest = int(np.argmax(self.speeds))
         self._speed_feat = self.speeds / (self.speeds + 1.0)
         self._has_reset = False
 
@@ -361,26 +376,25 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
         return self._n_arrived >= self.n_jobs
 
     def _advance(self, t1: float) -> None:
-        """Let time run from ``self.t`` to ``t1`` (no decisions in between): rewards, completions, busy time."""
+        """Let time run from ``self.t`` to ``t1`` (no decisions in between): waiting cost and deadlines of the
+        queued jobs, completions and busy time of the machines; then admit the jobs arriving at ``t1``."""
         t0 = self.t
         if t1 > t0:
-            lo, hi = self._lo, self._n_arrived
-            fin = self._finished[lo:hi]
-            c = self.completion[lo:hi]
-            ideal = self.ideal[lo:hi]
-            dl = self.deadline[lo:hi]
-            live = ~fin
-            in_sys = np.clip(np.minimum(c, t1) - t0, 0.0, None)
             acc = self._acc
-            acc["cost"] += float(np.sum(np.where(live, in_sys / ideal, 0.0)))
-            acc["misses"] += int(np.count_nonzero(live & (dl > t0) & (dl <= t1) & (c > dl)))
-            done = live & (c <= t1)
+            if self.queue:
+                q = np.asarray(self.queue, dtype=np.int64)
+                acc["cost"] += (t1 - t0) * float(np.sum(1.0 / self.ideal[q]))
+                dq = self.deadline[q]
+                acc["misses"] += int(np.count_nonzero((dq > t0) & (dq <= t1)))   # late while still waiting
+            lo, hi = self._lo, self._n_arrived
+            c = self.completion[lo:hi]
+            done = ~self._finished[lo:hi] & (c <= t1)
             if done.any():
                 cd = c[done]
                 acc["completed"] += int(cd.size)
-                acc["slowdown_sum"] += float(np.sum((cd - self.arrival[lo:hi][done]) / ideal[done]))
-                acc["late"] += int(np.count_nonzero(cd > dl[done]))
-                fin |= done
+                acc["slowdown_sum"] += float(np.sum((cd - self.arrival[lo:hi][done]) / self.ideal[lo:hi][done]))
+                acc["late"] += int(np.count_nonzero(cd > self.deadline[lo:hi][done]))
+                self._finished[lo:hi] |= done
                 while self._lo < hi and self._finished[self._lo]:
                     self._lo += 1
             busy = np.clip(np.minimum(self.free_at, t1) - np.maximum(self._busy_from, t0), 0.0, None)
@@ -399,8 +413,8 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
         self._advance(max(float(self.free_at.max()), self.t))
         return True
 
-    def _dispatch(self, j: int, m: int) -> None:
-        job = self.queue.pop(j)
+    def _dispatch(self, job: int, m: int) -> None:
+        self.queue.remove(job)
         now = self.t
         if self.free_at[m] <= now:
             self._busy_from[m] = now
@@ -411,20 +425,25 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
         self.free_at[m] = c
         self.completion[job] = c
         self.machine_of[job] = m
+        # the rest of the job's time in the system is now fixed: charge it (and a miss not yet charged) now
+        self._acc["cost"] += (c - now) / self.ideal[job]
+        self._acc["misses"] += int(c > self.deadline[job] > now)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._has_reset:
             raise gym.error.ResetNeeded("call reset() before step()")
         a = discrete_action(action, self.defer_action + 1)
         self._acc = self._new_acc()
-        invalid = False
+        idx = self.window_jobs()                     # never empty at a decision (_skip_idle)
         if a < self.defer_action:
             j, m = divmod(a, self.n_machines)
-            if j < len(self.queue):
-                self._dispatch(j, m)
-            else:
-                invalid = True
-        if a == self.defer_action or invalid:
+            invalid = j >= idx.size
+            self._dispatch(int(idx[min(j, idx.size - 1)]), m)
+        elif (self.free_at <= self.t).all():         # defer with every machine idle: not allowed
+            invalid = True
+            self._dispatch(int(idx[0]), self._fastest)
+        else:
+            invalid = False
             self._advance(self.t + 1.0)
         terminated = self._skip_idle()
         self._steps += 1
@@ -453,15 +472,18 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
 
     # ------------------------------------------------------------------ views used by heuristics and tests
     def action_mask(self) -> np.ndarray:
-        """Valid actions now: dispatches of occupied window slots (to any machine) and defer."""
+        """Valid actions now: dispatches of occupied window slots (to any machine), and defer unless every
+        machine is idle."""
         mask = np.zeros(self.defer_action + 1, dtype=bool)
         mask[:min(len(self.queue), self.window) * self.n_machines] = True
-        mask[-1] = True
+        mask[-1] = bool((self.free_at > self.t).any())
         return mask
 
     def window_jobs(self) -> np.ndarray:
-        """Indices of the jobs in the window (head of the queue first)."""
-        return np.asarray(self.queue[:self.window], dtype=np.int64)
+        """Job ids in the window: the first ``window`` waiting jobs (arrival order), listed by size (ascending;
+        ties by arrival). Window slot ``i`` of the actions and observation is entry ``i``."""
+        idx = np.asarray(self.queue[:self.window], dtype=np.int64)
+        return idx[np.lexsort((idx, self.size[idx]))]
 
     def backlog(self) -> np.ndarray:
         """Time (slots) until each machine has finished its committed work."""
@@ -525,36 +547,46 @@ class TaskSchedulingEnv(gym.Env[np.ndarray, np.int64]):
 
 # ---------------------------------------------------------------------- exhaustive optimum of tiny instances
 def exhaustive_optimum(config: TaskSchedulingConfig, seed: int, max_states: int = 200_000) -> float:
-    """The maximal episode return over *all* action sequences of the episode ``reset(seed=seed)`` (a tiny one).
+    """The maximal return over *all* action sequences that finish the episode ``reset(seed=seed)`` within
+    ``config.max_steps`` decisions (a tiny instance), i.e. the exact optimum of its scheduling problem.
 
-    Exhaustive depth-first search over every valid action (invalid actions are dominated: they are a defer
-    plus a penalty), memoised on the state (time, waiting jobs, machine free times rounded to 1e-9). The
-    search is exact: it is the optimum of the episode's Markov decision process, so no policy can return
-    more on that episode. Refuses (``ValueError``) instances whose search exceeds ``max_states`` states.
+    Exhaustive depth-first search over every valid action (an invalid action is dominated: it is a valid
+    dispatch plus a penalty), memoised on the state (decision count, time, waiting jobs, arrivals, machine free
+    times; the rewards of dispatched jobs are already charged, so nothing else matters for the future).
+    Sequences cut by the decision cap are excluded (a truncated episode leaves jobs unserved and uncharged).
+    So no policy that serves every job within the cap returns more on that episode: an upper bound on the
+    return, hence (same jobs, same penalties) a lower bound on ``sum_j S_j + penalties``. ``ValueError`` if
+    the search exceeds ``max_states`` states or no sequence finishes within the cap.
     """
+    if config.max_steps > _MAX_SEARCH_DEPTH:
+        raise ValueError(f"exhaustive_optimum: max_steps={config.max_steps} is the search depth; allowed: "
+                         f"<= {_MAX_SEARCH_DEPTH} (a tiny instance)")
     env = TaskSchedulingEnv(config)
     env.reset(seed=seed)
     memo: dict[tuple, float] = {}
-
-    def key(e: TaskSchedulingEnv) -> tuple:
-        return (e.t, tuple(e.queue), tuple(np.round(e.free_at, 9)), e._n_arrived, e._steps >= e.config.max_steps)
+    visited = [0]
 
     def best(e: TaskSchedulingEnv) -> float:
-        kk = key(e)
-        if kk in memo:
-            return memo[kk]
-        if len(memo) >= max_states:
+        key = (e._steps, e.t, tuple(e.queue), e._n_arrived, tuple(np.round(e.free_at, 9)))
+        if key in memo:
+            return memo[key]
+        visited[0] += 1
+        if visited[0] > max_states:
             raise ValueError(f"exhaustive_optimum: more than max_states={max_states} states; allowed: a tiny "
-                             "instance (few jobs and machines)")
+                             "instance (few jobs, machines and max_steps)")
         value = -_INF
-        for a in np.flatnonzero(e.action_mask()):
+        for a in np.flatnonzero(e.action_mask()):           # depth <= max_steps: every step counts
             child = _clone(e)
             _, r, term, trunc, _ = child.step(int(a))
-            value = max(value, r + (0.0 if term or trunc else best(child)))
-        memo[kk] = value
+            value = max(value, r if term else -_INF if trunc else r + best(child))
+        memo[key] = value
         return value
 
-    return best(env)
+    opt = best(env)
+    if opt == -_INF:
+        raise ValueError(f"exhaustive_optimum: no action sequence finishes within max_steps="
+                         f"{config.max_steps}; allowed: a larger max_steps")
+    return opt
 
 
 def _clone(e: TaskSchedulingEnv) -> TaskSchedulingEnv:
@@ -579,7 +611,7 @@ def _idle_first(e: TaskSchedulingEnv, pick: str) -> Policy:
             return e.defer_action
         m = int(np.argmax(np.where(idle, e.speeds, -1.0)))
         if pick == "fifo":
-            j = 0
+            j = int(np.argmin(idx))                  # the head of the queue (job ids follow arrival order)
         elif pick == "sjf":
             j = int(np.argmin(e.size[idx]))
         else:
@@ -606,10 +638,11 @@ def _least_loaded(env: gym.Env, seed: int) -> Policy:
     e = env.unwrapped
 
     def policy(obs: np.ndarray) -> int:
-        if not e.queue:
+        idx = e.window_jobs()
+        if idx.size == 0:
             return e.defer_action
-        b = e.backlog()
-        return int(np.lexsort((-e.speeds, b))[0])
+        m = int(np.lexsort((-e.speeds, e.backlog()))[0])
+        return int(np.argmin(idx)) * e.n_machines + m
     return policy
 
 
