@@ -4,6 +4,8 @@ PPO learning."""
 
 from __future__ import annotations
 
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -207,3 +209,21 @@ def test_exhaustive_optimum_beats_every_heuristic_on_tiny_instances():
         exhaustive_optimum(TaskSchedulingConfig(max_steps=150), 0, max_states=50)
     with pytest.raises(ValueError, match="max_steps"):
         exhaustive_optimum(TaskSchedulingConfig(), 0)
+
+
+def test_ppo_learns_to_beat_random_in_seconds():
+    from agents.ppo import PPOAgent
+    from scenarios.task_scheduling import _AGENT
+
+    env, ev = TaskSchedulingEnv(), TaskSchedulingEnv()
+    agent = PPOAgent(env.observation_space, env.action_space, seed=3, **_AGENT)
+    seeds = [71, 72]
+    rand = evaluate_policy(ev, BASELINES["random"](ev, 0), seeds, ENTRY.kpis, ENTRY.kpi_weight)
+    before = evaluate_policy(ev, lambda o: agent.act(o, explore=False), seeds, ENTRY.kpis, ENTRY.kpi_weight)
+    t0 = time.process_time()
+    env.reset(seed=5)
+    agent.learn(env, 16_384)
+    cpu = time.process_time() - t0
+    after = evaluate_policy(ev, lambda o: agent.act(o, explore=False), seeds, ENTRY.kpis, ENTRY.kpi_weight)
+    assert after["slowdown"] < 0.5 * rand["slowdown"], (after, rand, before)
+    assert after["return"] > before["return"] and cpu < 60.0
