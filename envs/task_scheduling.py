@@ -7,8 +7,8 @@ Jobs arrive over time into one central waiting queue; at every decision the agen
 waiting jobs and either dispatches one of them to one of the machines or defers (lets one time slot pass).
 This is the DeepRM formulation [1] (a window of visible jobs, a "do nothing" action that moves time forward,
 several jobs may be scheduled in one time slot, reward ``-sum 1/T_j`` over the jobs in the system per unit
-time), with the two extensions the federated-PPO scheduling systems the survey groups under "federated PPO
-for task scheduling" [2] consider: heterogeneous machine speeds and job deadlines. Clients differ in job mix,
+time), extended with heterogeneous machine speeds and job deadlines for the setting of the survey's
+"federated PPO for task scheduling" item [2] (whose simulator is not reproduced). Clients differ in job mix,
 arrival rate, burstiness, deadline tightness and machine speeds, so a scheduler trained at one site is not
 right for another, which is what federation has to overcome.
 
@@ -19,7 +19,8 @@ time-step boundaries) [1]. Dispatching does not advance time (several jobs can b
 deferring advances it by one slot; when the queue is empty the env advances to the next arrival itself (no
 decision is needed). After ``episode_slots`` slots no more jobs arrive; the episode *terminates* once every
 arrived job has been dispatched (the remaining machine work is then deterministic and accounted exactly in the
-last step). A decision cap ``max_steps`` truncates episodes of policies that never dispatch.
+last step). Every episode is finite (each decision dispatches a job, or defers while some machine is busy,
+see Action Space); the decision cap ``max_steps`` is a safety net that truncates over-long ones.
 
 **Machines.** Machine ``m`` processes ``s_m`` work units per slot (``machine_speeds``). A dispatched job joins
 that machine's FIFO queue and runs non-preemptively: ``start = max(free_m, t)``, ``finish = start + w / s_m``
