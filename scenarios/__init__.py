@@ -28,6 +28,7 @@ _MODULES = (
     "personalization",
     "swarm_navigation",
     "sfc_orchestration",
+    "task_scheduling",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
