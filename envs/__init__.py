@@ -3,8 +3,7 @@ plugin domains other packages declare under the ``frl.envs`` entry-point group (
 
 from __future__ import annotations
 
-from envs import cartpole_hetero, cv2x, edge_caching, mec_offloading, oran_access, robot_navigation
-from envs import uav_mec
+from envs import cartpole_hetero, cv2x, edge_caching, mec_offloading, oran_access, robot_navigation, uav_mec
 from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, register_entry
 
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
