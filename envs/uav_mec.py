@@ -82,7 +82,7 @@ Little's-law [8] mean time a bit spends queued (its time-average over an episode
 ``dropped``: bits dropped at the deadline this slot over the mean bits arriving per slot (time-average = drop
 ratio); ``energy`` (J per UAV-slot): propulsion + UAV computing + devices' computing and upload energy,
 divided by ``n_uavs``; ``propulsion_power`` (W, this UAV); ``device_energy`` (J per slot, all devices);
-``served`` (Mbit offloaded this slot, all UAVs); ``offload_share`` (offloaded / (offloaded + locally
+``served`` (Mbit offloaded this slot, all UAVs); ``local`` (Mbit computed on the devices); ``offload_share`` (offloaded / (offloaded + locally
 computed)).
 
 ## Starting State
@@ -229,6 +229,8 @@ class UavMecConfig(KnobConfig):
     induced_power_correction: float = knob(0.1, 0.0, 0.5, unit="-", source="k [2] Table I")
     fuselage_drag_ratio: float = knob(0.6, 0.1, 2.0, unit="-", source="d0 [2] Table I")
     energy_weight: float = knob(0.5, 0.0, 10.0, unit="-", source="reward weight of P_k / P(0) (design)")
+    service_weight: float = knob(0.1, 0.0, 10.0, unit="1/Mbit",
+                                 source="reward per Mbit this UAV offloaded: per-UAV credit (design)")
     drop_penalty: float = knob(2.0, 0.0, 100.0, unit="-", source="reward weight of the drop ratio (design) [5]")
     others_policy: str = knob("fly-to-backlog", unit="-", choices=OTHERS_POLICIES,
                               source="Gymnasium form only: the heuristic flying uav_1.. (design)")
@@ -333,6 +335,13 @@ def make_client_configs(n_clients: int, heterogeneity: float, seed: int,
 
 
 # ---------------------------------------------------------------------- the shared core
+N_HOT = 2  # the most backlogged devices every UAV observes
+
+
+def _obs_dim(cfg: UavMecConfig) -> int:
+    return 11 + 4 * cfg.n_candidates + 2 * (cfg.n_uavs - 1) + 3 * min(N_HOT, cfg.n_devices)
+
+
 class _Area:
     """The physics of one area (UAVs x devices as numpy arrays), driven by joint actions ``(K, 3)``."""
 
@@ -352,7 +361,7 @@ class _Area:
         self.fc = cfg.carrier_ghz * 1e9
         self.p_hover = float(rotary_wing_power(0.0, cfg))
         self.v_me = max_endurance_speed(cfg)
-        self.obs_dim = 11 + 4 * self.C + 2 * (self.K - 1)
+        self.obs_dim = _obs_dim(cfg)
         self.rng: np.random.Generator | None = None
 
     # ---- episode
@@ -397,26 +406,25 @@ class _Area:
     def backlog(self) -> np.ndarray:
         return self.queue.sum(axis=1)
 
-    def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(heading rad, speed m/s, candidate index) of joint actions ``(K, 3)`` in [-1, 1]."""
+    def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ground velocity (K, 2) m/s, candidate index (K,)) of joint actions ``(K, 3)`` in [-1, 1]."""
         a = np.clip(actions, -1.0, 1.0)
+        v = a[:, :2] / np.maximum(np.hypot(a[:, 0], a[:, 1]), 1.0)[:, None]
         j = np.minimum(((a[:, 2] + 1.0) * 0.5 * self.C).astype(np.int64), self.C - 1)
-        return math.pi * a[:, 0], (a[:, 1] + 1.0) * 0.5 * self.cfg.v_max, j
+        return v * self.cfg.v_max, j
 
-    def encode(self, heading: np.ndarray, speed: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """Joint actions from (heading rad, speed m/s, candidate index): the inverse of ``decode``."""
-        h = (np.asarray(heading) + math.pi) % (2.0 * math.pi) - math.pi
-        a = np.stack([h / math.pi, 2.0 * np.asarray(speed) / self.cfg.v_max - 1.0,
-                      -1.0 + (2.0 * np.asarray(cand) + 1.0) / self.C], axis=-1)
+    def encode(self, velocity: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Joint actions from (ground velocity (K, 2) m/s, candidate index): the inverse of ``decode``."""
+        a = np.concatenate([np.asarray(velocity) / self.cfg.v_max,
+                            (-1.0 + (2.0 * np.asarray(cand) + 1.0) / self.C)[:, None]], axis=1)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
         """Advance one slot; returns (per-UAV reward (K,), area KPIs, per-UAV propulsion power (K,))."""
         cfg, tau = self.cfg, self.tau
-        heading, speed, j = self.decode(actions)
+        vel, j = self.decode(actions)
         start = self.uav
-        target = start + (speed * tau)[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1)
-        end = np.clip(target, 0.0, self.L)
+        end = np.clip(start + vel * tau, 0.0, self.L)
         self.vel = (end - start) / tau
         air = np.hypot(*(self.vel - self.wind).T)
         power = rotary_wing_power(air, cfg)                                  # (K,) W [2]
@@ -462,11 +470,13 @@ class _Area:
         drop = float(dropped) / (lam_bits * tau) if lam_bits > 0 else 0.0
         self.t += 1
         self._candidates()
-        reward = -(delay / cfg.deadline_s + cfg.drop_penalty * drop + cfg.energy_weight * power / self.p_hover)
+        reward = (cfg.service_weight * off / _MBIT
+                  - (delay / cfg.deadline_s + cfg.drop_penalty * drop + cfg.energy_weight * power / self.p_hover))
         total_served = float(local.sum() + off.sum())
         kpis = {"delay": delay, "dropped": drop,
                 "energy": (e_prop + e_uav + e_local + e_tx) / self.K,
                 "device_energy": e_local + e_tx, "served": float(off.sum()) / _MBIT,
+                "local": float(local.sum()) / _MBIT,
                 "offload_share": float(off.sum()) / total_served if total_served > 0 else 0.0}
         return reward, kpis, power
 
@@ -495,6 +505,12 @@ class _Area:
         obs[:, i + 2] = tot / (tot + self.N * _MBIT)
         obs[:, i + 3:i + 5] = self.wind / 15.0
         obs[:, i + 5] = 1.0 - 2.0 * self.t / self.cfg.episode_slots
+        i += 6
+        excess = np.maximum(Q - self.local_bits, 0.0)
+        for n in np.argsort(-excess, kind="stable")[:min(N_HOT, self.N)]:
+            obs[:, i:i + 2] = (self.dev[n][None, :] - self.uav) / L
+            obs[:, i + 2] = excess[n] / (excess[n] + _MBIT)
+            i += 3
         return np.clip(obs, -1.0, 1.0).astype(np.float32)
 
     # ---- heuristic building blocks
@@ -505,12 +521,14 @@ class _Area:
         gain = np.minimum(excess, self.cand_cap)
         return np.argmax(gain - 1e-9 * np.arange(self.C)[None, :], axis=1)    # ties: the nearest
 
-    def fly_to(self, points: np.ndarray, speed_cap: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(heading, speed) that take each UAV towards ``points`` (K, 2), arriving within the slot if it can."""
+    def fly_to(self, points: np.ndarray, speed_cap: float | None = None) -> np.ndarray:
+        """Ground velocities (K, 2) taking each UAV towards ``points`` (K, 2), arriving within the slot if it
+        can, at most at ``speed_cap`` (default ``v_max``)."""
         d = points - self.uav
         dist = np.hypot(d[:, 0], d[:, 1])
-        vmax = self.cfg.v_max if speed_cap is None else speed_cap
-        return np.arctan2(d[:, 1], d[:, 0]), np.minimum(dist / self.tau, vmax)
+        vmax = self.cfg.v_max if speed_cap is None else min(speed_cap, self.cfg.v_max)
+        speed = np.minimum(dist / self.tau, vmax)
+        return d * (speed / np.maximum(dist, 1e-9))[:, None]
 
     def backlog_targets(self) -> np.ndarray:
         """Greedy assignment: the K largest device backlogs (after local CPU) each take the nearest free UAV."""
@@ -538,20 +556,19 @@ class _Area:
     def heuristic(self, name: str) -> np.ndarray:
         """Joint actions ``(K, 3)`` of a named heuristic (hover, fly-to-backlog, circle)."""
         if name == "hover":
-            heading, speed = self.fly_to(np.full((self.K, 2), 0.5 * self.L))
+            vel = self.fly_to(np.full((self.K, 2), 0.5 * self.L))
         elif name == "fly-to-backlog":
-            heading, speed = self.fly_to(self.backlog_targets())
+            vel = self.fly_to(self.backlog_targets())
         elif name == "circle":
-            heading, speed = self.fly_to(self.circle_points())
+            vel = self.fly_to(self.circle_points())
         else:
             raise EnvConfigError(f"heuristic {name!r} is not known; allowed: hover, fly-to-backlog, circle")
-        return self.encode(heading, speed, self.best_candidates())
+        return self.encode(vel, self.best_candidates())
 
 
 # ---------------------------------------------------------------------- PettingZoo form
 def _spaces(cfg: UavMecConfig) -> tuple[spaces.Box, spaces.Box]:
-    dim = 11 + 4 * cfg.n_candidates + 2 * (cfg.n_uavs - 1)
-    return (spaces.Box(-1.0, 1.0, (dim,), np.float32), spaces.Box(-1.0, 1.0, (3,), np.float32))
+    return (spaces.Box(-1.0, 1.0, (_obs_dim(cfg),), np.float32), spaces.Box(-1.0, 1.0, (3,), np.float32))
 
 
 def _joint(actions: dict[str, Any], agents: list[str], K: int) -> np.ndarray:
