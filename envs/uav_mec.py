@@ -82,8 +82,8 @@ Little's-law [8] mean time a bit spends queued (its time-average over an episode
 ``dropped``: bits dropped at the deadline this slot over the mean bits arriving per slot (time-average = drop
 ratio); ``energy`` (J per UAV-slot): propulsion + UAV computing + devices' computing and upload energy,
 divided by ``n_uavs``; ``propulsion_power`` (W, this UAV); ``device_energy`` (J per slot, all devices);
-``served`` (Mbit offloaded this slot, all UAVs); ``local`` (Mbit computed on the devices); ``offload_share`` (offloaded / (offloaded + locally
-computed)).
+``served`` (Mbit offloaded this slot, all UAVs); ``local`` (Mbit computed on the devices);
+``offload_share`` (offloaded / (offloaded + locally computed)).
 
 ## Starting State
 
