@@ -5,8 +5,8 @@
 One federated client is one *area* (its own size, device density, task load, wind and propagation
 environment). ``n_uavs`` rotary-wing UAVs at altitude ``altitude_m`` carry edge servers; ``n_devices``
 ground devices generate computation tasks into FIFO backlogs, compute what they can on their own CPU and
-offload the rest to a UAV that schedules them. Every slot (``slot_s``) each UAV chooses a heading and a
-speed (its trajectory) and which of its ``n_candidates`` nearest devices to serve, as in UAV-DDPG [1]
+offload the rest to a UAV that schedules them. Every slot (``slot_s``) each UAV chooses a ground velocity
+(heading and speed: its trajectory) and which of its ``n_candidates`` nearest devices to serve, as in UAV-DDPG [1]
 (action: served user, flight angle, speed). The aim: low task delay and few deadline drops at low energy,
 of which rotary-wing propulsion is the largest part [2]. All per-slot physics is array arithmetic over
 UAVs x devices.
@@ -45,23 +45,25 @@ If several UAVs pick the same device, the one with the best channel serves it an
 + 1/2 d0 rho s A V^3`` with blade profile power ``P0 = delta / 8 rho s A Omega^3 R^3``, induced hover power
 ``Pi = (1 + k) W^(3/2) / sqrt(2 rho A)``, ``U_tip = Omega R``, mean rotor induced velocity in hover
 ``v0 = sqrt(W / (2 rho A))`` and rotor disc area ``A = pi R^2``. At the Table I defaults ``P0 = 79.86`` W,
-``Pi = 88.63`` W: hovering costs 168.5 W, the minimum (~118 W) is near the maximum-endurance speed of
-~18 m/s, so circling can be cheaper than hovering. The airspeed is the ground velocity minus the wind
+``Pi = 88.63`` W: hovering costs 168.5 W, the minimum (126 W) is at the maximum-endurance speed
+``V_me`` = 10.2 m/s and full speed (30 m/s) costs 356 W, so slow circling is cheaper than hovering and
+dashing is dear. The airspeed is the ground velocity minus the wind
 (``wind_speed``, direction uniform per episode). Acceleration and climb are not modelled ([2]'s level
 flight at piecewise-constant velocity); a UAV is kept inside the area (its path is clipped at the border and
 the clipped velocity is the one flown).
 
 ## Action Space
 
-``Box(-1, 1, (3,), float32)`` per UAV: heading ``pi a[0]`` (radians from the x axis), speed
-``(a[1] + 1) / 2 * v_max``, and the served device ``a[2]``: candidate ``floor((a[2] + 1) / 2 * C)`` (clipped to
+``Box(-1, 1, (3,), float32)`` per UAV: ground velocity ``v_max * (a[0], a[1])`` (rescaled to norm ``v_max``
+if longer; Cartesian rather than UAV-DDPG's angle and speed [1], the same set of velocities without the
+wrap-around of an angle) and the served device ``a[2]``: candidate ``floor((a[2] + 1) / 2 * C)`` (clipped to
 ``C - 1``) of the UAV's ``C = n_candidates`` nearest devices ordered by distance (the order of the
-observation). The continuous encoding of the scheduled user is UAV-DDPG's [1].
+observation), UAV-DDPG's continuous encoding of the scheduled user [1].
 
 ## Observation Space
 
-``Box(-1, 1, (11 + 4 C + 2 (K - 1),), float32)`` per UAV (29 at the defaults), normalised by the area side
-``L`` and fixed scales (the same for every client):
+``Box(-1, 1, (11 + 4 C + 2 (K - 1) + 3 * 2,), float32)`` per UAV (37 at the defaults), normalised by the
+area side ``L`` and fixed scales (the same for every client):
 
 | index               | feature                                                               |
 |---------------------|-----------------------------------------------------------------------|
@@ -72,11 +74,14 @@ observation). The continuous encoding of the scheduled user is UAV-DDPG's [1].
 | 4 + 4C ..           | other UAVs (nearest first): ``dx / L``, ``dy / L``                       |
 | 2 + 4C + 2K ..      | backlog-weighted centroid of all devices ``dx / L``, ``dy / L``; total    |
 |                     | backlog ``Q / (Q + N Mbit)``; wind ``(w_x, w_y) / 15 m/s``; time left     |
+| last 6              | the 2 devices with the largest backlog beyond one slot of their own CPU: |
+|                     | ``dx / L``, ``dy / L``, that excess ``e / (e + 1 Mbit)``                   |
 
 ## Rewards
 
-Every UAV gets ``-(delay / deadline_s + drop_penalty * dropped + energy_weight * P_k / P(0))``: the area's
-delay and drop ratio (shared: the UAVs cooperate) and its own propulsion power relative to hovering.
+Every UAV gets ``service_weight * b_k - (delay / deadline_s + drop_penalty * dropped + energy_weight * P_k /
+P(0))``: the area's delay and drop ratio (shared: the UAVs cooperate), its own propulsion power relative to
+hovering and, as per-UAV credit, the Mbit ``b_k`` it offloaded in the slot.
 ``info`` KPIs (numeric, every step): ``delay`` (s): the area backlog over its mean arrival rate, the
 Little's-law [8] mean time a bit spends queued (its time-average over an episode is the mean sojourn time);
 ``dropped``: bits dropped at the deadline this slot over the mean bits arriving per slot (time-average = drop
