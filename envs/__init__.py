@@ -3,15 +3,24 @@ plugin domains other packages declare under the ``frl.envs`` entry-point group (
 
 from __future__ import annotations
 
-from envs import cartpole_hetero, cv2x, edge_caching, mec_offloading, oran_access, robot_navigation, task_scheduling
+from envs import (
+    cartpole_hetero,
+    cv2x,
+    edge_caching,
+    mec_offloading,
+    oran_access,
+    robot_navigation,
+    sfc_orchestration,
+    task_scheduling,
+    uav_mec,
+)
 from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, register_entry
-from envs.sfc_orchestration import ENTRY as _SFC_ENTRY
 
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
                robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY,
-               task_scheduling.ENTRY):
+               task_scheduling.ENTRY, uav_mec.ENTRY,
+               sfc_orchestration.ENTRY):
     register_entry(_entry)
-register_entry(_SFC_ENTRY)
 BUILTIN_ENV_IDS = tuple(ENV_ENTRIES)
 
 from envs.plugins import load_plugins  # noqa: E402  (after the built-ins: a plugin may not shadow them)

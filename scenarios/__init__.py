@@ -29,6 +29,7 @@ _MODULES = (
     "swarm_navigation",
     "sfc_orchestration",
     "task_scheduling",
+    "uav_mec",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
