@@ -68,7 +68,9 @@ class ConcurrentHostHook(ClientHook):
         check_shared_resource_env(client.env)
         agent = client.agent
         keys = list(agent.get_weights())
-        if not any(k.startswith(LOCAL_PREFIX) for k in keys) or not any(k.startswith(GLOBAL_PREFIX) for k in keys):
+        other = [k for k in keys if not k.startswith((LOCAL_PREFIX, GLOBAL_PREFIX))]
+        if other or not any(k.startswith(LOCAL_PREFIX) for k in keys) or not any(k.startswith(GLOBAL_PREFIX)
+                                                                                   for k in keys):
             raise FederationError(
                 f"cfrl needs an actor-critic agent with separate actor.* and critic.* parameters; agent "
                 f"{getattr(agent, 'name', type(agent).__name__)!r} has {sorted({k.split('.')[0] for k in keys})}; "
