@@ -46,9 +46,10 @@ of tasks a calm cell generates per slot (``users_per_host * arrival_rate * slot_
 
 ## Action Space
 
-Per host ``Box(0, 1, (2 U + 1,), float32)``: ``U`` CPU weights, ``U`` bandwidth weights, the pool claim. The
-shares are the weights normalised to sum 1 (all-zero weights: equal shares), so every host's shares of its
-CPU and band sum to exactly 1.
+Per host ``Box(-1, 1, (2 U + 1,), float32)``: ``U`` CPU weights, ``U`` bandwidth weights, the pool claim, each
+mapped to ``[0, 1]`` by ``(a + 1) / 2`` (a symmetric box: a zero-mean policy starts from equal shares and a
+half claim). The shares are the weights normalised to sum 1 (all-zero weights: equal shares), so every host's
+shares of its CPU and band sum to exactly 1.
 
 ## Observation Space
 
@@ -373,7 +374,7 @@ class _Region:
     # ----- one slot
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, list[dict[str, float]]]:
         cfg = self.cfg
-        a = np.asarray(actions, dtype=np.float64).reshape(self.H, self.act_dim)
+        a = 0.5 * (np.clip(np.asarray(actions, dtype=np.float64).reshape(self.H, self.act_dim), -1.0, 1.0) + 1.0)
         cpu = normalise_shares(a[:, :self.U])
         bw = normalise_shares(a[:, self.U:2 * self.U])
         grants = pool_grants(a[:, -1])
@@ -426,6 +427,10 @@ class _Region:
 
     # ----- joint heuristics: (H, 2U + 1) actions for every host
     def heuristic(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """The joint action of heuristic ``name`` (weights and claims in [0, 1], mapped to the action box)."""
+        return 2.0 * self._heuristic_weights(name, rng) - 1.0
+
+    def _heuristic_weights(self, name: str, rng: np.random.Generator) -> np.ndarray:
         bits, cyc = self.demands()
         H = self.H
         if name == "equal":
@@ -451,7 +456,7 @@ def _check_action(space: spaces.Box, action: Any, who: str) -> np.ndarray:
     a = np.asarray(action, dtype=np.float64)
     if a.shape != space.shape or not np.all(np.isfinite(a)):
         raise gym.error.InvalidAction(f"{who}: action of shape {a.shape} (finite: {bool(np.all(np.isfinite(a)))}) "
-                                      f"is not allowed; allowed: finite, shape {space.shape}, clipped to [0, 1]")
+                                      f"is not allowed; allowed: finite, shape {space.shape}, clipped to [-1, 1]")
     return a
 
 
@@ -462,7 +467,7 @@ def _attach(env: Any, config: MecAllocationConfig | None, render_mode: str | Non
     env.render_mode = render_mode
     env.region = _Region(cfg)
     env._obs_space = spaces.Box(0.0, 1.0, (env.region.obs_dim,), np.float32)
-    env._act_space = spaces.Box(0.0, 1.0, (env.region.act_dim,), np.float32)
+    env._act_space = spaces.Box(-1.0, 1.0, (env.region.act_dim,), np.float32)
 
 
 def _render(region: _Region) -> str:

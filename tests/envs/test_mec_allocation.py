@@ -58,7 +58,8 @@ def test_every_step_respects_host_capacity_and_the_pool():
     region = env.region
     pool_total = []
     while env.agents:
-        acts = {a: rng.random(env.action_space(a).shape).astype(np.float32) * rng.integers(0, 2) for a in env.agents}
+        acts = {a: (2.0 * rng.random(env.action_space(a).shape) - rng.integers(0, 2)).astype(np.float32)
+                for a in env.agents}
         _, rew, _, _, infos = env.step(acts)
         cpu, bw, grants = region.last_shares
         assert np.allclose(cpu.sum(-1), 1.0) and np.allclose(bw.sum(-1), 1.0)
@@ -97,7 +98,7 @@ def test_a_selfish_claim_takes_pool_capacity_from_the_other_hosts():
     env = parallel_env(n_hosts=3, episode_slots=5)
     obs, _ = env.reset(seed=0)
     prop = PARALLEL_BASELINES["proportional"](env, 0)(obs)
-    base = pool_grants(np.array([prop[a][-1] for a in env.possible_agents]))
+    base = pool_grants(0.5 * (np.array([prop[a][-1] for a in env.possible_agents]) + 1.0))  # action box -> [0, 1]
     grabbing = {**prop, "host_0": np.concatenate([prop["host_0"][:-1], [1.0]]).astype(np.float32)}
     _, _, _, _, infos = env.step(grabbing)
     after = np.array([infos[a]["pool_share"] for a in env.possible_agents])
