@@ -21,7 +21,7 @@ def test_cfrl_quick_run_is_complete_and_writes_the_contract(tmp_path):
     assert SCENARIOS["cfrl"] is cfrl
     assert "Zhu" in cfrl.__doc__ and "CLAIM" in cfrl.__doc__
     exp = dataclasses.replace(cfrl.QUICK, rounds=1, steps_per_round=300)
-    res = cfrl.run(exp)
+    res = cfrl.run(exp, workers=1)
     assert set(res.methods) == {"cfrl", "fedavg", "local", *PARALLEL_BASELINES}
     for name, m in res.methods.items():
         assert len(m["per_client_return"]) == exp.n_clients, name
