@@ -100,14 +100,15 @@ go through ``envs.knobs.apply_overrides``. Knobs (generated from the ``MecAlloca
 
 {knob_table}
 
-"design" marks choices of this env. Defaults: a calm cell demands 4 x 1.5 x 0.6 = 3.6 Gcycle/s against an 6 GHz
-host, a hot one 2.5 times that; the 12 GHz pool (30 % used by other tenants when calm) covers about one hot
-cell, so who gets it matters. All clients of a federation share ``n_hosts`` and ``users_per_host`` (spaces).
+"design" marks choices of this env. Defaults: a calm cell demands 4 x 1.5 x 0.6 = 3.6 Gcycle/s against a 6 GHz
+host, a hot one 2.5 times that (3 GHz over the host); the 12 GHz pool has 8.4 GHz spare when its other tenants
+are calm (30 %) and 1.8 GHz in their bursts (85 %), less than one hot cell's excess, so who gets it matters.
+All clients of a federation share ``n_hosts`` and ``users_per_host`` (they set the spaces).
 
 ## References
 
 1. T. Zhu, W. Zhou, D. Ye, Z. Cheng, J. Li, "Resource allocation in IoT edge computing via concurrent federated
-   reinforcement learning", IEEE Internet of Things Journal 9(2), 1414-1426, 2022.
+   reinforcement learning", IEEE Internet of Things Journal, 2022.
 2. ``envs/mec_offloading.py`` and its references: 3GPP TR 36.814 link budget; X. Chen et al., IEEE/ACM ToN
    24(5), 2016 (Shannon uplink, transmit energy p D / r, weighted delay + energy); M. Tang, V. W. S. Wong,
    IEEE TMC 21(6), 2022 (deadlines, drops).

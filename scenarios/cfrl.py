@@ -1,7 +1,7 @@
 """CFRL: edge hosts that contend for a shared cloud pool learn concurrently; a global critic, local allocation.
 
 Reference: T. Zhu, W. Zhou, D. Ye, Z. Cheng, J. Li, "Resource allocation in IoT edge computing via concurrent
-federated reinforcement learning", IEEE Internet of Things Journal 9(2), 1414-1426, 2022. Edge hosts allocate
+federated reinforcement learning", IEEE Internet of Things Journal, 2022. Edge hosts allocate
 computing and communication resources to the IoT devices they serve while competing for shared resources;
 they learn concurrently in the shared system, a server aggregates a shared global model and each host keeps its
 allocation decision (and its private state) local. CLAIM (the paper's headline as read here; its full text and

@@ -1,7 +1,7 @@
 """CFRL, concurrent federated RL for resource allocation among edge hosts (Zhu et al. 2022).
 
 T. Zhu, W. Zhou, D. Ye, Z. Cheng, J. Li, "Resource allocation in IoT edge computing via concurrent federated
-reinforcement learning", IEEE Internet of Things Journal 9(2), 1414-1426, 2022. Edge hosts that compete for
+reinforcement learning", IEEE Internet of Things Journal, 2022. Edge hosts that compete for
 shared resources learn *concurrently*: they act in one shared system at the same time (each host's decision
 changes what the others get), a server aggregates a shared global model from their updates, and each host
 keeps the decision about its own allocation - and its private state - to itself.
