@@ -33,6 +33,15 @@ Scaled down: 4 regions x 3 hosts, PPO with small networks (64, 64), discount 0.5
 pays within the slot; demand and pool load persist for a few slots), 60 k host-steps per region
 (``steps_per_round`` counts host-steps, 3 per slot; 15 rounds of 4000); the paper's scale, network sizes and
 number of hosts could not be checked. ``--quick`` is a smoke run.
+
+Measured at full size (seed 0, 4 regions x 4 final episodes, 340 s CPU): utility fedavg 0.881, cfrl 0.872,
+local 0.872, proportional 0.866, greedy 0.833, equal 0.768, random 0.657; delay 0.40 s for every learned
+method; cfrl moved 2.7 MB (critic only) against fedavg's 5.7 MB. The claim did not hold here: CFRL's local
+actors allocate like independent ones (the same utility on every region to 1e-3), while averaging the
+actor too (fedavg) helps every region a little. Likely why: the allocation is close to a contextual bandit
+(discount 0.5), so the critic PPO needs is easy to learn from one region's data and sharing it changes
+little, while the actor gains from four regions' samples because the regions (heterogeneity 0.5) want
+similar allocations. One seed: the gaps are about 1 % of utility.
 """
 
 from __future__ import annotations
