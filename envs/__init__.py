@@ -7,6 +7,7 @@ from envs import (
     cartpole_hetero,
     cv2x,
     edge_caching,
+    mec_allocation,
     mec_offloading,
     oran_access,
     robot_navigation,
@@ -18,7 +19,7 @@ from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, regi
 
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
                robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY,
-               task_scheduling.ENTRY, uav_mec.ENTRY,
+               task_scheduling.ENTRY, uav_mec.ENTRY, mec_allocation.ENTRY,
                sfc_orchestration.ENTRY):
     register_entry(_entry)
 BUILTIN_ENV_IDS = tuple(ENV_ENTRIES)

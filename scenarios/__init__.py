@@ -30,6 +30,7 @@ _MODULES = (
     "sfc_orchestration",
     "task_scheduling",
     "uav_mec",
+    "cfrl",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}
