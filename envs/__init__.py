@@ -3,11 +3,12 @@ plugin domains other packages declare under the ``frl.envs`` entry-point group (
 
 from __future__ import annotations
 
-from envs import cartpole_hetero, cv2x, edge_caching, mec_offloading, oran_access, robot_navigation
+from envs import cartpole_hetero, cv2x, driving, edge_caching, mec_offloading, oran_access, robot_navigation
 from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, register_entry
 
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
-               robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY):
+               robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY,
+               driving.ENTRY):
     register_entry(_entry)
 BUILTIN_ENV_IDS = tuple(ENV_ENTRIES)
 
