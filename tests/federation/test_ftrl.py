@@ -158,3 +158,45 @@ def test_bad_parameters_and_spaces_are_refused() -> None:
                     lambda: DQNAgent(env.observation_space, env.action_space, seed=0), steps_per_round=1)
     with pytest.raises(FederationError, match="1-D Box"):
         client.use(FTRL().client_hook())
+
+
+def test_kill_and_resume_restores_the_alignments_bitwise(tmp_path) -> None:
+    """A checkpoint holds each client's alignment (fitting mid-way at the kill): the resumed run is the same."""
+    import dataclasses
+
+    from federation.checkpoint import Checkpointer
+    from scenarios import scenario_module
+    from scenarios.experiment import client_setup, make_pool
+
+    exp = dataclasses.replace(scenario_module("heterogeneity").QUICK, n_clients=2, rounds=3, steps_per_round=100,
+                              eval_every=1, eval_episodes=1, final_eval_episodes=1,
+                              strategies=("ftrl:align_steps=250",))
+
+    class Kill(Exception):
+        pass
+
+    def federate(checkpoint=None, kill_after=None):
+        setup = client_setup(exp)
+        pool = make_pool(exp, exp.strategies[0], setup)
+        fs = setup.federation_seed
+
+        def on_round(rnd, history):
+            if rnd == kill_after:
+                raise Kill
+
+        history = run_federation(pool, exp.strategy(exp.strategies[0]), rounds=exp.rounds,
+                                 seed=np.random.SeedSequence(fs.entropy, spawn_key=fs.spawn_key),
+                                 eval_every=exp.eval_every, eval_seeds=setup.eval_seeds,
+                                 system=exp.system(setup.devices), on_round=on_round, checkpoint=checkpoint)
+        return history, pool
+
+    straight, pool0 = federate()
+    path = tmp_path / "f.pt"
+    with pytest.raises(Kill):
+        federate(Checkpointer(path, 1, {"run": "t"}), kill_after=2)  # saved after round 1: alignments not frozen
+    resumed, pool1 = federate(Checkpointer(path, 1, {"run": "t"}))
+    assert resumed.rows == straight.rows
+    for c0, c1 in zip(pool0.clients, pool1.clients, strict=True):
+        a0, a1 = c0.hook.alignment, c1.hook.alignment
+        assert a0.seen == a1.seen and np.array_equal(a0.stats.mean, a1.stats.mean)
+        assert np.array_equal(a0.stats.var, a1.stats.var)
