@@ -3,11 +3,11 @@
 Reference: X. Liang, Y. Liu, T. Chen, M. Liu, Q. Yang, "Federated Transfer Reinforcement Learning for
 Autonomous Driving", arXiv 1910.06001, 2019. Their agents (AirSim simulator cars and real RC cars) drive in
 different environments, align their observations into a common space and share one federated model that every
-agent acts with while it learns ("online federated transfer"). CLAIM (their Sec. V, collision-avoidance task):
-FTRL learns faster and safer than single-vehicle (non-federated) learning - fewer collisions, longer distances
-driven (27 % longer average distance to obstacles, 42 % fewer collisions for the RC cars) - and the federated
-knowledge transfers to agents in another environment. Our reading adds the check of that transfer on a road
-no client trained on.
+agent acts with while it learns ("online federated transfer"). CLAIM (their abstract and collision-avoidance
+experiments): FTRL learns faster and safer than single-vehicle (non-federated local) learning - fewer
+collisions, more distance kept (for the RC cars learning with the simulator cars: +27 % average distance to
+obstacles, -42 % collisions) - because knowledge transfers between agents in different environments. Here the
+transfer is also checked on a road no client trained on.
 
 What is run: ``frl/DrivingTransfer-v0`` (highway-env 1.12.1, optional extra ``driving``) at heterogeneity 1:
 half the clients drive the ``highway`` road, half the ``merge`` road with its access ramp (traffic densities

@@ -10,7 +10,7 @@ observation, a ← clip((o − μ_k) / √(σ²_k + ε), −c, c), with μ_k, σ
 client k's *own* first ``align_steps`` training observations (Chan et al. 1979 parallel moments,
 ``agents.normalization.RunningMeanStd``), then frozen, so the replay buffer sees one stable map. The paper's
 alignment is hand-specified for its sensors (sim vs real distance ranges); a fitted first/second-moment
-match is its data-driven stand-in, as in personalised observation normalisation for federated RL. The map
+match is its data-driven stand-in (as personalised observation normalisation for federated RL, IJCNN 2025). The map
 lives in the client's half (it wraps the client's training and evaluation envs); it is not a parameter of the
 agent, so it never leaves the client. The policy network is shared whole and averaged by FedAvg
 (McMahan et al. 2017, Alg. 1). A vehicle joining on an unseen road fits its own map the same way, from its
