@@ -47,6 +47,7 @@ from envs.registry import env_entry
 from federation import evaluate_policy, run_federation
 from federation.strategies.ftrl import AlignedObservation, AlignmentHook, fit_alignment
 from scenarios.experiment import (
+    METHOD_SINK,
     Experiment,
     ExperimentResult,
     ProgressCallback,
@@ -237,6 +238,9 @@ def run(exp: DrivingExperiment, on_progress: ProgressCallback | None = None) -> 
                                                    exp.n_clients, extra)
         rows.extend(final_rows)
         rows.extend((spec, final_round, -1, f"unseen/{k}", v) for k, v in unseen.items())
+        sink = METHOD_SINK.get()
+        if sink is not None:  # the CLI keeps each finished method, so a later failure loses nothing
+            sink(exp.scenario, spec, methods[spec], [r for r in rows if r[0] == spec])
     h_rows, h_methods = score_heuristics(exp, setup)
     rows.extend(h_rows)
     for name, scores in _unseen_heuristics(exp, list(h_methods)).items():
