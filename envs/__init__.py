@@ -6,6 +6,7 @@ from __future__ import annotations
 from envs import (
     cartpole_hetero,
     cv2x,
+    driving,
     edge_caching,
     mec_allocation,
     mec_offloading,
@@ -19,7 +20,7 @@ from envs.registry import ENV_ENTRIES, EnvConfigError, EnvEntry, env_entry, regi
 
 for _entry in (mec_offloading.ENTRY, edge_caching.ENTRY, oran_access.ENTRY, robot_navigation.ENTRY,
                robot_navigation.ENTRY_DISCRETE, cv2x.ENTRY, cartpole_hetero.ENTRY,
-               task_scheduling.ENTRY, uav_mec.ENTRY, mec_allocation.ENTRY,
+               task_scheduling.ENTRY, uav_mec.ENTRY, mec_allocation.ENTRY, driving.ENTRY,
                sfc_orchestration.ENTRY):
     register_entry(_entry)
 BUILTIN_ENV_IDS = tuple(ENV_ENTRIES)

@@ -31,6 +31,7 @@ _MODULES = (
     "task_scheduling",
     "uav_mec",
     "cfrl",
+    "driving_transfer",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

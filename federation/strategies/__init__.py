@@ -38,6 +38,7 @@ _REGISTRY = (
     "federation.strategies.ucb:UCB",
     "federation.strategies.fedpg_br:FedPGBR",
     "federation.strategies.cfrl:CFRL",
+    "federation.strategies.ftrl:FTRL",
 )
 
 
