@@ -27,6 +27,8 @@ _MODULES = (
     "byzantine",
     "personalization",
     "swarm_navigation",
+    "over_the_air",
+    "grouping",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

@@ -37,6 +37,8 @@ _REGISTRY = (
     "federation.strategies.apfl:APFL",
     "federation.strategies.ucb:UCB",
     "federation.strategies.fedpg_br:FedPGBR",
+    "federation.strategies.over_the_air:OverTheAir",
+    "federation.strategies.grouping:Grouping",
 )
 
 
