@@ -8,18 +8,18 @@ claim implicit in any analog scheme, checked here: the aggregation error falls a
 return approaches the noise-free sum's.
 
 What is run (``federation/strategies/over_the_air.py`` documents the channel and the equal-resources
-accounting): 5 clients on ``frl/CartPoleHetero-v0`` (heterogeneity 0.5), double DQN as in the heterogeneity
+accounting): 4 clients on ``frl/CartPoleHetero-v0`` (heterogeneity 0.5), double DQN as in the heterogeneity
 scenario, every method with the same samples per client and the same client seeds (paired): A-RLADMM
 (``over-the-air``: analog, ADMM, SNR 10 dB, Rayleigh fading, truncation |h|² < 0.1), D-RLADMM
 (``channel=digital``), A-FRL (``admm=0``), D-FRL = digital FedAvg at equal resources (``channel=digital:admm=0``),
-the noise-free ADMM sum (``channel=ideal``), exact FedAvg (``fedavg``) and ``local``. Then an SNR sweep
+the noise-free ADMM sum (``channel=ideal``) and exact FedAvg (``fedavg``). Then an SNR sweep
 (``SWEEP_SNRS`` dB) of A-RLADMM and D-FRL, in the same run (so paired with the main methods), reported as
 ``snr_sweep`` in summary.json (return, worst client, aggregation MSE per round, active clients, digital bits per
 entry) with its table in summary.md and ``snr_sweep.png``.
 
 Scaled down: the paper's task is multi-agent collaborative navigation with policy gradient; here it is the
-CartPole heterogeneity testbed with DQN, 10 rounds x 1000 steps per client (minutes on 2 cores); ``--quick`` is
-a smoke run (3 clients, 3 rounds x 400 steps), which says nothing about the claims.
+CartPole heterogeneity testbed with DQN, 4 clients, 8 rounds x 800 steps per client (about 6 CPU-minutes);
+``--quick`` is a smoke run (3 clients, 3 rounds x 400 steps), which says nothing about the claims.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ SWEEP_SNRS = (-20.0, 0.0, 20.0)
 REFERENCES = {"noise-free ADMM": "over-the-air:channel=ideal", "FedAvg (exact)": "fedavg"}
 
 FULL = Experiment(
-    scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=5, heterogeneity=0.5, rounds=10,
-    steps_per_round=1000, eval_every=2, eval_episodes=2, final_eval_episodes=5, agent="dqn", agent_config=_AGENT,
+    scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=4, heterogeneity=0.5, rounds=8,
+    steps_per_round=800, eval_every=2, eval_episodes=2, final_eval_episodes=5, agent="dqn", agent_config=_AGENT,
     strategies=(ANALOG_ADMM, "over-the-air:channel=digital", "over-the-air:admm=0", DIGITAL_FEDAVG,
-                "over-the-air:channel=ideal", "fedavg", "local"),
+                "over-the-air:channel=ideal", "fedavg"),
 )
 QUICK = replace(FULL, n_clients=3, rounds=3, steps_per_round=400, eval_every=3, eval_episodes=1,
                 final_eval_episodes=2, agent_config={**_AGENT, "learning_starts": 100, "exploration_steps": 600})
