@@ -171,3 +171,18 @@ def test_bad_input_is_refused_with_one_line():
     clients = _clients(lengths=(0.5,))
     with pytest.raises(FederationError, match=r"head='actor\.head\.'.*allowed: this agent's head prefixes head\."):
         clients[0].use(make_strategy("grouping", head="actor.head.").client_hook())
+
+
+def test_worker_processes_are_bitwise_equal_to_in_process():
+    import dataclasses
+
+    from scenarios.experiment import run_experiment
+    from scenarios.heterogeneity import QUICK
+
+    exp = dataclasses.replace(QUICK, n_clients=3, rounds=2, steps_per_round=40, eval_every=1, eval_episodes=1,
+                              final_eval_episodes=1, baselines=(), seed=5, strategies=("grouping:probe_steps=20",),
+                              agent_config={**QUICK.agent_config, "learning_starts": 16, "batch_size": 8,
+                                            "hidden_sizes": (16, 16)})
+    a, b = run_experiment(exp), run_experiment(dataclasses.replace(exp, backend="processes", workers=2))
+    assert a.rows == b.rows
+    assert any(m.startswith("grouping/group/") for _, _, _, m, _ in a.rows)

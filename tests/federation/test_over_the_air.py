@@ -303,3 +303,18 @@ def test_hook_on_a_real_agent_anchors_at_consensus_minus_scaled_dual():
 def test_bad_parameters_are_refused_with_one_line(kw, match):
     with pytest.raises(FederationError, match=match):
         make_strategy("over-the-air", **kw)
+
+
+def test_worker_processes_are_bitwise_equal_to_in_process():
+    import dataclasses
+
+    from scenarios.experiment import run_experiment
+    from scenarios.heterogeneity import QUICK
+
+    exp = dataclasses.replace(QUICK, n_clients=3, rounds=2, steps_per_round=40, eval_every=1, eval_episodes=1,
+                              final_eval_episodes=1, baselines=(), seed=5,
+                              strategies=("over-the-air", "over-the-air:channel=digital:admm=0"),
+                              agent_config={**QUICK.agent_config, "learning_starts": 16, "batch_size": 8,
+                                            "hidden_sizes": (16, 16)})
+    a, b = run_experiment(exp), run_experiment(dataclasses.replace(exp, backend="processes", workers=2))
+    assert a.rows == b.rows
