@@ -8,18 +8,18 @@ claim implicit in any analog scheme, checked here: the aggregation error falls a
 return approaches the noise-free sum's.
 
 What is run (``federation/strategies/over_the_air.py`` documents the channel and the equal-resources
-accounting): 4 clients on ``frl/CartPoleHetero-v0`` (heterogeneity 0.5), double DQN as in the heterogeneity
-scenario, every method with the same samples per client and the same client seeds (paired): A-RLADMM
-(``over-the-air``: analog, ADMM, SNR 10 dB, Rayleigh fading, truncation |h|² < 0.1), D-RLADMM
-(``channel=digital``), A-FRL (``admm=0``), D-FRL = digital FedAvg at equal resources (``channel=digital:admm=0``),
-the noise-free ADMM sum (``channel=ideal``) and exact FedAvg (``fedavg``). Then an SNR sweep
-(``SWEEP_SNRS`` dB) of A-RLADMM and D-FRL, in the same run (so paired with the main methods), reported as
-``snr_sweep`` in summary.json (return, worst client, aggregation MSE per round, active clients, digital bits per
-entry) with its table in summary.md and ``snr_sweep.png``.
+accounting): 8 clients on ``frl/CartPoleHetero-v0`` (heterogeneity 0.5), REINFORCE with a learned baseline
+(policy gradient, as in the paper; one gradient step per 500-step round), every method with the same samples
+per client and the same client seeds (paired): A-RLADMM (``over-the-air``: analog, ADMM, SNR 10 dB, Rayleigh
+fading, truncation |h|² < 0.1), D-RLADMM (``channel=digital``), A-FRL (``admm=0``), D-FRL = digital FedAvg at
+equal resources (``channel=digital:admm=0``), the noise-free ADMM sum (``channel=ideal``) and exact FedAvg
+(``fedavg``). Then an SNR sweep (``SWEEP_SNRS`` dB) of A-RLADMM and D-FRL, in the same run (so paired with the
+main methods), reported as ``snr_sweep`` in summary.json (return, worst client, aggregation MSE per round,
+clients heard, digital bits per entry) with its table in summary.md and ``snr_sweep.png``.
 
 Scaled down: the paper's task is multi-agent collaborative navigation with policy gradient; here it is the
-CartPole heterogeneity testbed with DQN, 4 clients, 8 rounds x 800 steps per client (about 6 CPU-minutes);
-``--quick`` is a smoke run (3 clients, 3 rounds x 400 steps), which says nothing about the claims.
+CartPole heterogeneity testbed, 8 clients, 30 rounds x 500 steps per client (a few CPU-minutes);
+``--quick`` is a smoke run (3 clients, 3 rounds x 300 steps), which says nothing about the claims.
 """
 
 from __future__ import annotations
@@ -36,23 +36,25 @@ NAME = "over-the-air"
 SUMMARY = ("Analog over-the-air ADMM vs digital FedAvg at equal bandwidth/energy, SNR sweep "
            "(A-RLADMM, Krouka et al. 2022)")
 
-_AGENT = {"double_q": True, "lr": 1e-3, "hidden_sizes": (64, 64), "learning_starts": 500, "train_freq": 4,
-          "target_update_interval": 250, "exploration_steps": 4000, "batch_size": 64}
+# Policy gradient, as in the paper: REINFORCE with a learned baseline, one gradient step per round on the round's
+# 500 steps (the byzantine scenario's FedPG-BR CartPole settings, which learn CartPole in tens of rounds)
+_AGENT = {"n_steps": 500, "lr": 1e-2, "gamma": 0.99, "normalize_advantage": True, "hidden_sizes": (32, 32)}
 DEFAULT_SNR = 10.0  # the strategy's default snr_db: the main run's methods
 ANALOG_ADMM = "over-the-air"                          # A-RLADMM
 DIGITAL_FEDAVG = "over-the-air:channel=digital:admm=0"  # D-FRL: digital FedAvg at equal resources
 SWEEP_FAMILIES = {"A-RLADMM (analog ADMM)": ANALOG_ADMM, "D-FRL (digital FedAvg)": DIGITAL_FEDAVG}
-SWEEP_SNRS = (-20.0, 0.0, 20.0)
+SWEEP_SNRS = (-20.0, -10.0, 0.0, 20.0, 30.0)
 REFERENCES = {"noise-free ADMM": "over-the-air:channel=ideal", "FedAvg (exact)": "fedavg"}
 
 FULL = Experiment(
-    scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=4, heterogeneity=0.5, rounds=8,
-    steps_per_round=800, eval_every=2, eval_episodes=2, final_eval_episodes=5, agent="dqn", agent_config=_AGENT,
+    scenario=NAME, env_id="frl/CartPoleHetero-v0", n_clients=8, heterogeneity=0.5, rounds=30,
+    steps_per_round=500, eval_every=5, eval_episodes=1, final_eval_episodes=4, agent="reinforce",
+    agent_config=_AGENT,
     strategies=(ANALOG_ADMM, "over-the-air:channel=digital", "over-the-air:admm=0", DIGITAL_FEDAVG,
                 "over-the-air:channel=ideal", "fedavg"),
 )
-QUICK = replace(FULL, n_clients=3, rounds=3, steps_per_round=400, eval_every=3, eval_episodes=1,
-                final_eval_episodes=2, agent_config={**_AGENT, "learning_starts": 100, "exploration_steps": 600})
+QUICK = replace(FULL, n_clients=3, rounds=3, steps_per_round=300, eval_every=3, eval_episodes=1,
+                final_eval_episodes=2, agent_config={**_AGENT, "n_steps": 300})
 
 
 def spec_at(base: str, snr_db: float) -> str:

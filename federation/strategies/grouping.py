@@ -8,16 +8,18 @@ federation cut the median personalisation time by ~17 %. Only the abstract was r
 policies are built as follows and the paper's exact variant is not claimed:
 
 * **Grouping policy** (server, from what clients observe, never from the hidden env parameters). In a probe
-  round (the first, then every ``regroup_every`` rounds if > 0) each client spends ``probe_steps`` of its round's
-  env steps on a copy of its env with uniformly random actions and reports a *dynamics signature*: the
-  least-squares one-step model [s' − s, r] ≈ [s, onehot(a)]·W (Box actions: [s, a, 1]) with the standard
-  deviations of its inputs and outputs — model-based system identification (Ljung, "System Identification:
-  Theory for the User", 1999, ch. 7, the linear least-squares predictor). The server scales each coefficient
-  by the clients' mean input and output standard deviations (standardised regression coefficients with pooled
-  scales: units drop out, genuine differences in dynamics stay) and clusters the clients with k-means (Lloyd
-  1982; k-means++ seeding, Arthur & Vassilvitskii 2007; 10 restarts from the strategy's seeded rng) into
-  ``num_groups`` groups.
-* **Learning policy**: a DQN per group — the network body is one, the Q head is the group's own.
+  round (the first, then every ``regroup_every`` rounds if > 0) each client spends ``probe_steps`` env steps
+  (on top of the round's budget, counted in its samples) on a copy of its env with uniformly random actions
+  and reports a *dynamics signature*: the least-squares one-step model [s' − s, r] ≈ [s, onehot(a)]·W (Box
+  actions: [s, a, 1]) with the standard deviations of its inputs and outputs — model-based system
+  identification (Ljung, "System Identification: Theory for the User", 1999, ch. 7, the linear least-squares
+  predictor). The server scales each coefficient by the clients' mean input and output standard deviations
+  (standardised regression coefficients with pooled scales: units drop out, genuine differences in dynamics
+  stay) and clusters the clients with k-means (Lloyd 1982; k-means++ seeding, Arthur & Vassilvitskii 2007;
+  10 restarts from the strategy's seeded rng) into ``num_groups`` groups.
+* **Learning policy**: a model per group (a DQN in the paper; any agent whose parameters have a ``head``):
+  the network body is one, the head (DQN's Q head, an actor-critic's actor and critic heads; ``head="auto"``:
+  every parameter with a path component ``head``) is the group's own.
 * **Federation policy**: the body is averaged across all clients (federation across groups, the shared
   layers), each head only within its group (sample-weighted FedAvg, McMahan et al. 2017). Before the first
   grouping every client trains the global model (plain FedAvg). On regrouping, a group's head restarts from
@@ -30,7 +32,7 @@ return), so the assignment follows the models' current performance; grouping ass
 better on every client (e.g. early in training), IFCA sends everyone to it while grouping still separates
 the env types. (2) IFCA's K models share nothing; grouping shares the body across groups. (3) IFCA broadcasts
 all K models to each client and spends evaluation episodes choosing; grouping sends one model and spends
-``probe_steps`` env steps per probe round (counted in the round's sample budget).
+``probe_steps`` extra env steps per probe round (counted in the client's samples).
 
 Records: ``grouping/group/<client>`` (client −1) after each grouping; clients report ``grouping/sig/<i>``.
 """
@@ -131,10 +133,10 @@ def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, *, n_init: int = 10,
 
 # ----- the client half ---------------------------------------------------------------------------------------
 class ProbeHook(ClientHook):
-    """Client half: in a probe round, spend ``probe_steps`` of the budget on the dynamics signature (a fresh
-    copy of the env, so training's episode is untouched), train on the rest, and report the signature."""
+    """Client half: in a probe round, spend ``probe_steps`` extra env steps on the dynamics signature (a fresh
+    copy of the env, so training's episode is untouched), train the round's budget, and report the signature."""
 
-    def __init__(self, probe_steps: int, head: tuple[str, ...]) -> None:
+    def __init__(self, probe_steps: int, head: tuple[str, ...]) -> None:  # head = () : "auto"
         self.probe_steps = probe_steps
         self.head = head
         self.probe = False
@@ -142,8 +144,9 @@ class ProbeHook(ClientHook):
 
     def attach(self, client: Client) -> None:
         keys = client.agent.get_shared_weights()
-        if not any(k.startswith(self.head) for k in keys):
-            raise FederationError(f"grouping: no shared parameter starts with head={','.join(self.head)!r}; "
+        if not any(is_head(k, self.head) for k in keys):
+            name = ",".join(self.head) or "auto"
+            raise FederationError(f"grouping: no shared parameter is a head for head={name!r}; "
                                   f"allowed: this agent's head prefixes "
                                   f"{','.join(getattr(client.agent, 'head_prefixes', ())) or '(none)'}")
 
@@ -154,14 +157,14 @@ class ProbeHook(ClientHook):
     def learn(self, client: Client, steps: int) -> tuple[int, dict[str, float]]:
         if not self.probe:
             return super().learn(client, steps)
-        n = min(self.probe_steps, steps)
+        n = self.probe_steps
         env = client.new_env()
         try:
             self.signature = dynamics_signature(env, n, client.rng)
         finally:
             env.close()
-        stats = client.agent.learn(client.env, steps - n) if steps > n else {}
-        return steps, {**stats, "grouping/probe_steps": float(n)}
+        used, stats = super().learn(client, steps)  # the probe's steps come on top, counted in the samples
+        return used + n, {**stats, "grouping/probe_steps": float(n)}
 
     def report(self, client: Client) -> dict[str, float]:
         if not self.probe or self.signature is None:
@@ -170,6 +173,12 @@ class ProbeHook(ClientHook):
 
 
 # ----- the server half ---------------------------------------------------------------------------------------
+def is_head(key: str, prefixes: tuple[str, ...]) -> bool:
+    """A head parameter: named by one of ``prefixes``, or (``()``, "auto") with a path component ``head``
+    (DQN's ``head.weight``, ``head.value.weight``; actor-critic ``actor.head.weight``, ``critic.head.bias``)."""
+    return key.startswith(prefixes) if prefixes else "head" in key.split(".")
+
+
 def signature_of(metrics: dict[str, float] | object) -> np.ndarray | None:
     """The signature a client reported with its upload (``grouping/sig/<i>``), or None."""
     vals = {int(k.rsplit("/", 1)[1]): float(v) for k, v in dict(metrics).items()  # type: ignore[call-overload]
@@ -179,18 +188,18 @@ def signature_of(metrics: dict[str, float] | object) -> np.ndarray | None:
 
 class Grouping(Strategy):
     name = "grouping"
-    summary = ("groups clients by env type from dynamics signatures; body federated across groups, Q head within "
+    summary = ("groups clients by env type from dynamics signatures; body federated across groups, head within "
                "(Nadiger et al. 2019)")
 
     def __init__(self, *, num_groups: int = 2, regroup_every: int = 0, probe_steps: int = 200,
-                 head: str = "head.") -> None:
+                 head: str = "auto") -> None:
         self.num_groups = int(check_number("num_groups", num_groups, 1, 1000, integer=True))
         self.regroup_every = int(check_number("regroup_every", regroup_every, 0, 100_000, integer=True))
         self.probe_steps = int(check_number("probe_steps", probe_steps, 2, MAX_EPISODE_PROBE, integer=True))
         prefixes = tuple(p for p in str(head).split(",") if p)
         if not prefixes:
-            raise FederationError(f"head={head!r} must name the head's parameter prefix(es), e.g. 'head.'")
-        self.head = prefixes
+            raise FederationError(f"head={head!r} must be 'auto' or the head's parameter prefix(es), e.g. 'head.'")
+        self.head = () if prefixes == ("auto",) else prefixes
         self.groups: dict[int, int] = {}
         self.signatures: dict[int, np.ndarray] = {}
         self.heads: dict[int, Weights] = {}
@@ -205,7 +214,7 @@ class Grouping(Strategy):
         return ProbeHook(self.probe_steps, self.head)
 
     def is_head(self, key: str) -> bool:
-        return key.startswith(self.head)
+        return is_head(key, self.head)
 
     def probe_round(self, rnd: int) -> bool:
         return rnd == 1 or (self.regroup_every > 0 and (rnd - 1) % self.regroup_every == 0)
@@ -269,4 +278,4 @@ class Grouping(Strategy):
 
     def params(self) -> dict[str, float | int | str]:
         return {"num_groups": self.num_groups, "regroup_every": self.regroup_every, "probe_steps": self.probe_steps,
-                "head": ",".join(self.head)}
+                "head": ",".join(self.head) or "auto"}

@@ -43,7 +43,7 @@ def test_registered():
 
 
 def test_groups_are_recovered_from_observed_dynamics():
-    clients = _clients(steps=150)  # the whole round is the probe: no training needed to group
+    clients = _clients(steps=20)  # the probe's steps come on top of the round's budget
     s = make_strategy("grouping", probe_steps=150)
     s.reseed(np.random.SeedSequence(0))
     for c in clients:
@@ -52,7 +52,7 @@ def test_groups_are_recovered_from_observed_dynamics():
     ins = s.configure_train(1, w, [0, 1, 2, 3])
     assert all(i.config["probe"] == 1 for i in ins)
     res = [c.fit(i) for c, i in zip(clients, ins, strict=True)]
-    assert all(r.num_samples == 150 and r.metrics["grouping/probe_steps"] == 150 for r in res)
+    assert all(r.num_samples == 170 and r.metrics["grouping/probe_steps"] == 150 for r in res)
     s.aggregate_train(1, w, res)
     groups = [s.groups[c] for c in range(4)]
     assert _same_partition(groups, [0, 1, 0, 1]), groups
@@ -127,7 +127,7 @@ def test_periodic_regrouping_follows_the_signatures():
 def test_differs_from_ifca_where_loss_based_choice_and_env_types_disagree():
     """One cluster model is better on every client (as early in training): IFCA's loss-based choice sends every
     client to it; grouping still separates the short-pole from the long-pole clients."""
-    clients = _clients(steps=150)
+    clients = _clients(steps=20)
     ifca = IFCA(num_clusters=2)
     ifca.reseed(np.random.SeedSequence(0))
     w = clients[0].agent.get_shared_weights()
@@ -141,7 +141,7 @@ def test_differs_from_ifca_where_loss_based_choice_and_env_types_disagree():
     ifca.aggregate_train(1, w, [c.fit(i) for c, i in zip(clients, ins, strict=True)])
     assert set(ifca.assignment.values()) == {1}  # everybody in one cluster
 
-    clients = _clients(steps=150)
+    clients = _clients(steps=20)
     grouping = Grouping(num_groups=2, probe_steps=150)
     grouping.reseed(np.random.SeedSequence(0))
     for c in clients:
@@ -156,11 +156,20 @@ def test_runs_in_the_round_loop_with_probe_steps_in_the_budget():
     s = make_strategy("grouping", probe_steps=60)
     hist = run_federation(clients, s, rounds=2, seed=np.random.SeedSequence(1), eval_seeds=[0])
     samples = [v for r, c, m, v in hist.rows if m == "fit/samples"]
-    assert samples == [120.0] * 6  # the probe's env steps are part of the round's budget
+    assert samples == [180.0] * 3 + [120.0] * 3  # the probe's env steps are counted in the samples
     probes = [(r, c) for r, c, m, _ in hist.rows if m == "grouping/probe_steps"]
     assert sorted(probes) == [(1, 0), (1, 1), (1, 2)]
     assert sum(1 for _, c, m, _ in hist.rows if m.startswith("grouping/group/") and c == -1) == 3
     assert _same_partition([s.groups[c] for c in range(3)], [0, 1, 0])
+
+
+def test_auto_head_finds_dqn_and_actor_critic_heads():
+    s = Grouping()
+    assert s.params()["head"] == "auto"
+    assert s.is_head("head.weight") and s.is_head("head.value.bias") and s.is_head("actor.head.weight")
+    assert s.is_head("critic.head.bias") and not s.is_head("body.0.weight") and not s.is_head("actor.body.0.bias")
+    assert Grouping(head="actor.head.").is_head("actor.head.bias") and not Grouping(head="actor.head.").is_head(
+        "critic.head.bias")
 
 
 def test_bad_input_is_refused_with_one_line():

@@ -27,7 +27,7 @@ def test_runs_both_envs_and_scores_recovery(tmp_path):
     assert SCENARIOS["grouping"] is grouping
     assert set(grouping.FULL.strategies) >= {"grouping", "ifca", "fedavg"}
     exp = dataclasses.replace(grouping.QUICK, n_clients=3, rounds=1, steps_per_round=120, final_eval_episodes=1,
-                              agent_config={**grouping._AGENT, "learning_starts": 20},
+                              agent_config={**grouping._AGENT, "n_steps": 120},
                               strategies=("grouping:probe_steps=100", "ifca", "fedavg"))
     assert grouping.progress_total(exp) == 2 * len(exp.strategies)
     res = grouping.run(exp)

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 def test_sweep_runs_paired_and_reports_every_snr(tmp_path):
     assert SCENARIOS["over-the-air"] is over_the_air
     exp = dataclasses.replace(over_the_air.QUICK, n_clients=2, rounds=1, steps_per_round=60, final_eval_episodes=1,
-                              agent_config={**over_the_air._AGENT, "learning_starts": 20})
+                              agent_config={**over_the_air._AGENT, "n_steps": 60})
     specs = exp.strategies + over_the_air._sweep_specs(exp)
     assert over_the_air.progress_total(exp) == len(specs) and len(set(specs)) == len(specs)
     res = over_the_air.run(exp)
