@@ -32,6 +32,8 @@ _MODULES = (
     "uav_mec",
     "cfrl",
     "driving_transfer",
+    "over_the_air",
+    "grouping",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

@@ -39,6 +39,8 @@ _REGISTRY = (
     "federation.strategies.fedpg_br:FedPGBR",
     "federation.strategies.cfrl:CFRL",
     "federation.strategies.ftrl:FTRL",
+    "federation.strategies.over_the_air:OverTheAir",
+    "federation.strategies.grouping:Grouping",
 )
 
 
