@@ -6,6 +6,7 @@ from agents.a2c import A2CAgent
 from agents.base import Agent, AgentError, Weights
 from agents.ddpg import DDPGAgent
 from agents.dqn import DQNAgent
+from agents.model_based import ModelBasedAgent
 from agents.ppo import PPOAgent
 from agents.reinforce import REINFORCEAgent
 from agents.sac import SACAgent
@@ -17,6 +18,7 @@ AGENTS: dict[str, type[Agent]] = {
     for cls in (A2CAgent, DDPGAgent, DQNAgent, PPOAgent, QLearningAgent, REINFORCEAgent, SACAgent, SARSAAgent,
                 TD3Agent)
 }
+AGENTS[ModelBasedAgent.name] = ModelBasedAgent
 
 
 def agent_class(name: str) -> type[Agent]:

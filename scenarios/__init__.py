@@ -27,6 +27,7 @@ _MODULES = (
     "byzantine",
     "personalization",
     "swarm_navigation",
+    "femrl",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

@@ -37,6 +37,7 @@ _REGISTRY = (
     "federation.strategies.apfl:APFL",
     "federation.strategies.ucb:UCB",
     "federation.strategies.fedpg_br:FedPGBR",
+    "federation.strategies.femrl:FEMRL",
 )
 
 
