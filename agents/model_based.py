@@ -25,7 +25,7 @@ Pieces, top to bottom:
   2019, "When to Trust Your Model", NeurIPS, Alg. 2) of ``rollout_length`` steps of the distilled model from
   start states drawn from the client's own visited states. Real transitions train the dynamics only.
 
-``learn(env, n)``: (1) if the model has been trained (its ``model.trained`` flag), ``policy_updates`` DQN steps
+``learn(env, n)``: (1) if the model has been trained (its ``model.fits`` count > 0), ``policy_updates`` DQN steps
 on model rollouts — no env in reach (:attr:`ModelBasedAgent.env_steps_in_policy_updates` counts env steps taken
 while planning and stays 0; a test pins it); (2) exactly ``n`` env steps with ε-greedy actions, stored in the
 client's dataset; (3) ``model_updates`` gradient steps on the ensemble; (4) ``kd_states`` refreshed (a uniform
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,7 @@ class DynamicsEnsemble(nn.Module):
     """``k`` deterministic MLPs ``(s, onehot a) → (Δs, r, termination logit)``, standardised in and out.
 
     Buffers: ``obs_mean``/``obs_std`` (input states), ``out_mean``/``out_std`` (targets Δs and r) and
-    ``trained`` (1 once fitted or distilled: the policy trains on a model only then)."""
+    ``fits`` (how often it was fitted or distilled: the policy trains on a model only once it is > 0)."""
 
     def __init__(self, k: int, obs_dim: int, num_actions: int, hidden: Sequence[int],
                  activation: str = "silu") -> None:
@@ -137,7 +137,7 @@ class DynamicsEnsemble(nn.Module):
         self.register_buffer("obs_std", torch.ones(obs_dim))
         self.register_buffer("out_mean", torch.zeros(obs_dim + 1))
         self.register_buffer("out_std", torch.ones(obs_dim + 1))
-        self.register_buffer("trained", torch.zeros(()))
+        self.register_buffer("fits", torch.zeros(()))
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, np.ndarray], prefix: str, activation: str = "silu"
@@ -190,13 +190,21 @@ class DynamicsEnsemble(nn.Module):
         return mse + bce
 
     @torch.no_grad()
-    def set_statistics(self, obs: torch.Tensor, delta: torch.Tensor, rewards: torch.Tensor) -> None:
-        """Standardisation from data: input state mean/std, target (Δs, r) mean/std (floored)."""
+    def set_statistics(self, obs: torch.Tensor, delta: torch.Tensor, rewards: torch.Tensor,
+                       writable: Callable[[str], bool] = lambda name: True) -> None:
+        """Standardisation from data: input state mean/std, target (Δs, r) mean/std (floored); only the
+        buffers ``writable`` admits are written (frozen ones stay, see ``TorchAgent.set_trainable``)."""
         target = torch.cat([delta, rewards.unsqueeze(-1)], dim=-1)
-        self.obs_mean.copy_(obs.mean(0))
-        self.obs_std.copy_(obs.std(0, unbiased=False).clamp_min(_STD_FLOOR))
-        self.out_mean.copy_(target.mean(0))
-        self.out_std.copy_(target.std(0, unbiased=False).clamp_min(_STD_FLOOR))
+        values = {"obs_mean": obs.mean(0), "obs_std": obs.std(0, unbiased=False).clamp_min(_STD_FLOOR),
+                  "out_mean": target.mean(0), "out_std": target.std(0, unbiased=False).clamp_min(_STD_FLOOR)}
+        for name, value in values.items():
+            if writable(name):
+                getattr(self, name).copy_(value)
+
+    @torch.no_grad()
+    def count_fit(self, writable: Callable[[str], bool] = lambda name: True) -> None:
+        if writable("fits"):
+            self.fits.add_(1.0)
 
 
 @torch.no_grad()
@@ -211,7 +219,7 @@ def mixture_prediction(teachers: Sequence[DynamicsEnsemble], weights: Sequence[f
 
 def distill(student: DynamicsEnsemble, teachers: Sequence[DynamicsEnsemble], teacher_weights: Sequence[float],
             states: np.ndarray, *, steps: int, batch_size: int, lr: float, rng: np.random.Generator,
-            prox: Any = None) -> float:
+            prox: Any = None, writable: Callable[[str], bool] = lambda name: True) -> float:
     """Ensemble knowledge distillation: regress ``student`` (warm-started, one member) onto the teachers'
     mixture mean on ``states`` × every action (MSE on standardised Δs and r, BCE on the soft termination
     probability). The student's standardisation is set from the distillation set. Returns the last loss."""
@@ -223,7 +231,7 @@ def distill(student: DynamicsEnsemble, teachers: Sequence[DynamicsEnsemble], tea
     actions = torch.arange(A).repeat(len(states))
     next_obs, rew, done = mixture_prediction(teachers, teacher_weights, obs, actions)
     delta = next_obs - obs
-    student.set_statistics(obs, delta, rew)
+    student.set_statistics(obs, delta, rew, writable)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     n = len(obs)
     loss = torch.zeros(())
@@ -237,8 +245,7 @@ def distill(student: DynamicsEnsemble, teachers: Sequence[DynamicsEnsemble], tea
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-    with torch.no_grad():
-        student.trained.fill_(1.0)
+    student.count_fit(writable)
     return float(loss.detach())
 
 
@@ -302,6 +309,16 @@ class ModelBasedAgent(TorchAgent):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"ensemble": self.ens_opt, "q": self.q_opt}
 
+    def set_trainable(self, prefixes: tuple[str, ...] | None) -> None:
+        """As :meth:`TorchAgent.set_trainable`; the data-derived buffers (standardisation, fit counts,
+        ``kd_states``) are written only when their own names are admitted too."""
+        super().set_trainable(prefixes)
+        self._trainable_prefixes = None if prefixes is None else tuple(prefixes)
+
+    def _writable(self, key: str) -> bool:
+        prefixes = getattr(self, "_trainable_prefixes", None)
+        return prefixes is None or key.startswith(prefixes)
+
     def _stored_batch(self, obs: Any) -> np.ndarray:
         return stored_batch(obs, False, self.obs_dim, 0)
 
@@ -330,7 +347,7 @@ class ModelBasedAgent(TorchAgent):
         if env is not self._env:
             self._start(env)
         stats: dict[str, float] = {}
-        if bool(self.net.model.trained) and self.config.policy_updates > 0 and self.data.num_valid:
+        if float(self.net.model.fits) > 0 and self.config.policy_updates > 0 and self.data.num_valid:
             stats.update(self.improve_policy())
         st = self._stepper
         N = st.num_envs
@@ -346,7 +363,8 @@ class ModelBasedAgent(TorchAgent):
             stats["loss/distill"] = distill(
                 self.net.model, [self.net.ensemble], [1.0], self.net.kd_states.numpy(),
                 steps=self.config.distill_steps, batch_size=self.config.distill_batch_size,
-                lr=self.config.distill_lr, rng=self._rng, prox=lambda: self.proximal_term("model."))
+                lr=self.config.distill_lr, rng=self._rng, prox=lambda: self.proximal_term("model."),
+                writable=lambda name: self._writable(f"model.{name}"))
         returns, lengths = st.drain_episodes()
         losses = {k: v for k, v in stats.items() if k.startswith("loss/")}
         return learn_stats(losses, returns, lengths, {
@@ -380,15 +398,14 @@ class ModelBasedAgent(TorchAgent):
         if cfg.model_updates == 0 or self.data.num_valid == 0:
             return {}
         obs, actions, delta, rew, done = self._real()
-        ens.set_statistics(obs, delta, rew)
+        ens.set_statistics(obs, delta, rew, lambda name: self._writable(f"ensemble.{name}"))
         n, k = len(obs), ens.k
         loss = torch.zeros(())
         for _ in range(cfg.model_updates):
             idx = torch.from_numpy(self._rng.integers(0, n, size=(k, min(cfg.model_batch_size, n))))
             loss = ens.loss(obs[idx], actions[idx], delta[idx], rew[idx], done[idx])
             self._descend(loss, self.ens_opt, prefix="ensemble.")
-        with torch.no_grad():
-            ens.trained.fill_(1.0)
+        ens.count_fit(lambda name: self._writable(f"ensemble.{name}"))
         self.model_fits += 1
         return {"loss/model": float(loss.detach())}
 
@@ -396,7 +413,7 @@ class ModelBasedAgent(TorchAgent):
         """A uniform sample (with replacement when short) of visited states: the distillation inputs."""
         d = self.data
         sel = np.flatnonzero(d.valid[: d.size])
-        if len(sel) == 0:
+        if len(sel) == 0 or not self._writable("kd_states"):
             return
         pick = self._rng.choice(sel, size=self.config.kd_samples, replace=len(sel) < self.config.kd_samples)
         with torch.no_grad():

@@ -31,7 +31,7 @@ from federation.strategies.base import Strategy, check_number, validate_results
 from federation.strategies.fedavg import weighted_average
 from federation.types import FederationError, FitIns, FitResult
 
-BROADCAST = ("model.", "q.")  # what the server sends; the rest (ensemble.*, kd_states) stays the client's own
+BROADCAST = ("model.", "q.")  # what the server may send; the rest (ensemble.*, kd_states) stays the client's own
 
 
 def broadcast_part(weights: Weights) -> Weights:
@@ -64,7 +64,9 @@ class FEMRL(Strategy):
                "train policies on it only (Wang et al. 2023)")
     agent_overrides = {"local_distill": False}
 
-    def __init__(self, *, distill_steps: int = 1000, batch_size: int = 256, lr: float = 1e-3) -> None:
+    def __init__(self, *, distill_steps: int = 1000, batch_size: int = 256, lr: float = 1e-3,
+                 share_policy: int = 1) -> None:
+        self.share_policy = bool(check_number("share_policy", share_policy, 0, 1, integer=True))
         self.distill_steps = int(check_number("distill_steps", distill_steps, 1, 1e6, integer=True))
         self.batch_size = int(check_number("batch_size", batch_size, 1, 1e6, integer=True))
         self.lr = check_number("lr", lr, 0.0, 1.0, lo_open=True)
@@ -75,16 +77,21 @@ class FEMRL(Strategy):
         return FEMRLHook()
 
     def configure_train(self, rnd: int, weights: Weights, clients: Sequence[int]) -> list[FitIns]:
-        part = broadcast_part(weights)
+        part = self._broadcast(weights)
         return [FitIns(client_id=c, weights=part, config={"round": rnd}) for c in clients]
 
     def configure_evaluate(self, rnd: int, weights: Weights, clients: Sequence[int]) -> dict[int, Weights]:
-        part = broadcast_part(weights)
+        part = self._broadcast(weights)
         return {c: part for c in clients}
+
+    def _broadcast(self, weights: Weights) -> Weights:
+        """The distilled model, and the averaged Q-network when policies are shared."""
+        part = broadcast_part(weights)
+        return part if self.share_policy else {k: v for k, v in part.items() if not k.startswith("q.")}
 
     def aggregate_train(self, rnd: int, weights: Weights, results: Sequence[FitResult]) -> Weights:
         validate_results(weights, results)
-        missing = [k for k in ("kd_states", "model.trained") if k not in weights]
+        missing = [k for k in ("kd_states", "model.fits") if k not in weights]
         if missing or not any(k.startswith("ensemble.") for k in weights):
             raise FederationError(f"femrl needs uploads of agent 'femrl' (ensemble.*, model.*, kd_states); "
                                   f"missing {missing or ['ensemble.*']}")
@@ -101,11 +108,13 @@ class FEMRL(Strategy):
         new = dict(weights)
         new.update({f"model.{k}": v.detach().numpy().copy() for k, v in student.state_dict().items()})
         q_avg = weighted_average([{k: v for k, v in r.weights.items() if k.startswith("q.")} for r in results], counts)
-        new.update(q_avg)
+        if self.share_policy:
+            new.update(q_avg)
         return new
 
     def round_metrics(self, rnd: int) -> dict[str, float]:
         return {"femrl/distill_loss": self.last_loss} if self.distilled else {}
 
     def params(self) -> dict[str, float | int | str]:
-        return {"distill_steps": self.distill_steps, "batch_size": self.batch_size, "lr": self.lr}
+        return {"distill_steps": self.distill_steps, "batch_size": self.batch_size, "lr": self.lr,
+                "share_policy": int(self.share_policy)}

@@ -57,7 +57,7 @@ def test_learn_takes_exactly_num_steps_env_steps_and_policy_updates_take_none():
     agent = ModelBasedAgent(env.observation_space, env.action_space, seed=0, **TINY)
     stats = agent.learn(env, 150)  # the model is untrained before this call: no policy update yet
     assert env.steps == 150 and stats["train/updates"] == 0
-    assert agent.net.model.trained.item() == 1.0  # standalone: its own ensemble was distilled
+    assert agent.net.model.fits.item() == 1.0  # standalone: its own ensemble was distilled
     q_before = {k: v for k, v in agent.get_weights().items() if k.startswith("q.")}
     stats = agent.learn(env, 70)
     assert env.steps == 220 and stats["train/steps"] == 220
@@ -103,7 +103,7 @@ def test_distillation_matches_the_teachers_mixture_mean():
         want = 0.25 * teachers[0].predict(obs, a)[0].mean(0) + 0.75 * teachers[1].predict(obs, a)[0].mean(0)
         got = student.predict(obs, a)[0][0]
         err, base = torch.mean((got - want) ** 2), torch.mean((before[0] - want) ** 2)
-    assert student.trained.item() == 1.0
+    assert student.fits.item() == 1.0
     assert err < 0.05 * base, (float(err), float(base))
 
 

@@ -58,7 +58,7 @@ def test_distilled_model_beats_every_clients_own_ensemble_on_the_union_of_their_
     results = [c.fit(i) for c, i in zip(clients, ins, strict=True)]
     new = strategy.aggregate_train(1, global_w, results)
     distilled = DynamicsEnsemble.from_weights(new, "model.")
-    assert distilled.trained.item() == 1.0
+    assert distilled.fits.item() == 1.0
     held = [transitions(make_env(pole), 400, seed=100 + i) for i, pole in enumerate(POLES)]
     union = tuple(np.concatenate(parts) for parts in zip(*held, strict=True))
     distilled_err = prediction_error(distilled, *union)
