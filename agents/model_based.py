@@ -59,7 +59,8 @@ from agents.offpolicy import EnsembleLinear
 from agents.torch_agent import TorchAgent
 from agents.vector_stepping import VectorStepper, adopt_env
 
-_STD_FLOOR = 1e-6
+_OBS_STD_FLOOR = 1e-2  # a (nearly) constant feature must not blow up when it moves at prediction time
+_OUT_STD_FLOOR = 1e-4
 
 
 # ----- hyperparameters -----------------------------------------------------------------------------------
@@ -191,12 +192,15 @@ class DynamicsEnsemble(nn.Module):
 
     @torch.no_grad()
     def set_statistics(self, obs: torch.Tensor, delta: torch.Tensor, rewards: torch.Tensor,
-                       writable: Callable[[str], bool] = lambda name: True) -> None:
-        """Standardisation from data: input state mean/std, target (Δs, r) mean/std (floored); only the
-        buffers ``writable`` admits are written (frozen ones stay, see ``TorchAgent.set_trainable``)."""
+                       writable: Callable[[str], bool] = lambda name: True,
+                       obs_moments: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Standardisation from data: input state mean/std (or the given ``obs_moments``), target (Δs, r)
+        mean/std, floored; only the buffers ``writable`` admits are written (frozen ones stay, see
+        ``TorchAgent.set_trainable``)."""
         target = torch.cat([delta, rewards.unsqueeze(-1)], dim=-1)
-        values = {"obs_mean": obs.mean(0), "obs_std": obs.std(0, unbiased=False).clamp_min(_STD_FLOOR),
-                  "out_mean": target.mean(0), "out_std": target.std(0, unbiased=False).clamp_min(_STD_FLOOR)}
+        mean, std = obs_moments if obs_moments is not None else (obs.mean(0), obs.std(0, unbiased=False))
+        values = {"obs_mean": mean, "obs_std": std.clamp_min(_OBS_STD_FLOOR),
+                  "out_mean": target.mean(0), "out_std": target.std(0, unbiased=False).clamp_min(_OUT_STD_FLOOR)}
         for name, value in values.items():
             if writable(name):
                 getattr(self, name).copy_(value)
@@ -231,7 +235,13 @@ def distill(student: DynamicsEnsemble, teachers: Sequence[DynamicsEnsemble], tea
     actions = torch.arange(A).repeat(len(states))
     next_obs, rew, done = mixture_prediction(teachers, teacher_weights, obs, actions)
     delta = next_obs - obs
-    student.set_statistics(obs, delta, rew, writable)
+    # the student's input standardisation is the teachers' (fitted on all of their clients' data, not only on
+    # the distillation states): the mixture's mean and variance of their input moments
+    w = torch.as_tensor(np.asarray(teacher_weights, dtype=np.float64) / float(np.sum(teacher_weights)),
+                        dtype=torch.float32)
+    mean = sum(wj * t.obs_mean for wj, t in zip(w, teachers, strict=True))
+    second = sum(wj * (t.obs_std ** 2 + t.obs_mean ** 2) for wj, t in zip(w, teachers, strict=True))
+    student.set_statistics(obs, delta, rew, writable, (mean, (second - mean ** 2).clamp_min(0.0).sqrt()))
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     n = len(obs)
     loss = torch.zeros(())
