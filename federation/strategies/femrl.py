@@ -8,8 +8,11 @@ Server half: every round each sampled client uploads its dynamics ensemble (``en
 successor states — the transitions — never leave it). The server distils the ensemble of all uploaded ensembles
 (weights ∝ samples) into one model on the union of the uploaded states × every action
 (:func:`agents.model_based.distill`, warm-started from the previous distilled model) and averages the
-Q-networks (FedAvg, McMahan et al. 2017). It broadcasts the distilled model (``model.*``) and the averaged
-Q-network only. Client half: keep its own ensemble and states, load the broadcast; its next ``learn`` trains
+Q-networks (FedAvg, McMahan et al. 2017; ``share_policy=0``: each client keeps its own). It broadcasts the
+distilled model (``model.*``) and the averaged Q-network only. The student's input standardisation is the
+mixture of the teachers' (fitted on all of their data), its output standardisation that of the teachers'
+predictions on the distillation set. The server's copy of ``ensemble.*`` / ``kd_states`` is never broadcast.
+Client half: keep its own ensemble and states, load the broadcast; its next ``learn`` trains
 the policy on the distilled model (model rollouts only) before collecting new env steps and refitting its
 ensemble (:mod:`agents.model_based`, run with ``local_distill=False``).
 
