@@ -144,6 +144,10 @@ class FEMRLExperiment:
         return max(a.rounds for d in self.domains for a in self.domain_specs[d].arms.values())
 
     @property
+    def steps_per_round(self) -> int:
+        return max(a.steps_per_round for d in self.domains for a in self.domain_specs[d].arms.values())
+
+    @property
     def strategies(self) -> tuple[str, ...]:
         return ARMS
 
