@@ -492,13 +492,6 @@ class ModelBasedAgent(TorchAgent):
                     t.copy_(s)
         return float(loss.detach())
 
-    # ----- evaluation helper -----------------------------------------------------------------------------
-    @torch.no_grad()
-    def model_error(self, model: DynamicsEnsemble, obs: np.ndarray, actions: np.ndarray,
-                    next_obs: np.ndarray) -> float:
-        """Mean squared next-state error of ``model`` (its members' mean) on given real transitions."""
-        return prediction_error(model, obs, actions, next_obs)
-
 
 @torch.no_grad()
 def prediction_error(model: DynamicsEnsemble, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> float:
