@@ -18,7 +18,7 @@ from envs.cartpole_hetero import CartPoleHeteroConfig
 from federation.client import Client
 from federation.strategies import STRATEGIES, make_strategy
 from federation.strategies.femrl import FEMRL
-from federation.types import FederationError, FitIns
+from federation.types import FederationError
 from tests.agents.test_model_based import transitions
 
 torch.set_num_threads(1)
