@@ -7,6 +7,7 @@ from agents.base import Agent, AgentError, Weights
 from agents.ddpg import DDPGAgent
 from agents.dqn import DQNAgent
 from agents.masked_dqn import MaskedDQNAgent
+from agents.model_based import ModelBasedAgent
 from agents.ppo import PPOAgent
 from agents.reinforce import REINFORCEAgent
 from agents.sac import SACAgent
@@ -15,10 +16,9 @@ from agents.td3 import TD3Agent
 
 AGENTS: dict[str, type[Agent]] = {
     cls.name: cls
-    for cls in (A2CAgent, DDPGAgent, DQNAgent, PPOAgent, QLearningAgent, REINFORCEAgent, SACAgent, SARSAAgent,
-                TD3Agent)
+    for cls in (A2CAgent, DDPGAgent, DQNAgent, MaskedDQNAgent, ModelBasedAgent, PPOAgent, QLearningAgent,
+                REINFORCEAgent, SACAgent, SARSAAgent, TD3Agent)
 }
-AGENTS[MaskedDQNAgent.name] = MaskedDQNAgent
 
 
 def agent_class(name: str) -> type[Agent]:

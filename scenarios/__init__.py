@@ -34,6 +34,7 @@ _MODULES = (
     "driving_transfer",
     "over_the_air",
     "grouping",
+    "femrl",
 )
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (importlib.import_module(f"scenarios.{name}") for name in _MODULES)}

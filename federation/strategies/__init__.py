@@ -41,6 +41,7 @@ _REGISTRY = (
     "federation.strategies.ftrl:FTRL",
     "federation.strategies.over_the_air:OverTheAir",
     "federation.strategies.grouping:Grouping",
+    "federation.strategies.femrl:FEMRL",
 )
 
 
