@@ -94,6 +94,7 @@ from agents.base import Agent, Weights
 from federation.client import Client, ClientHook
 from federation.strategies.apfl import APFL
 from federation.strategies.base import Strategy, check_number
+from federation.strategies.cfrl import CFRL
 from federation.strategies.ditto import Ditto
 from federation.strategies.env_embedding import EnvEmbedding
 from federation.strategies.fedavg import FedAvg
@@ -102,6 +103,7 @@ from federation.strategies.fedopt import FedAdagrad, FedAdam, FedAvgM, FedYogi
 from federation.strategies.fedper import FedPer, FedRep
 from federation.strategies.fedprox import FedProx
 from federation.strategies.finetune import Finetune
+from federation.strategies.ftrl import FTRL
 from federation.strategies.local import Local
 from federation.types import FederationError, FitIns, FitResult
 
@@ -404,7 +406,7 @@ class SecAggServer:
 SUM_BASED: dict[type[Strategy], str] = {
     FedAvg: "samples", FedProx: "samples", FedAvgM: "samples", FedAdam: "samples", FedYogi: "samples",
     FedAdagrad: "samples", FedPer: "samples", FedRep: "samples", Ditto: "samples", APFL: "samples",
-    Finetune: "samples", EnvEmbedding: "samples",
+    Finetune: "samples", EnvEmbedding: "samples", CFRL: "samples", FTRL: "samples",
     FedBuff: "uniform",  # synchronous rounds only: all staleness weights are 1, the mean is unweighted
 }
 #: why the others cannot run on a masked sum
@@ -418,6 +420,9 @@ NEEDS_INDIVIDUAL = {
     "central": "passes one client's model on instead of summing",
     "local": "shares nothing, so there is nothing to aggregate",
     "fedpg-br": "filters the individual updates by their distances to each other",
+    "femrl": "distils each client's own dynamics ensemble into the global one, so it needs every ensemble",
+    "over-the-air": "passes each individual update through its own fading channel before the air sums them",
+    "grouping": "averages each group's uploads separately, by the environment type each client shows",
     "ucb": "lets only the clients it selects by their reported returns upload, so unselected clients' masks "
            "would not cancel",
 }

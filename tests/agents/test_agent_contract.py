@@ -53,6 +53,17 @@ def _at_rollout_boundary(src: Agent, dst: Agent) -> None:
         pytest.fail(f"the {src.name} case must save on a rollout boundary; {src.buffer.pos} steps are pending")
 
 
+def _carry_model_data(src: Agent, dst: Agent) -> None:
+    """FEMRL: a checkpoint leaves the real-transition and imagined buffers and the pending model rollout out
+    (documented, as the other off-policy agents' replay), so a loaded agent gets copies to continue from."""
+    for name in ("data", "imagined"):
+        buf = copy.deepcopy(getattr(src, name))
+        buf.rng = dst._rng
+        setattr(dst, name, buf)
+    dst._rollout_obs = None if src._rollout_obs is None else src._rollout_obs.clone()
+    dst._rollout_age = src._rollout_age.copy()
+
+
 def _nothing_left_out(src: Agent, dst: Agent) -> None:
     """Tabular agents: a checkpoint holds everything but the running episode."""
 
@@ -110,6 +121,13 @@ CASES: dict[str, Case] = {
         Case("a2c", "CartPole-v1", dict(n_steps=8, **NETWORK), 32, "ppo", _at_rollout_boundary),
         Case("ddpg", "Pendulum-v1", dict(noise_type="ou", **OFF_POLICY), 48, "td3", _carry_replay),
         Case("dqn", "CartPole-v1", DQN, 48, "q-learning", _carry_replay),
+        Case("masked-dqn", "CartPole-v1",
+             dict(exploration_schedule="exponential", mask_in_obs=False, exploration_spread=0.5, **DQN), 48,
+             "dqn", _carry_replay),
+        Case("femrl", "CartPole-v1",
+             dict(ensemble_size=2, model_hidden=(16,), model_updates=4, kd_samples=8, distill_steps=4,
+                  rollout_batch=8, policy_updates=6, batch_size=8, updates_per_model_step=2, **NETWORK),
+             24, "dqn", _carry_model_data),
         Case(
             "ppo",
             "CartPole-v1",
@@ -129,7 +147,6 @@ CASES: dict[str, Case] = {
         Case("sarsa", "CliffWalking-v1", dict(prox_mu=0.1, **CLIFF), 64, "q-learning", _nothing_left_out, **TABULAR),
     ]
 }
-
 
 
 AGENT_NAMES = sorted(AGENTS)

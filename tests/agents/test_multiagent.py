@@ -20,7 +20,7 @@ from tests.agents.common import BANDIT, BanditSwarm, BitMatch, assert_weights_eq
 
 torch.set_num_threads(1)
 
-DISCRETE = ("dqn", "ppo", "a2c", "reinforce", "q-learning", "sarsa")
+DISCRETE = ("dqn", "ppo", "a2c", "reinforce", "q-learning", "sarsa", "femrl", "masked-dqn")
 CONTINUOUS = ("ddpg", "td3", "sac", "ppo", "a2c", "reinforce")
 #: small and fast settings per agent (tabular agents discretise BitMatch's one-hot Box into 2 × 2 cells)
 SMALL = {
@@ -33,6 +33,10 @@ SMALL = {
     "sac": dict(hidden_sizes=(32,), batch_size=16, learning_starts=30),
     "q-learning": dict(bins=(2,), exploration_steps=300),
     "sarsa": dict(bins=(2,), exploration_steps=300),
+    "masked-dqn": dict(hidden_sizes=(32,), batch_size=16, learning_starts=30, exploration_steps=300,
+                       mask_in_obs=False, exploration_schedule="exponential", exploration_spread=0.5),
+    "femrl": dict(hidden_sizes=(32,), ensemble_size=2, model_hidden=(16,), model_updates=10, kd_samples=16,
+                  distill_steps=10, rollout_batch=16, policy_updates=10, batch_size=16),
 }
 CV2X_TABULAR = dict(bins=(2,), low=(-200.0,), high=(200.0,))  # a coarse grid: only the run is checked
 
