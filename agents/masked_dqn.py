@@ -52,7 +52,8 @@ class MaskedDQNConfig(DQNConfig):
 
 
 class MaskedDQNAgent(DQNAgent):
-    """:class:`agents.dqn.DQNAgent` acting and bootstrapping over the valid actions only (see module doc)."""
+    """DQN acting and bootstrapping over the valid actions only, with a per-client time-varying ε (SSCO; see the
+    module doc)."""
 
     name = "masked-dqn"
     algorithm = "DQN (masked)"

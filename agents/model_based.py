@@ -278,7 +278,8 @@ class _Target(nn.Module):
 
 # ----- the agent -----------------------------------------------------------------------------------------
 class ModelBasedAgent(TorchAgent):
-    """FEMRL's client learner (see the module docstring)."""
+    """Model-based DQN trained on imagined rollouts of a (distilled) dynamics-ensemble model only (FEMRL's client
+    learner; see the module docstring)."""
 
     name = "femrl"
     algorithm = "FEMRL"

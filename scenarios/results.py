@@ -249,7 +249,7 @@ def plot_results(out: Path, result: ExperimentResult) -> list[Path]:
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         vals = result.methods[name]["per_client_return"]
-        ax.bar([c + i * width for c in range(n_clients)], vals, width=width, label=name)
+        ax.bar([c + i * width for c in range(len(vals))], vals, width=width, label=name)
     ax.set_xticks([c + 0.4 - width / 2 for c in range(n_clients)], [str(c) for c in range(n_clients)])
     ax.set_xlabel("client")
     ax.set_ylabel("final evaluation return")

@@ -106,3 +106,18 @@ def test_a_failure_in_a_later_method_keeps_the_finished_ones(tmp_path, monkeypat
     saved = json.loads(parts[0].read_text())
     assert saved["method"] == "fedavg" and "mean_return" in saved["summary"] and saved["rows"]
     assert json.loads((out / "status.json").read_text())["state"] == "running"  # not marked complete
+
+
+def test_plots_hold_methods_with_different_client_counts(tmp_path):
+    """A multi-domain scenario (femrl, grouping) scores methods over different numbers of clients."""
+    from scenarios.experiment import ExperimentResult
+
+    def method(vals):
+        return {"kind": "federated", "mean_return": float(np.mean(vals)), "worst_client_return": min(vals),
+                "per_client_return": vals, "per_client_cost": vals}
+    res = ExperimentResult(experiment=QUICK, rows=[("a", 1, 0, "global/return", 1.0)],
+                           methods={"a": method([1.0, 2.0]), "b": method([3.0, 1.0, 2.0, 0.5])},
+                           client_configs=[], wall_time_s=0.1)
+    paths = results.plot_results(tmp_path, res)
+    assert {p.name for p in paths} >= {"learning_curves.png", "per_client_return.png"}
+    assert all(p.stat().st_size > 1000 for p in paths)
