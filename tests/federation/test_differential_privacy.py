@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 MEAN_STRATEGIES = {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "fedper", "fedrep", "ditto",
-                   "finetune", "apfl"}
+                   "finetune", "apfl", "ftrl"}  # ftrl: FedAvg of the network; its alignment stays home
 
 
 def _global(d=(3, 4), dtype=np.float32, value=0.0):
