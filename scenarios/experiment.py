@@ -78,9 +78,21 @@ def parse_component_spec(spec: str, what: str) -> tuple[str, dict[str, float | i
     return name, params
 
 
-def _need(ok: bool, msg: str) -> None:
+def require(ok: bool, msg: str) -> None:
+    """A scenario config's check: a one-line ScenarioError (the bad value and what is allowed) unless ``ok``."""
     if not ok:
         raise ScenarioError(msg)
+
+
+_need = require
+
+
+def check_domain_list(domains: Any, allowed: Mapping[str, Any]) -> None:
+    """A multi-domain scenario's ``domains``: a non-empty tuple of distinct known names."""
+    require(isinstance(domains, tuple) and bool(domains), f"no domain given; allowed: {', '.join(allowed)}")
+    bad = [d for d in domains if d not in allowed]
+    require(not bad, f"unknown domain {bad[0] if bad else ''!r}; allowed: {', '.join(allowed)}")
+    require(len(set(domains)) == len(domains), f"domain listed twice in {','.join(domains)}")
 
 
 def _is_num(v: Any) -> bool:

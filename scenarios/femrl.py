@@ -46,12 +46,13 @@ from scenarios.experiment import (
     Experiment,
     ExperimentResult,
     ProgressCallback,
-    ScenarioError,
+    check_domain_list,
     cli,
     client_setup,
     env_maker,
     run_experiment,
 )
+from scenarios.experiment import require as _need
 
 NAME = "femrl"
 SUMMARY = ("FEMRL (federated ensemble model-based RL, Wang et al. 2023) vs model-free FedAvg-DQN: env samples per "
@@ -115,10 +116,6 @@ QUICK_DOMAINS: dict[str, Domain] = {
 }
 
 
-def _need(ok: bool, msg: str) -> None:
-    if not ok:
-        raise ScenarioError(msg)
-
 
 @dataclass(frozen=True)
 class FEMRLExperiment:
@@ -132,11 +129,7 @@ class FEMRLExperiment:
     domain_specs: Mapping[str, Domain] = field(default_factory=lambda: dict(DOMAINS))
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.domains, tuple) and bool(self.domains),
-              f"no domain given; allowed: {', '.join(self.domain_specs)}")
-        bad = [d for d in self.domains if d not in self.domain_specs]
-        _need(not bad, f"unknown domain {bad[0] if bad else ''!r}; allowed: {', '.join(self.domain_specs)}")
-        _need(len(set(self.domains)) == len(self.domains), f"domain listed twice in {','.join(self.domains)}")
+        check_domain_list(self.domains, self.domain_specs)
         _need(is_int(self.seed) and 0 <= self.seed < 2**32,
               f"seed={self.seed!r} is out of range; allowed: integer in [0, 2**32)")
         for d in self.domains:  # every arm's experiment validates itself (agent, strategy, env knobs) up front

@@ -65,7 +65,8 @@ from agents.base import is_int, is_number
 from envs.registry import env_entry
 from federation.strategies import STRATEGIES, parse_spec
 from scenarios.cv2x import _LIANG2019
-from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback, ScenarioError, cli, run_experiment
+from scenarios.experiment import Experiment, ExperimentResult, ProgressCallback, check_domain_list, cli, run_experiment
+from scenarios.experiment import require as _need
 
 NAME = "personalization"
 SUMMARY = ("Where does personalization pay? fedper/fedrep/ditto/finetune/ifca/similarity/env-embedding/apfl vs "
@@ -136,10 +137,6 @@ QUICK_DOMAINS: dict[str, Domain] = {
     for k, d in DOMAINS.items()}
 
 
-def _need(ok: bool, msg: str) -> None:
-    if not ok:
-        raise ScenarioError(msg)
-
 
 @dataclass(frozen=True)
 class PersonalizationExperiment:
@@ -164,11 +161,7 @@ class PersonalizationExperiment:
     domain_specs: Mapping[str, Domain] = field(default_factory=lambda: dict(DOMAINS))
 
     def __post_init__(self) -> None:
-        _need(isinstance(self.domains, tuple) and bool(self.domains),
-              f"no domain given; allowed: {', '.join(self.domain_specs)}")
-        bad = [d for d in self.domains if d not in self.domain_specs]
-        _need(not bad, f"unknown domain {bad[0] if bad else ''!r}; allowed: {', '.join(self.domain_specs)}")
-        _need(len(set(self.domains)) == len(self.domains), f"domain listed twice in {','.join(self.domains)}")
+        check_domain_list(self.domains, self.domain_specs)
         levels = []
         for v in self.heterogeneity_levels:
             try:

@@ -87,6 +87,7 @@ from envs.robot_navigation import RobotNavigationConfig
 from federation.strategies import make_strategy
 from federation.types import FitResult
 from scenarios.experiment import ExperimentResult, ProgressCallback, ScenarioError, check_common, cli
+from scenarios.experiment import require as _need
 
 NAME = "robot-navigation"
 SUMMARY = ("Lifelong federated RL (LFRL, Liu et al. RA-L 2019): worlds in sequence, cloud knowledge fusion, "
@@ -101,10 +102,6 @@ _PRETRAINED = ("lfrl", "transfer", "fedavg")
 _AGENT = {"hidden_sizes": (64, 64), "lr": 5e-4, "gamma": 0.99, "buffer_size": 50_000, "learning_starts": 1000,
           "exploration_steps": 5000, "exploration_final_eps": 0.05, "target_update_interval": 500}
 
-
-def _need(ok: bool, msg: str) -> None:
-    if not ok:
-        raise ScenarioError(msg)
 
 
 @dataclass(frozen=True)
