@@ -168,10 +168,16 @@ class DQNAgent(ReplayAgent):
         if self._obs_discrete:
             obs, next_obs = (torch.from_numpy(self._eye).index_select(0, x) for x in (obs, next_obs))
         with torch.no_grad():
+            valid = self._valid_next_actions(next_obs)
             next_q = self.target(next_obs)
             if cfg.double_q:  # van Hasselt et al. 2016: the online net selects, the target net evaluates
-                next_v = next_q.gather(1, self.q(next_obs).argmax(1, keepdim=True)).squeeze(1)
+                online = self.q(next_obs)
+                if valid is not None:
+                    online = online.masked_fill(~valid, -torch.inf)
+                next_v = next_q.gather(1, online.argmax(1, keepdim=True)).squeeze(1)
             else:  # Mnih et al. 2015: max over the target net
+                if valid is not None:
+                    next_q = next_q.masked_fill(~valid, -torch.inf)
                 next_v = next_q.max(1).values
             td_target = rewards + discounts * next_v
         q = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
@@ -179,6 +185,11 @@ class DQNAgent(ReplayAgent):
         self._descend(td_loss, self.optimizer, clip=cfg.max_grad_norm)
         self.num_updates += 1
         return {"loss/td": td_loss.item()}
+
+    def _valid_next_actions(self, next_obs: torch.Tensor) -> torch.Tensor | None:
+        """Boolean ``(B, A)`` rows of the actions the TD target may maximise over; None: every action
+        (:class:`agents.masked_dqn.MaskedDQNAgent` reads them from the observation)."""
+        return None
 
     def _after_step(self, t_prev: int, t: int) -> None:
         """Target sync every ``target_update_interval`` steps: a hard copy, or Polyak averaging if τ < 1."""

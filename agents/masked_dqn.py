@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from agents.base import AgentError, linear_epsilon
 from agents.dqn import DQNAgent, DQNConfig
@@ -127,24 +126,9 @@ class MaskedDQNAgent(DQNAgent):
         return a
 
     # ----- learning ------------------------------------------------------------------------------------
-    def _update(self) -> dict[str, float]:
-        """One gradient step; the target maximises over the valid actions of ``s'`` (module docstring)."""
-        cfg = self.config
-        if not cfg.mask_in_obs:
-            return super()._update()
-        obs, actions, rewards, next_obs, discounts = self._sample()
+    def _valid_next_actions(self, next_obs: torch.Tensor) -> torch.Tensor | None:
+        """The TD target maximises over the valid actions of ``s'`` only (module docstring)."""
+        if not self.config.mask_in_obs:
+            return None
         valid = next_obs[:, -self.num_actions:] > 0.5
-        valid |= ~valid.any(1, keepdim=True)
-        with torch.no_grad():
-            next_q = self.target(next_obs)
-            if cfg.double_q:
-                online = self.q(next_obs).masked_fill(~valid, -torch.inf)
-                next_v = next_q.gather(1, online.argmax(1, keepdim=True)).squeeze(1)
-            else:
-                next_v = next_q.masked_fill(~valid, -torch.inf).max(1).values
-            td_target = rewards + discounts * next_v
-        q = self.q(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
-        td_loss = F.smooth_l1_loss(q, td_target) if cfg.loss == "huber" else F.mse_loss(q, td_target)
-        self._descend(td_loss, self.optimizer, clip=cfg.max_grad_norm)
-        self.num_updates += 1
-        return {"loss/td": td_loss.item()}
+        return valid | ~valid.any(1, keepdim=True)
