@@ -238,14 +238,16 @@ def check_env_entry(entry: EnvEntry, checks: tuple[str, ...] | None = None) -> l
     unknown = [n for n in names if n not in CHECKS]
     if unknown:
         raise EnvConfigError(f"unknown env check {unknown[0]!r}; allowed: {', '.join(CHECKS)}")
-    failures = []
+    failures: dict[str, list[str]] = {}  # reason -> the checks that failed with it (a missing extra fails them all)
     for name in names:
         try:
             CHECKS[name](entry)
         except Exception as e:  # noqa: BLE001 - every failure is reported, by check
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            failures.append(f"{name}: {type(e).__name__}: {reason}" if not isinstance(e, EnvCheckError)
-                            else f"{name}: {reason}")
+            failures.setdefault(reason if isinstance(e, EnvCheckError) else f"{type(e).__name__}: {reason}",
+                                []).append(name)
     if failures:
-        raise EnvCheckError(f"{entry.env_id} failed {len(failures)} of {len(names)} checks: " + "; ".join(failures))
+        n = sum(len(v) for v in failures.values())
+        raise EnvCheckError(f"{entry.env_id} failed {n} of {len(names)} checks: "
+                            + "; ".join(f"{', '.join(v)}: {reason}" for reason, v in failures.items()))
     return list(names)

@@ -453,14 +453,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} does not exist")
         if not os.access(save_dir, os.W_OK):
             raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} is not writable")
-    out = prepare_out_dir(args.out or unique_run_dir(Path("runs") / f"train-{args.agent}"))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
-               file=sys.stderr)
+    claimed: list[Path] = []
+    bars: list[Any] = []
+
+    def ready() -> None:  # the envs and the agent exist: now the output directory may be claimed
+        claimed.append(prepare_out_dir(args.out or unique_run_dir(Path("runs") / f"train-{args.agent}")))
+        bars.append(tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
+                         file=sys.stderr))
+
     result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed, parallel=args.parallel,
-                          on_progress=lambda m, r, n: bar.update(1))
-    bar.close()
+                          on_progress=lambda m, r, n: bars[0].update(1), on_ready=ready)
+    bars[0].close()
+    out = claimed[0]
     write_results(out, result)
     if args.save is not None:
         agent.save(args.save)

@@ -163,3 +163,16 @@ def test_import_hygiene() -> None:
     code = ("import envs, scenarios, federation.strategies, sys; "
             "assert 'highway_env' not in sys.modules, 'highway_env imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_missing_extra_train_and_check_say_it_once(no_highway_env, tmp_path, capsys) -> None:
+    from scenarios.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "dqn", ENTRY.env_id, "--steps", "10", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and INSTALL in err
+    assert not out.exists()  # refused before the output directory is claimed: the same --out works later
+    assert main(["check", ENTRY.env_id]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.count(INSTALL) == 1  # one reason, the checks it failed listed once

@@ -195,3 +195,4 @@ def test_an_out_dir_deleted_during_the_run_ends_in_one_line(tmp_path, capsys, mo
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not write the results" in err and "Traceback" not in err
+
