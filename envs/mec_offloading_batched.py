@@ -79,6 +79,12 @@ __all__ = ["MecOffloadingVectorEnv", "make_vector_env"]
 _CELL, _SMB, _DENS, _DL, _FADE = range(5)
 _NF = 5
 _INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
+# NumPy's Generator.geometric(p) takes its inversion branch, ceil(-E / log1p(-p)) with E one standard
+# exponential of the stream, for p < 1/3; below _MIN_P a run could pass 2**53 slots (float cumsums lose exactness)
+_INVERSION_MAX_P = 1.0 / 3.0
+_MIN_P = 1e-9
+_EBUF = 512          # standard exponentials drawn ahead per instance (the background generator's stream)
+_EWIN = 64           # runs looked at per vectorised block (a block needing more is finished run by run)
 
 
 def _resolve_configs(num_envs: int | None, configs: Sequence[Any] | None, config: Any,
@@ -174,7 +180,18 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._rphi4 = self._rphi.reshape(b, k, r // nb, nb)
         self._bg_len = np.zeros(b, dtype=np.int64)
         self._phi_last = np.zeros((b, k))
-        self._bg_state: list[list[int]] = [[0] * k for _ in range(b)]
+        self._bg_state = np.zeros((b, k), dtype=np.int64)   # each server's chain state carried into its next block
+        # the background chain vectorised over instances (_background_blocks): log1p(-p) of (calm, burst) runs,
+        # the two load levels, and each instance's exponentials drawn ahead with a read pointer
+        q = np.array([c.burst_start_prob for c in cfgs], dtype=np.float64)
+        m = 1.0 / np.array([c.burst_mean_slots for c in cfgs], dtype=np.float64)
+        self._bg_q, self._bg_m = q, m
+        self._bg_vec = (q >= _MIN_P) & (q < _INVERSION_MAX_P) & (m >= _MIN_P) & (m < _INVERSION_MAX_P)
+        with np.errstate(divide="ignore"):
+            self._bg_log = np.stack([np.log1p(-q), np.log1p(-m)], axis=1)
+        self._bg_lv = np.array([p._bg_levels for p in self._protos], dtype=np.float64).reshape(b, 2)
+        self._eb = np.zeros((b, _EBUF))
+        self._ep = np.full(b, _EBUF, dtype=np.int64)
         self._steps = np.zeros(b, dtype=np.int64)
         self._n_done = np.zeros(b, dtype=np.int64)
         self._n_dropped = np.zeros(b, dtype=np.int64)
@@ -216,22 +233,17 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     def _extend_background(self, idx: list[int], needed: list[int]) -> None:
         """Extend the background ring of each instance ``idx[m]`` until it covers slot ``needed[m] - 1``, in
-        256-slot blocks: the run lengths per instance and server (``background_runs`` on its own background
-        generator, as ``MecOffloadingEnv``), capacities and cumulative capacities in one pass per round."""
+        256-slot blocks: the run lengths per instance and server (``_background_blocks``, exactly the values of
+        ``background_runs`` on the instance's own background generator, as ``MecOffloadingEnv``), capacities
+        and cumulative capacities in one pass per round."""
         n = self._BG_BLOCK_SLOTS
         kk = self.n_servers
         todo = [(i, need) for i, need in zip(idx, needed, strict=True) if self._bg_len[i] < need]
         while todo:
-            us = np.empty((len(todo), kk, n))
-            for m, (i, _) in enumerate(todo):
-                p = self._protos[i]
-                q = p.config.burst_start_prob
-                mm = 1.0 / p.config.burst_mean_slots
-                state = self._bg_state[i]
-                rng = self._rng_bg[i]
-                for k in range(kk):
-                    us[m, k], state[k] = background_runs(rng, state[k], q, mm, p._bg_levels, n)
             ia = np.array([t[0] for t in todo], dtype=np.int64)
+            us = np.empty((ia.size, kk, n))
+            for k in range(kk):              # an instance's servers draw in this order from its one generator
+                us[:, k] = self._background_blocks(ia, k, n)
             cap = self._fs[ia][:, :, None] * (1.0 - us)
             cum = np.cumsum(cap, axis=2) + self._phi_last[ia][:, :, None]
             self._phi_last[ia] = cum[:, :, -1]
@@ -242,6 +254,87 @@ class MecOffloadingVectorEnv(VectorEnv):
             self._rphi4[ia, :, blk] = cum
             self._bg_len[ia] = start + n
             todo = [(i, need) for i, need in todo if self._bg_len[i] < need]
+
+    def _exponentials(self, rows: np.ndarray, count: int) -> None:
+        """Make sure every instance in ``rows`` has ``count`` unread exponentials ahead (refill from its
+        generator, keeping the unread ones first: the stream stays in order)."""
+        for i in rows[self._ep[rows] + count > _EBUF].tolist():
+            left = self._eb[i, self._ep[i]:].copy()
+            self._eb[i, :left.size] = left
+            self._eb[i, left.size:] = self._rng_bg[i].standard_exponential(_EBUF - left.size)
+            self._ep[i] = 0
+
+    def _background_blocks(self, ia: np.ndarray, k: int, n: int) -> np.ndarray:
+        """The next ``n`` slots of server ``k``'s background utilisation for the instances ``ia`` ``(len(ia), n)``,
+        updating their chain states: the values ``background_runs`` draws, vectorised over the instances.
+
+        ``background_runs`` alternates calm runs ~ Geometric(q) and bursts ~ Geometric(m), one
+        ``Generator.geometric`` call per run; for p < 1/3 NumPy computes it as ``ceil(-E / log1p(-p))`` from one
+        standard exponential E of the stream, and nothing else draws from the background generator after the
+        episode's first states, so the runs are the instance's exponentials, consumed in order, divided by the
+        state's ``log1p(-p)``: a window of ``_EWIN`` of them per instance at once. The run ends before slot ``n``
+        mark where the state flips (a cumulative count's parity). Instances outside that range of p call
+        ``background_runs`` itself; a block needing more than ``_EWIN`` runs is finished run by run.
+        (``tests/envs/test_batched_mec_offloading.py`` checks both against ``background_runs``.)
+        """
+        out = np.empty((ia.size, n))
+        vec = self._bg_vec[ia]
+        for m_ in np.flatnonzero(~vec).tolist():     # outside the inversion branch: the reference function
+            i = int(ia[m_])
+            out[m_], self._bg_state[i, k] = background_runs(
+                self._rng_bg[i], int(self._bg_state[i, k]), float(self._bg_q[i]), float(self._bg_m[i]),
+                tuple(self._bg_lv[i]), n)
+        sel = np.flatnonzero(vec)
+        if sel.size == 0:
+            return out
+        rows = ia[sel]
+        self._exponentials(rows, _EWIN)
+        w = np.arange(_EWIN)
+        e = self._eb[rows[:, None], self._ep[rows][:, None] + w]
+        s0 = self._bg_state[rows, k]
+        st = s0[:, None] ^ (w & 1)
+        cum = np.cumsum(np.ceil(-e / self._bg_log[rows[:, None], st]), axis=1)    # run ends (exact integers)
+        done = cum >= n
+        j = done.argmax(axis=1)                       # the run that reaches the block's end
+        r_idx = np.arange(rows.size)
+        ok = done[r_idx, j]
+        for m_ in np.flatnonzero(~ok).tolist():      # more than _EWIN runs in the block: run by run instead
+            out[sel[m_]] = self._background_block_slow(int(rows[m_]), k, n)
+        if not ok.all():
+            sel, rows, s0, st, cum, j, r_idx = (sel[ok], rows[ok], s0[ok], st[ok], cum[ok], j[ok],
+                                               np.arange(int(ok.sum())))
+        end = cum[r_idx, j]
+        last = st[r_idx, j]
+        self._bg_state[rows, k] = np.where(end > n, last, 1 - last)
+        self._ep[rows] += j + 1
+        # state of slot t: s0 flipped once per run end at or before t (the ends inside the block)
+        flips = np.zeros((rows.size, n + 1), dtype=np.int64)
+        rr, cc = np.nonzero(w[None, :] < j[:, None])
+        np.add.at(flips, (rr, cum[rr, cc].astype(np.int64)), 1)
+        state = s0[:, None] ^ (np.cumsum(flips[:, :n], axis=1) & 1)
+        lv = self._bg_lv[rows]
+        out[sel] = np.where(state == 1, lv[:, 1:2], lv[:, 0:1])
+        return out
+
+    def _background_block_slow(self, i: int, k: int, n: int) -> np.ndarray:
+        """One block of instance ``i``'s server ``k``, one run per exponential (``background_runs``'s loop on the
+        same exponentials), for a block with more runs than the vectorised window."""
+        u = np.empty(n)
+        pos = 0
+        state = int(self._bg_state[i, k])
+        log_p, lv = self._bg_log[i].tolist(), self._bg_lv[i].tolist()
+        one = np.array([i])
+        while True:
+            self._exponentials(one, 1)
+            e = float(self._eb[i, self._ep[i]])
+            self._ep[i] += 1
+            run = math.ceil(-e / log_p[state])
+            u[pos:pos + run] = lv[state]
+            pos += run
+            if pos >= n:
+                self._bg_state[i, k] = state if pos > n else 1 - state
+                return u
+            state = 1 - state
 
     def _reset_many(self, idx: list[int], seeds: Sequence[int | None]) -> None:
         """Start a new episode in every instance of ``idx`` (``MecOffloadingEnv.reset``'s draws per instance)."""
@@ -260,7 +353,7 @@ class MecOffloadingVectorEnv(VectorEnv):
             area, shadow = geometry_draws(gens[3 * m + 2], p.config)
             areas.append(area)
             shadows.append(shadow)
-            self._bg_state[i] = (self._rng_bg[i].random(self.n_servers) < p._burst_stationary).astype(int).tolist()
+            self._bg_state[i] = self._rng_bg[i].random(self.n_servers) < p._burst_stationary
             self._task_slot_end[i] = 0
         ia = np.asarray(idx, dtype=np.int64)
         counts = self._nd_arr[ia]
@@ -278,6 +371,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._bg_len[ia] = 0
         self._phi_last[ia] = 0.0
         self._rphi[ia, :, -1] = 0.0                   # phi before slot 0 (read as the end of slot -1)
+        self._ep[ia] = _EBUF                          # no exponentials ahead of the new background generators
         self._extend_background(idx, [self._BG_BLOCK_SLOTS] * len(idx))
         self._refill_tasks(idx)
 

@@ -8,10 +8,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs  # noqa: F401  (registers the envs)
-from envs.mec_offloading import MecOffloadingConfig, make_client_configs
-from envs.mec_offloading_batched import MecOffloadingVectorEnv
+from envs.mec_offloading import MecOffloadingConfig, background_runs, make_client_configs
+from envs.mec_offloading_batched import _EBUF, MecOffloadingVectorEnv
 from envs.registry import EnvConfigError
 
 ENV_ID = "frl/MecOffloading-v0"
@@ -27,6 +29,8 @@ def _configs() -> list[MecOffloadingConfig]:
         dataclasses.replace(base[2], slot_s=0.02, deadline_min_s=2.0, deadline_max_s=6.0, episode_tasks=50),
         dataclasses.replace(base[3], burst_start_prob=0.3, burst_mean_slots=1.0, n_devices=40),
         dataclasses.replace(base[4], burst_start_prob=0.0, episode_tasks=37, server_cpu_ghz=1.0),
+        # ~80 runs per 256-slot block: more than the vectorised background window
+        dataclasses.replace(base[0], burst_start_prob=0.32, burst_mean_slots=3.2, episode_tasks=60),
     ]
     return base + extra
 
@@ -137,3 +141,30 @@ def test_gymnasium_vector_wrappers_accept_the_core():
             ret[done] = 0.0
             seen += int(done.sum())
     assert seen >= 8
+
+
+@settings(max_examples=40, deadline=None)
+@given(q=st.sampled_from([0.0, 1e-12, 0.004, 0.02, 0.2, 0.33, 0.5, 1.0]),
+       mean=st.sampled_from([1.0, 2.9, 3.01, 3.5, 20.0, 400.0]), seed=st.integers(0, 2**32 - 1),
+       n=st.sampled_from([1, 7, 256]), blocks=st.integers(1, 4))
+def test_vectorised_background_blocks_are_background_runs(q, mean, seed, n, blocks):
+    """The background chain vectorised over instances (exponentials drawn ahead, runs = ceil(-E / log1p(-p)))
+    gives exactly ``background_runs``'s blocks on the same generator: every branch (inversion range, the
+    reference outside it, blocks with more runs than the window), blocks in a row, servers interleaved."""
+    cfgs = [MecOffloadingConfig(burst_start_prob=q, burst_mean_slots=mean, n_servers=2),
+            MecOffloadingConfig(burst_start_prob=0.02, burst_mean_slots=20.0, n_servers=2)]
+    venv = MecOffloadingVectorEnv(configs=cfgs)
+    rows = np.arange(2)
+    for i in rows:
+        venv._rng_bg[i] = np.random.default_rng(seed + i)
+        venv._bg_state[i] = [0, 1]
+    venv._ep[:] = _EBUF
+    got = [[venv._background_blocks(rows, k, n) for k in range(2)] for _ in range(blocks)]
+    for i, c in enumerate(cfgs):
+        rng, state = np.random.default_rng(seed + i), [0, 1]
+        levels = (float(c.background_load), float(c.burst_load))
+        for b in range(blocks):
+            for k in range(2):
+                want, state[k] = background_runs(rng, state[k], c.burst_start_prob, 1.0 / c.burst_mean_slots, levels, n)
+                assert np.array_equal(got[b][k][i], want), (i, b, k)
+        assert venv._bg_state[i].tolist() == state
