@@ -225,8 +225,15 @@ class MecOffloadingVectorEnv(VectorEnv):
                 tb = np.ones((self.num_envs, grow, _NF))
                 tb[:, :self._tcap] = self._tb
                 self._tb, self._tcap = tb, grow
-            # (slot, device) cell of every task in the block (draw_task_block's np.repeat)
-            tb[i, :n] = np.array((np.repeat(np.arange(per_cell.size), per_cell), size_mbit, dens, dl, fade)).T
+            # (slot, device) cell of every task in the block (draw_task_block's np.repeat, over the non-empty cells),
+            # written column by column into the instance's rows
+            cells = per_cell.nonzero()[0]
+            row = tb[i, :n]
+            row[:, _CELL] = np.repeat(cells, per_cell[cells])
+            row[:, _SMB] = size_mbit
+            row[:, _DENS] = dens
+            row[:, _DL] = dl
+            row[:, _FADE] = fade
             self._first[i] = first
             self._nblk[i] = n
         self._ptr[idx] = 0
@@ -308,12 +315,13 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._bg_state[rows, k] = np.where(end > n, last, 1 - last)
         self._ep[rows] += j + 1
         # state of slot t: s0 flipped once per run end at or before t (the ends inside the block)
-        flips = np.zeros((rows.size, n + 1), dtype=np.int64)
+        flips = np.zeros((rows.size, n + 1), dtype=np.int8)    # int8 sums wrap, their parity stays right
         rr, cc = np.nonzero(w[None, :] < j[:, None])
         np.add.at(flips, (rr, cum[rr, cc].astype(np.int64)), 1)
-        state = s0[:, None] ^ (np.cumsum(flips[:, :n], axis=1) & 1)
+        burst = np.cumsum(flips[:, :n], axis=1, dtype=np.int8) & 1
+        burst ^= s0[:, None].astype(np.int8)
         lv = self._bg_lv[rows]
-        out[sel] = np.where(state == 1, lv[:, 1:2], lv[:, 0:1])
+        out[sel] = np.where(burst.view(bool), lv[:, 1:2], lv[:, 0:1])
         return out
 
     def _background_block_slow(self, i: int, k: int, n: int) -> np.ndarray:
