@@ -99,6 +99,7 @@ ENTRY = EnvEntry(
     env_id="frl/CartPoleHetero-v0",
     name="cartpole-hetero",
     entry_point="envs.cartpole_hetero:CartPoleHeteroEnv",
+    vector_entry_point="envs.cartpole_hetero_batched:make_vector_env",
     config_cls=CartPoleHeteroConfig,
     client_configs=make_client_configs,
     baselines=BASELINES,
