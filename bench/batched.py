@@ -13,7 +13,8 @@ which evaluates, is not timed). Round times are the process's CPU time (``time.p
 backends are single-threaded here (one torch thread, ``OMP_NUM_THREADS=1``), so CPU time is the round time
 on an idle core, and it is robust to the other jobs of a shared machine; the wall-clock figures are in
 ``details`` beside it. Each (backend, size) runs in its own child process so that its peak RSS
-(``ru_maxrss``) is its own. In-process at 1,000 clients is timed over 1 round to keep the run under 10 minutes.
+(``ru_maxrss``) is its own. Every size is timed over whole periods of the workload (20 rounds: an update every
+4 steps of 5-step rounds, an episode every 10 rounds), so the two backends see the same mix of rounds.
 
 Floors: a 100-client round is >= 10x faster batched than in-process; 1,000 batched clients fit in memory.
 With ``--json`` one JSON object is printed: ``{"round_s_per_client": {"batched": {"10": x, ...},
@@ -48,8 +49,9 @@ if str(_ROOT) not in sys.path:
 ENV_ID = "frl/MecOffloading-v0"
 STEPS_PER_ROUND = 5
 AGENT = {"buffer_size": 2_000, "learning_starts": 4}
-#: timed rounds per (backend, clients)
-TIMED_ROUNDS = {"batched": {10: 20, 100: 10, 1000: 4}, "inprocess": {10: 10, 100: 3, 1000: 1}}
+#: timed rounds per (backend, clients): whole periods of the workload (5 updates per 4 rounds, an episode every 10
+#: rounds: 20 rounds), so both backends are timed over the same mix of one- and two-update rounds and resets
+TIMED_ROUNDS = {"batched": {10: 40, 100: 40, 1000: 20}, "inprocess": {10: 20, 100: 20, 1000: 20}}
 FLOOR_SPEEDUP_100 = 10.0
 
 

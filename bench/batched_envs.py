@@ -130,7 +130,7 @@ def bench_cartpole(seconds: float, repeats: int, seed: int, clock: Callable[[], 
     return best
 
 
-def measure_env_steps(batch_sizes: tuple[int, ...] = (1, 64, 1024), seconds: float = 1.0, repeats: int = 3,
+def measure_env_steps(batch_sizes: tuple[int, ...] = (1, 64, 1024), seconds: float = 1.0, repeats: int = 5,
                       seed: int = 0, only: str | None = None, clock_name: str = "wall") -> dict[str, Any]:
     """The issue's env-throughput figures, measured side by side (see the module docstring). ``clock_name="cpu"``
     times with this process's CPU time instead of the wall clock (steps per CPU-second: on a machine shared
@@ -172,7 +172,7 @@ def format_table(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="approximate length of one timed window")
-    parser.add_argument("--repeats", type=int, default=3, help="timed windows per figure, best is reported")
+    parser.add_argument("--repeats", type=int, default=5, help="timed windows per figure, best is reported")
     parser.add_argument("--batch-sizes", default="1,64,1024", help="comma-separated batch sizes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--env", default=None, help="only this env id or kebab name")
