@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FAST_RESEED", "default_rng_states", "reseed"]
+__all__ = ["FAST_RESEED", "default_rng_states", "instance_configs", "reseed", "reset_targets"]
 
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
@@ -129,3 +129,32 @@ def instance_configs(config_cls: type, num_envs: int | None, configs: Sequence[A
     if not configs:
         raise EnvConfigError("configs=[]; allowed: at least one config")
     return [resolve_config(config_cls, c, overrides) for c in configs]
+
+
+def reset_targets(num_envs: int, seed: Any, options: dict[str, Any] | None, has_reset: bool
+                  ) -> tuple[list[int], list[int | None]]:
+    """The instances a batched core's ``reset`` restarts and their seeds, as ``SyncVectorEnv`` reads the arguments:
+    ``seed`` None, an int (instance i gets ``seed + i``) or one seed per instance; ``options["reset_mask"]`` a
+    bool array choosing the instances (the first reset must take all). Bad arguments: one-line errors."""
+    import gymnasium as gym
+
+    b = num_envs
+    if seed is None:
+        seeds: list[int | None] = [None] * b
+    elif isinstance(seed, int | np.integer):
+        seeds = [int(seed) + i for i in range(b)]
+    else:
+        seeds = list(seed)
+        if len(seeds) != b:
+            raise ValueError(f"seed list of length {len(seeds)}; allowed: one seed per instance ({b})")
+    mask = None if options is None else options.get("reset_mask")
+    if mask is None:
+        todo = list(range(b))
+    else:
+        mask = np.asarray(mask)
+        if mask.shape != (b,) or mask.dtype != np.bool_ or not mask.any():
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({b},) with a True value")
+        if not has_reset and not mask.all():
+            raise gym.error.ResetNeeded("the first reset must reset every instance")
+        todo = np.flatnonzero(mask).tolist()
+    return todo, [seeds[i] for i in todo]

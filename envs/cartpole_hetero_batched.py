@@ -27,7 +27,7 @@ from gymnasium.utils.seeding import np_random as make_np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import instance_configs
+from envs.batched import instance_configs, reset_targets
 from envs.cartpole_hetero import ENTRY, CartPoleHeteroConfig, CartPoleHeteroEnv
 from envs.registry import EnvConfigError
 
@@ -80,26 +80,8 @@ class CartPoleHeteroVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        b = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * b
-        elif isinstance(seed, int | np.integer):
-            seeds = [int(seed) + i for i in range(b)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != b:
-                raise ValueError(f"seed list of length {len(seeds)}; allowed: one seed per instance ({b})")
-        mask = None if options is None else options.get("reset_mask")
-        if mask is None:
-            todo = list(range(b))
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (b,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({b},) with a True value")
-            if not self._has_reset and not mask.all():
-                raise gym.error.ResetNeeded("the first reset must reset every instance")
-            todo = np.flatnonzero(mask).tolist()
-        self._reset_many(todo, [seeds[i] for i in todo])
+        todo, seeds = reset_targets(self.num_envs, seed, options, self._has_reset)
+        self._reset_many(todo, seeds)
         self._autoreset[todo] = False
         self._has_reset = True
         return self._state.T.astype(np.float32), {}
