@@ -382,6 +382,7 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
                                                          "resumed": True}) + "\n")
     else:
         out = args.out or unique_run_dir(Path("runs") / exp.scenario)
+        created = not out.exists()
         out = prepare_out_dir(out)
         lock = _lock_run(out)
         atomic_write_text(out / RUN_FILE, json.dumps({
@@ -407,6 +408,11 @@ def cmd_run(args: argparse.Namespace, rest: Sequence[str] = ()) -> int:
     ck_token = CHECKPOINTS.set(checkpoints)
     try:
         result = runner(exp, progress)
+    except BaseException:
+        if started is None:
+            lock.close()
+            _release_if_empty(out, created)
+        raise
     finally:
         CHECKPOINTS.reset(ck_token)
         METHOD_SINK.reset(token)
@@ -436,6 +442,24 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from scenarios.experiment import ScenarioError
 
     return (AgentError, EnvConfigError, FederationError, ScenarioError)
+
+
+def _release_if_empty(out: Path, created: bool) -> None:
+    """A new run that failed before any method finished or any checkpoint was written (a method refusing the
+    env, a missing optional extra) gives its output directory back: its claim files go, and the directory too if
+    this run created it, so the same ``--out`` works again. Anything a method wrote stays."""
+    from scenarios.results import STATUS_FILE
+
+    partial, checkpoints = out / "partial", out / "checkpoints"
+    if any(partial.glob("*")) or any(checkpoints.glob("*")):
+        return
+    for name in (STATUS_FILE, RUN_FILE, ".lock"):
+        (out / name).unlink(missing_ok=True)
+    for d in (partial, checkpoints, *((out,) if created else ())):
+        try:
+            d.rmdir()
+        except OSError:  # absent, or holds something this run did not write
+            pass
 
 
 def cmd_train(args: argparse.Namespace) -> int:

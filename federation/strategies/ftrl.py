@@ -75,6 +75,10 @@ class AlignedObservation(gym.ObservationWrapper):
 
 def _box_shape(env: Any) -> tuple[int, ...]:
     space = getattr(env, "observation_space", None)
+    if callable(space):  # a PettingZoo env: observation_space(agent) is a method
+        name = getattr(env, "metadata", {}).get("name", type(env).__name__)
+        raise FederationError(f"ftrl aligns a single-agent env's observations; {name!r} is a multi-agent "
+                              "(PettingZoo) env; allowed: a Gymnasium env with a 1-D Box observation space")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise FederationError(f"ftrl aligns 1-D Box observations; got observation space {space!r}")
     return tuple(space.shape)

@@ -200,3 +200,11 @@ def test_kill_and_resume_restores_the_alignments_bitwise(tmp_path) -> None:
         a0, a1 = c0.hook.alignment, c1.hook.alignment
         assert a0.seen == a1.seen and np.array_equal(a0.stats.mean, a1.stats.mean)
         assert np.array_equal(a0.stats.var, a1.stats.var)
+
+
+def test_ftrl_refuses_a_pettingzoo_env_by_name() -> None:
+    from envs.uav_mec import parallel_env
+    from federation.strategies.ftrl import _box_shape
+
+    with pytest.raises(FederationError, match=r"'uav_mec_v0' is a multi-agent \(PettingZoo\) env; allowed: "):
+        _box_shape(parallel_env())

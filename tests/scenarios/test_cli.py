@@ -196,3 +196,17 @@ def test_an_out_dir_deleted_during_the_run_ends_in_one_line(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not write the results" in err and "Traceback" not in err
 
+
+
+def test_a_run_refused_before_any_method_finished_leaves_its_out_dir_as_it_found_it(tmp_path, capsys):
+    """cfrl refuses a single-agent env when it attaches to the first client, after the run claimed --out: the
+    claim is given back (a new directory removed, an existing one emptied of the run's files)."""
+    new = tmp_path / "new"
+    assert main(["run", "mec-offloading", "--quick", "--strategy", "cfrl", "--out", str(new), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cfrl cannot run on" in err[0] and "allowed: frl/MecAllocation-v0" in err[0]
+    assert not new.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["run", "mec-offloading", "--quick", "--strategy", "cfrl", "--out", str(mine), "--no-progress"]) == 2
+    assert mine.is_dir() and not any(mine.iterdir())
