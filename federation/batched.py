@@ -11,7 +11,9 @@ and aggregation is arithmetic over the client axis:
 - FedProx (Li et al. 2020, eq. 2): FedAvg plus (μ/2)‖θ_i − w‖² in every client's loss;
 - local: nothing is broadcast or averaged, no server model;
 - FedPer (Arivazhagan et al. 2019): only the body (the non-personal names) is averaged and broadcast; each
-  client's head stays in its slice.
+  client's head stays in its slice;
+- FedAvgM, FedAdam, FedYogi, FedAdagrad (Hsu et al. 2019; Reddi et al. 2021): the server step is a function of
+  the sample-weighted mean alone, so the strategy's own ``aggregate_train`` runs on the mean as one result.
 
 The :class:`~federation.server.History` has the in-process loop's metric names: per client the learner's
 ``train/*`` and ``loss/*`` statistics, ``comm/bytes_up``, ``fit/samples``, ``comm/bytes_down`` and, at
@@ -38,10 +40,13 @@ from federation.evaluation import DEFAULT_MAX_EPISODE_STEPS
 from federation.server import History, sample_clients
 from federation.strategies import STRATEGIES
 from federation.strategies.base import Strategy
-from federation.types import FederationError
+from federation.types import FederationError, FitResult
 
 #: the strategies the batched loop implements, by CLI name
-BATCHED_STRATEGIES = ("fedavg", "fedprox", "local", "fedper")
+BATCHED_STRATEGIES = ("fedavg", "fedprox", "local", "fedper", "fedavgm", "fedadam", "fedyogi", "fedadagrad")
+#: server optimisers (Reddi et al. 2021; Hsu et al. 2019): their step is a function of the sample-weighted mean
+#: of the client models alone, so the strategy's own aggregate runs on that mean as one result
+SERVER_STEP = ("fedavgm", "fedadam", "fedyogi", "fedadagrad")
 
 
 def make_client_vector_env(env_id: str, configs: Sequence[Any]) -> gym.vector.VectorEnv:
@@ -310,6 +315,9 @@ def run_batched_federation(
         history.rows.extend((rnd, cid, "comm/bytes_down", float(down)) for cid in everyone)
         if has_server:
             new = aggregate_stacked({k: learner.params[k] for k in shared}, samples)
+            if name in SERVER_STEP and all(np.all(np.isfinite(v)) for v in new.values()):
+                mean = FitResult(client_id=-1, weights=new, num_samples=int(samples.sum()))
+                new = strategy.aggregate_train(rnd, global_weights, [mean])
             bad = [k for k, v in new.items() if not np.all(np.isfinite(v))]
             if bad:
                 history.add(rnd, -1, "round/skipped", 1.0)

@@ -182,8 +182,8 @@ def test_initial_model_is_client_zeros_suite_agent() -> None:
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(strategies=("ditto",)), "allowed: fedavg, fedprox, local, fedper"),
-    (dict(strategies=("fedrep",)), "allowed: fedavg, fedprox, local, fedper"),
+    (dict(strategies=("ditto",)), "allowed: fedavg, fedprox, local, fedper, fedavgm"),
+    (dict(strategies=("fedrep",)), "allowed: fedavg, fedprox, local, fedper, fedavgm"),
     (dict(agent="a2c"), "allowed: dqn, ppo"),
     (dict(fraction=0.5), "fraction"),
     (dict(compression="int8"), "compression"),
@@ -210,3 +210,32 @@ def test_batched_fedavg_dqn_learns_mec_offloading() -> None:
     res = run_experiment_batched(exp)
     fed, rnd = res.methods["fedavg"]["cost"], res.methods["random"]["cost"]
     assert fed < 0.8 * rnd, (fed, rnd)
+
+
+def test_server_optimisers_step_on_the_stacked_mean() -> None:
+    """FedAvgM/FedAdam/... see only the sample-weighted mean of the client models, so on the batched backend the
+    strategy's own aggregate runs on that mean as one result: with beta = 0 and eta = 1 FedAvgM is FedAvg bit
+    for bit, and FedAdam's step on the mean equals its step on the N separate results (float rounding apart)."""
+    from federation.batched import aggregate_stacked
+    from federation.types import FitResult
+
+    exp = _tiny()
+    _, plain = _federation(exp, "fedavg")
+    _, momentum = _federation(exp, "fedavgm", beta=0.0, eta=1.0)
+    assert plain.global_weights.keys() == momentum.global_weights.keys()
+    for k, v in plain.global_weights.items():
+        assert np.array_equal(v, momentum.global_weights[k]), k
+    _, adam = _federation(exp, "fedadam", eta=0.1)
+    assert any(not np.array_equal(v, adam.global_weights[k]) for k, v in plain.global_weights.items())
+
+    rng = np.random.default_rng(0)
+    stacked = {"w": torch.from_numpy(rng.normal(size=(4, 3, 2)).astype(np.float32)),
+               "b": torch.from_numpy(rng.normal(size=(4, 3)).astype(np.float32))}
+    x = {"w": np.zeros((3, 2), np.float32), "b": np.zeros(3, np.float32)}
+    n = [10, 30, 5, 55]
+    separate = make_strategy("fedadam", eta=0.1).aggregate_train(
+        1, x, [FitResult(i, {k: v[i].numpy() for k, v in stacked.items()}, n[i]) for i in range(4)])
+    on_mean = make_strategy("fedadam", eta=0.1).aggregate_train(
+        1, x, [FitResult(-1, aggregate_stacked(stacked, n), sum(n))])
+    for k in separate:
+        np.testing.assert_allclose(on_mean[k], separate[k], rtol=1e-5, atol=1e-6)
