@@ -84,8 +84,6 @@ def require(ok: bool, msg: str) -> None:
         raise ScenarioError(msg)
 
 
-_need = require
-
 
 def check_domain_list(domains: Any, allowed: Mapping[str, Any]) -> None:
     """A multi-domain scenario's ``domains``: a non-empty tuple of distinct known names."""
@@ -102,15 +100,15 @@ def _is_num(v: Any) -> bool:
 
 def check_common(exp: Any) -> None:
     """The knobs every experiment type shares: sizes of the run, evaluation and the seed."""
-    _need(is_int(exp.rounds) and 1 <= exp.rounds <= 100_000,
+    require(is_int(exp.rounds) and 1 <= exp.rounds <= 100_000,
           f"rounds={exp.rounds!r} is out of range; allowed: integer in [1, 100000]")
-    _need(is_int(exp.steps_per_round) and 1 <= exp.steps_per_round <= 10**9,
+    require(is_int(exp.steps_per_round) and 1 <= exp.steps_per_round <= 10**9,
           f"steps_per_round={exp.steps_per_round!r} is out of range; allowed: integer in [1, 1e9]")
-    _need(is_int(exp.seed) and 0 <= exp.seed < 2**32,
+    require(is_int(exp.seed) and 0 <= exp.seed < 2**32,
           f"seed={exp.seed!r} is out of range; allowed: integer in [0, 2**32)")
     for name in ("eval_every", "eval_episodes", "final_eval_episodes"):
         v = getattr(exp, name)
-        _need(is_int(v) and 1 <= v <= 100_000, f"{name}={v!r} is out of range; allowed: integer in [1, 100000]")
+        require(is_int(v) and 1 <= v <= 100_000, f"{name}={v!r} is out of range; allowed: integer in [1, 100000]")
 
 
 @dataclass(frozen=True)
@@ -172,29 +170,29 @@ class Experiment:
 
     def __post_init__(self) -> None:
         check_common(self)
-        _need(is_int(self.n_clients) and 1 <= self.n_clients <= 1000,
+        require(is_int(self.n_clients) and 1 <= self.n_clients <= 1000,
               f"clients={self.n_clients!r} is out of range; allowed: integer in [1, 1000]")
-        _need(_is_num(self.heterogeneity) and 0.0 <= self.heterogeneity <= 1.0,
+        require(_is_num(self.heterogeneity) and 0.0 <= self.heterogeneity <= 1.0,
               f"heterogeneity={self.heterogeneity!r} is out of range; allowed: [0, 1]")
-        _need(_is_num(self.fraction) and 0.0 < self.fraction <= 1.0,
+        require(_is_num(self.fraction) and 0.0 < self.fraction <= 1.0,
               f"fraction={self.fraction!r} is out of range; allowed: (0, 1]")
-        _need(_is_num(self.device_heterogeneity) and 0.0 <= self.device_heterogeneity <= 1.0,
+        require(_is_num(self.device_heterogeneity) and 0.0 <= self.device_heterogeneity <= 1.0,
               f"device_heterogeneity={self.device_heterogeneity!r} is out of range; allowed: [0, 1]")
-        _need(isinstance(self.strategies, tuple) and bool(self.strategies),
+        require(isinstance(self.strategies, tuple) and bool(self.strategies),
               f"no strategy given; allowed: {', '.join(STRATEGIES)}")
-        _need(len(set(self.strategies)) == len(self.strategies),
+        require(len(set(self.strategies)) == len(self.strategies),
               f"strategy listed twice in {','.join(self.strategies)}")
-        _need(_is_num(self.malicious) and 0.0 <= self.malicious < 0.5,
+        require(_is_num(self.malicious) and 0.0 <= self.malicious < 0.5,
               f"malicious={self.malicious!r} is out of range; allowed: a fraction in [0, 0.5)")
         if self.attack != "none":
             make_attack(self.attack)  # one line naming a bad attack or parameter
-        _need(isinstance(self.secure_aggregation, bool),
+        require(isinstance(self.secure_aggregation, bool),
               f"secure_aggregation={self.secure_aggregation!r}; allowed: true or false")
-        _need(_is_num(self.dp_clip) and self.dp_clip >= 0,
+        require(_is_num(self.dp_clip) and self.dp_clip >= 0,
               f"dp_clip={self.dp_clip!r} is out of range; allowed: number >= 0 (0: no DP)")
-        _need(self.dp_clip > 0 or (self.dp_noise == 0 and self.dp_delta == 1e-5),
+        require(self.dp_clip > 0 or (self.dp_noise == 0 and self.dp_delta == 1e-5),
               f"dp_noise={self.dp_noise!r} / dp_delta={self.dp_delta!r} need dp_clip > 0; allowed: set --dp-clip C")
-        _need(not (self.secure_aggregation and self.dp_clip > 0),
+        require(not (self.secure_aggregation and self.dp_clip > 0),
               "secure_aggregation with dp_clip is not supported: DP-FedAvg clips each update on the server, which "
               "secure aggregation hides; allowed: one of them")
         strategies = {}
@@ -206,41 +204,41 @@ class Experiment:
                                             num_clients=self.n_clients)
             if self.secure_aggregation:
                 strategies[spec] = secure_strategy(strategies[spec])
-        _need(_is_num(self.faults) and 0.0 <= self.faults <= 1.0,
+        require(_is_num(self.faults) and 0.0 <= self.faults <= 1.0,
               f"faults={self.faults!r} is out of range; allowed: probability in [0, 1]")
-        _need(is_int(self.min_clients) and 1 <= self.min_clients <= self.n_clients,
+        require(is_int(self.min_clients) and 1 <= self.min_clients <= self.n_clients,
               f"min_clients={self.min_clients!r} is out of range; allowed: integer in [1, clients={self.n_clients}]")
         per_round = max(1, int(round(self.fraction * self.n_clients)))
         for obj in strategies.values():  # what can be refused before any training is refused here
             obj.check_federation(self.n_clients, per_round)
         policy = _build(make_round_policy, self.round_policy, "round policy")
         compressor = _build(make_compressor, self.compression, "compression")
-        _need(not self.secure_aggregation or (compressor.lossless and not policy.asynchronous),
+        require(not self.secure_aggregation or (compressor.lossless and not policy.asynchronous),
               f"secure_aggregation needs lossless synchronous uploads; got compression={self.compression!r}, "
               f"round_policy={self.round_policy!r}; allowed: compression none, a synchronous or deadline policy")
         k = getattr(policy, "k", None)
-        _need(not policy.asynchronous or k is None or k <= self.n_clients,
+        require(not policy.asynchronous or k is None or k <= self.n_clients,
               f"buffered-async:k={k!r} is more than the {self.n_clients} clients; allowed: k in [1, {self.n_clients}]")
         if policy.asynchronous:
             bad = [s for s, obj in strategies.items() if not obj.accepts_stale]
-            _need(not bad, f"round policy 'buffered-async' cannot drive strategy {bad[0] if bad else ''!r}; "
+            require(not bad, f"round policy 'buffered-async' cannot drive strategy {bad[0] if bad else ''!r}; "
                            "allowed with it: fedbuff")
-        _need(self.env_form in ENV_FORMS, f"env_form={self.env_form!r} is not known; allowed: {', '.join(ENV_FORMS)}")
+        require(self.env_form in ENV_FORMS, f"env_form={self.env_form!r} is not known; allowed: {', '.join(ENV_FORMS)}")
         entry = env_entry(self.env_id)
         if self.env_form == "parallel":
             entry.parallel_factory()  # refuses envs without a PettingZoo form, naming those with one
         known = baselines_of(entry, self.env_form)
         if self.baselines is not None:
             bad = [b for b in self.baselines if b not in known]
-            _need(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
+            require(not bad, f"unknown baseline {','.join(bad)} for {entry.env_id}; allowed: {', '.join(known)}")
         agent_class(self.agent)
-        _need(self.backend in BACKENDS, f"backend={self.backend!r} is not known; allowed: {', '.join(BACKENDS)}")
-        _need(is_int(self.workers) and 1 <= self.workers <= 256,
+        require(self.backend in BACKENDS, f"backend={self.backend!r} is not known; allowed: {', '.join(BACKENDS)}")
+        require(is_int(self.workers) and 1 <= self.workers <= 256,
               f"workers={self.workers!r} is out of range; allowed: integer in [1, 256]")
         if self.backend == "flower":
             import importlib.util
 
-            _need(importlib.util.find_spec("flwr") is not None,
+            require(importlib.util.find_spec("flwr") is not None,
                   "backend='flower' needs the optional Flower extra, which is not installed; allowed: "
                   "pip install torch==2.13.0 -e \".[flower]\", or --backend inprocess | processes")
         if self.backend == "batched":  # refuse before any training what the batched backend cannot run
@@ -283,7 +281,7 @@ class Experiment:
 
 
 def _build(make: Callable[..., Any], spec: str, what: str) -> Any:
-    _need(isinstance(spec, str), f"{what}={spec!r} must be a string 'name' or 'name:key=value'")
+    require(isinstance(spec, str), f"{what}={spec!r} must be a string 'name' or 'name:key=value'")
     name, params = parse_component_spec(spec, what)
     return make(name, **params)
 
