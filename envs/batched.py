@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FAST_RESEED", "default_rng_states", "instance_configs", "reseed", "reset_targets"]
+__all__ = ["FAST_RESEED", "default_rng_states", "instance_configs", "reseed", "reset_targets", "step_actions"]
 
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
@@ -158,3 +158,18 @@ def reset_targets(num_envs: int, seed: Any, options: dict[str, Any] | None, has_
             raise gym.error.ResetNeeded("the first reset must reset every instance")
         todo = np.flatnonzero(mask).tolist()
     return todo, [seeds[i] for i in todo]
+
+
+def step_actions(actions: Any, num_envs: int, n_actions: int, has_reset: bool) -> np.ndarray:
+    """A batched core's ``step`` argument as an int64 array of one Discrete(``n_actions``) action per instance;
+    ``ResetNeeded`` before the first reset, ``InvalidAction`` (one line, what is allowed) for anything else."""
+    import gymnasium as gym
+
+    if not has_reset:
+        raise gym.error.ResetNeeded("call reset() before step()")
+    a = np.asarray(actions)
+    b = num_envs
+    if a.shape != (b,) or a.dtype.kind not in "iu" or (b and (a.min() < 0 or a.max() > n_actions - 1)):
+        raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
+                                      f"values in 0..{n_actions - 1}")
+    return a.astype(np.int64)

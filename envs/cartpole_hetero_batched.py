@@ -21,13 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random as make_np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import instance_configs, reset_targets
+from envs.batched import instance_configs, reset_targets, step_actions
 from envs.cartpole_hetero import ENTRY, CartPoleHeteroConfig, CartPoleHeteroEnv
 from envs.registry import EnvConfigError
 
@@ -87,13 +86,8 @@ class CartPoleHeteroVectorEnv(VectorEnv):
         return self._state.T.astype(np.float32), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self._has_reset:
-            raise gym.error.ResetNeeded("call reset() before step()")
         b = self.num_envs
-        a = np.asarray(actions)
-        if a.shape != (b,) or a.dtype.kind not in "iu" or (b and (a.min() < 0 or a.max() > 1)):
-            raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
-                                          f"values in 0..1")
+        a = step_actions(actions, b, 2, self._has_reset)
         x, x_dot, theta, theta_dot = self._state
         # CartPoleEnv.step's expressions, in its operation order, over the instance axis
         force = np.where(a == 1, self._force_mag, -self._force_mag)

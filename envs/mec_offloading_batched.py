@@ -54,13 +54,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random as make_np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import instance_configs, reseed, reset_targets
+from envs.batched import instance_configs, reseed, reset_targets, step_actions
 from envs.mec_offloading import (
     MecOffloadingConfig,
     MecOffloadingEnv,
@@ -475,14 +474,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         return self._observe(), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self._has_reset:
-            raise gym.error.ResetNeeded("call reset() before step()")
         b, kk = self.num_envs, self.n_servers
-        a = np.asarray(actions)
-        if a.shape != (b,) or a.dtype.kind not in "iu" or (b and (a.min() < 0 or a.max() > kk)):
-            raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
-                                          f"values in 0..{kk}")
-        a = a.astype(np.int64)
+        a = step_actions(actions, b, kk + 1, self._has_reset)
         now = self._now
         dev = self._dev                                            # flat index into (B, n_devices_max)
         size, work, t_loc, e_loc, t_up, dl = self._size, self._work, self._t_loc, self._e_loc, self._t_up, self._dl
