@@ -445,9 +445,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _release_if_empty(out: Path, created: bool) -> None:
-    """A new run that failed before any method finished or any checkpoint was written (a method refusing the
-    env, a missing optional extra) gives its output directory back: its claim files go, and the directory too if
-    this run created it, so the same ``--out`` works again. Anything a method wrote stays."""
+    """A new run (``frl run``, ``frl train``) that failed before any method finished or any checkpoint was
+    written (a method refusing the env, a missing optional extra) gives its output directory back: its claim
+    files go, and the directory too if this run created it, so the same ``--out`` works again. Anything a method
+    wrote stays."""
     from scenarios.results import STATUS_FILE
 
     partial, checkpoints = out / "partial", out / "checkpoints"
@@ -477,20 +478,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} does not exist")
         if not os.access(save_dir, os.W_OK):
             raise UsageError(f"--save {str(args.save)!r}: directory {str(save_dir)!r} is not writable")
+    out = args.out or unique_run_dir(Path("runs") / f"train-{args.agent}")
+    created = not out.exists()
+    out = prepare_out_dir(out)
     from tqdm.auto import tqdm
 
-    claimed: list[Path] = []
-    bars: list[Any] = []
-
-    def ready() -> None:  # the envs and the agent exist: now the output directory may be claimed
-        claimed.append(prepare_out_dir(args.out or unique_run_dir(Path("runs") / f"train-{args.agent}")))
-        bars.append(tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
-                         file=sys.stderr))
-
-    result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed, parallel=args.parallel,
-                          on_progress=lambda m, r, n: bars[0].update(1), on_ready=ready)
-    bars[0].close()
-    out = claimed[0]
+    bar = tqdm(total=10, unit="eval", disable=args.no_progress, desc=f"{args.agent} on {args.env_id}",
+               file=sys.stderr)
+    try:
+        result, agent = train(args.agent, args.env_id, steps=args.steps, seed=args.seed, parallel=args.parallel,
+                              on_progress=lambda m, r, n: bar.update(1))
+    except BaseException:  # a bad agent or env, a missing extra: nothing was written, the directory goes back
+        _release_if_empty(out, created)
+        raise
+    finally:
+        bar.close()
     write_results(out, result)
     if args.save is not None:
         agent.save(args.save)

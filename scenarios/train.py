@@ -58,13 +58,10 @@ def make_env_checked(env_id: str) -> gym.Env:
 
 def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10, eval_episodes: int = 5,
           agent_config: dict[str, Any] | None = None, parallel: bool = False,
-          on_progress: Callable[[str, int, int], None] | None = None,
-          on_ready: Callable[[], None] | None = None) -> tuple[ExperimentResult, Any]:
+          on_progress: Callable[[str, int, int], None] | None = None) -> tuple[ExperimentResult, Any]:
     """Train ``agent`` for ``steps`` env steps, evaluating greedily ``evals`` times; returns results and agent.
 
-    With ``parallel`` the env's PettingZoo form is used (``steps`` summed over agents). ``on_ready`` runs once the
-    envs and the agent are built, before any training: the CLI claims its output directory there, so that a bad
-    agent, env or missing optional extra leaves nothing behind."""
+    With ``parallel`` the env's PettingZoo form is used (``steps`` summed over agents)."""
     if steps < 1:
         raise ScenarioError(f"steps={steps} is out of range; allowed: integer >= 1")
     cls = agent_class(agent)
@@ -80,8 +77,6 @@ def train(agent: str, env_id: str, *, steps: int, seed: int = 0, evals: int = 10
     entry = ENV_ENTRIES.get(env_id)
     kpis = entry.kpis if entry else ()
     learner = cls(obs_space, act_space, seed=seed, **(agent_config or {}))
-    if on_ready is not None:
-        on_ready()
     chunk = max(1, steps // evals)
     rounds = (steps + chunk - 1) // chunk
     seeds = [int(s) for s in np.random.SeedSequence(seed).spawn(1)[0].generate_state(eval_episodes)]
