@@ -43,10 +43,10 @@ from federation.strategies.base import Strategy
 from federation.types import FederationError, FitResult
 
 #: the strategies the batched loop implements, by CLI name
-BATCHED_STRATEGIES = ("fedavg", "fedprox", "local", "fedper", "fedavgm", "fedadam", "fedyogi", "fedadagrad")
 #: server optimisers (Reddi et al. 2021; Hsu et al. 2019): their step is a function of the sample-weighted mean
 #: of the client models alone, so the strategy's own aggregate runs on that mean as one result
 SERVER_STEP = ("fedavgm", "fedadam", "fedyogi", "fedadagrad")
+BATCHED_STRATEGIES = ("fedavg", "fedprox", "local", "fedper", *SERVER_STEP)
 
 
 def make_client_vector_env(env_id: str, configs: Sequence[Any]) -> gym.vector.VectorEnv:
