@@ -32,11 +32,15 @@ def _close(stacked: BatchedDQN | BatchedPPO, agents: list, atol: float = 2e-6) -
             np.testing.assert_allclose(mine[k], theirs[k], rtol=1e-5, atol=atol, err_msg=f"client {i} {k}")
 
 
-@pytest.mark.parametrize("double_q,loss", [(True, "huber"), (False, "mse")])
-def test_stacked_dqn_update_equals_separate_updates(double_q: bool, loss: str) -> None:
-    kw = dict(hidden_sizes=(16, 16), batch_size=8, lr=1e-2, double_q=double_q, loss=loss, max_grad_norm=0.5)
+# relu and tanh take the written-out backward (agents.batched.stacked_backward), elu autograd
+@pytest.mark.parametrize("double_q,loss,activation", [(True, "huber", "relu"), (False, "mse", "tanh"),
+                                                      (True, "mse", "relu"), (True, "huber", "elu")])
+def test_stacked_dqn_update_equals_separate_updates(double_q: bool, loss: str, activation: str) -> None:
+    kw = dict(hidden_sizes=(16, 16), batch_size=8, lr=1e-2, double_q=double_q, loss=loss, max_grad_norm=0.5,
+              activation=activation)
     agents = [DQNAgent(OBS, ACT, seed=s, **kw) for s in (11, 12, 13)]  # three different initial models
     stacked = BatchedDQN(N, OBS, ACT, agents[0].config, agents[0].get_weights(), np.random.default_rng(0))
+    assert stacked._manual_grad == (activation != "elu")
     per_client = [a.get_weights() for a in agents]
     stacked.set_weights({k: np.stack([w[k] for w in per_client]) for k in per_client[0]})
     for a, w in zip(agents, per_client, strict=True):
