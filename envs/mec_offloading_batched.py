@@ -15,26 +15,29 @@ every knob except ``n_servers``, which fixes the spaces.
 
 ## Why it is exact
 
-Everything random in the single env comes from its ``np_random`` and three generators created from it at each
-reset (``episode_seeds``): device geometry (``geometry_draws``, once per episode), the *task* stream and the
-*background load* stream. Both streams are drawn in fixed blocks whose content depends on the seed alone, never
-on the policy or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block_raw``: Poisson
-counts per slot and device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots
-per server (``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The
-batched core keeps one ``np_random`` and the three generators per instance and calls *the same functions* on
-them when instance i needs its next block (a short Python loop over the few instances that need one in a step;
-a block serves ~190 decisions at defaults). The generators are put into ``default_rng(seed)``'s state with the
-seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against NumPy). A
-block's draws are stored raw; every derived quantity (link gain, rate, times, energies, features) is computed
-for the B pending tasks at once with the single env's elementwise expressions (``device_link_gain``;
-``draw_task_block`` and ``task_physics``'s formulas), and the background's capacities and cumulative sums for
-all the blocks of a step at once; elementwise IEEE operations give the same doubles whatever the batching.
-The per-decision physics (FIFO queues of device CPUs, uplink and servers with the
-Lindley recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are array
-operations over the instance axis that perform the single env's double operations in the same order
-(``np.where`` picks the branch the single env takes), so the results are identical, not merely close. The
-inversion's search (``bisect_right`` over the cumulative capacity, non-decreasing) is a binary search with
-descending power-of-two steps, as many as the bit length of the widest search interval in the batch.
+Everything random in the single env comes from its ``np_random`` and three generators created from it at each reset
+(``episode_seeds``): device geometry (``geometry_draws``, once per episode), the *task* stream and the *background
+load* stream. Both streams are drawn in fixed blocks whose content depends on the seed alone, never on the policy
+or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block_raw``: Poisson counts per slot and
+device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots per server
+(``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The batched core
+keeps one ``np_random`` and the three generators per instance and calls *the same functions* on them when instance
+i needs its next block (a short Python loop over the few instances that need one in a step; a block serves ~190
+decisions at defaults). For a task block the same stream is read in fewer calls: ``Generator.poisson``
+(multiplication method, lam < 10) and ``random`` consume the same doubles, so one ``random`` call per instance
+gives the counts (``poisson_increments``, checked against NumPy on import and in the tests) and the uniforms, the
+generator is moved back to just after them and draws the fades. The generators are put into ``default_rng(seed)``'s
+state with the seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against
+NumPy). A block's draws are stored raw; every derived quantity (link gain, rate, times, energies, features) is
+computed for the B pending tasks at once with the single env's elementwise expressions (``device_link_gain``;
+``draw_task_block`` and ``task_physics``'s formulas), and the background's capacities and cumulative sums for all
+the blocks of a step at once; elementwise IEEE operations give the same doubles whatever the batching. The
+per-decision physics (FIFO queues of device CPUs, uplink and servers with the Lindley recursion, deadline drops,
+the exact inversion of a server's cumulative capacity, the cost) are array operations over the instance axis that
+perform the single env's double operations in the same order (``np.where`` picks the branch the single env takes),
+so the results are identical, not merely close. The inversion's search (``bisect_right`` over the cumulative
+capacity, non-decreasing) is a binary search with descending power-of-two steps, as many as the bit length of the
+widest search interval in the batch.
 ``tests/envs/test_batched_mec_offloading.py`` checks equality with a ``SyncVectorEnv`` of single envs.
 
 The single env is event driven: one decision per task, empty slots are skipped because the task list already
@@ -84,6 +87,69 @@ _INVERSION_MAX_P = 1.0 / 3.0
 _MIN_P = 1e-9
 _EBUF = 512          # standard exponentials drawn ahead per instance (the background generator's stream)
 _EWIN = 64           # runs looked at per vectorised block (a block needing more is finished run by run)
+
+
+_FAST_CHUNK = 96      # instances per _refill_fast call
+_POIS_MAX_LAM = 1.0   # Poisson counts read off the doubles up to this mean (NumPy's multiplication branch: lam < 10)
+
+
+def poisson_increments(u: np.ndarray, enlam: np.ndarray) -> np.ndarray:
+    """Flat positions in rows of a stream's doubles ``u`` (m, L) of the doubles that add one to a
+    ``Generator.poisson(lam)`` count (every other double ends a draw), each row with its ``enlam = exp(-lam)``.
+
+    For 0 < lam < 10 NumPy draws a count by the multiplication method: ``prod = 1.0``; per double U of the
+    stream ``prod *= U``; the count grows while ``prod > enlam`` and is returned at the first double with
+    ``prod <= enlam`` (that double ends the draw). A double ``<= enlam`` ends a draw wherever it falls (prod
+    <= 1), so only runs of doubles ``> enlam`` need the running product: one pass per run position, over all the
+    runs at once, with the same double products. Column 0 and any padding must be 0.0 (sentinels ending runs).
+    """
+    hp = np.flatnonzero(u > enlam[:, None])            # the doubles > enlam, in stream order
+    c = np.flatnonzero(hp[1:] - hp[:-1] == 1)          # hp[j] followed by hp[j + 1] in the same run
+    if not c.size:
+        return hp
+    member = np.zeros(hp.size, dtype=bool)             # the doubles of runs of >= 2, gathered once (in order)
+    member[c] = True
+    member[c + 1] = True
+    g = np.flatnonzero(member)
+    pos = hp[g]
+    ug = u.reshape(-1)[pos]
+    gap = np.diff(pos, prepend=-2)
+    cont = np.append(gap[1:] == 1, False)              # ug[k + 1] continues ug[k]'s run
+    cur = np.flatnonzero(gap != 1)                     # first double of each run: a draw starts there
+    prod = ug[cur]
+    en = enlam[pos[cur] // u.shape[1]]
+    stop = []
+    while cur.size:
+        cur += 1
+        prod *= ug[cur]
+        s = prod <= en
+        stop.append(cur[s])
+        prod[s] = 1.0                                   # the next double starts a new draw
+        keep = cont[cur]
+        cur, prod, en = cur[keep], prod[keep], en[keep]
+    member[:] = True
+    member[g[np.concatenate(stop)]] = False
+    return hp[member]
+
+
+def _check_poisson() -> bool:
+    """``poisson_increments`` reproduces NumPy's Poisson stream (checked on import, like ``envs.batched.reseed``)."""
+    lams = np.array([1e-3, 0.05, 0.15, 0.3, 0.7, _POIS_MAX_LAM])
+    u = np.zeros((lams.size, 4002))
+    want = []
+    for r, lam in enumerate(lams.tolist()):
+        np.random.default_rng(r).random(out=u[r, 1:4001])
+        want.append(np.random.default_rng(r).poisson(lam, 1000))
+    inc = poisson_increments(u, np.array([math.exp(-x) for x in lams.tolist()]))
+    for r in range(lams.size):
+        pos = inc[inc // u.shape[1] == r] - r * u.shape[1] - 1
+        cell = pos - np.arange(pos.size)                # ends before an increment: the index of its draw
+        if not np.array_equal(np.bincount(cell[cell < 1000], minlength=1000), want[r]):
+            return False
+    return True
+
+
+_POIS_OK = _check_poisson()
 
 
 def _resolve_configs(num_envs: int | None, configs: Sequence[Any] | None, config: Any,
@@ -189,6 +255,20 @@ class MecOffloadingVectorEnv(VectorEnv):
         with np.errstate(divide="ignore"):
             self._bg_log = np.stack([np.log1p(-q), np.log1p(-m)], axis=1)
         self._bg_lv = np.array([p._bg_levels for p in self._protos], dtype=np.float64).reshape(b, 2)
+        # task blocks read off one block of doubles per instance (_refill_fast): exp(-lam) as NumPy's C code
+        # computes it (libm exp, which math.exp calls), cells per block, doubles drawn per block (the mean use,
+        # cells * (1 + 4 lam), plus 4 standard deviations), and the uniforms' ranges
+        lam = np.array([p._lam_slot for p in self._protos], dtype=np.float64)
+        self._enlam = np.array([math.exp(-x) for x in lam.tolist()])
+        self._cells = self._TASK_BLOCK_SLOTS * self._nd_arr
+        self._pois_fast = ((lam > 0.0) & (lam <= _POIS_MAX_LAM)).tolist() if _POIS_OK else [False] * b
+        self._pois_words = (self._cells * (1.0 + 4.0 * lam) + 16.0 * np.sqrt(self._cells * lam) + 16).astype(np.int64)
+        self._size_lo = np.array([c.task_size_min_mbit for c in cfgs], dtype=np.float64)
+        self._size_span = np.array([c.task_size_max_mbit - c.task_size_min_mbit for c in cfgs], dtype=np.float64)
+        self._dens_lo = np.array([c.density_min for c in cfgs], dtype=np.float64)
+        self._dens_span = np.array([c.density_max - c.density_min for c in cfgs], dtype=np.float64)
+        self._dl_lo = np.array([c.deadline_min_s for c in cfgs], dtype=np.float64)
+        self._dl_span = np.array([c.deadline_max_s - c.deadline_min_s for c in cfgs], dtype=np.float64)
         self._eb = np.zeros((b, _EBUF))
         self._ep = np.full(b, _EBUF, dtype=np.int64)
         self._steps = np.zeros(b, dtype=np.int64)
@@ -200,7 +280,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._rng_task: list[np.random.Generator | None] = [None] * b
         self._rng_bg: list[np.random.Generator | None] = [None] * b
         self._rng_geo: list[np.random.Generator | None] = [None] * b
-        self._task_slot_end = [0] * b
+        self._task_slot_end = np.zeros(b, dtype=np.int64)
         self._obs64 = np.zeros((b, 8 + 4 * k))
         self._obs64[:, 10::4] = self._srv_feat
         self._feat = np.zeros((6, b))                   # features of the pending tasks (observation columns)
@@ -208,34 +288,101 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ block draws (per instance) + physics (batched)
     def _refill_tasks(self, idx: list[int]) -> None:
-        """The next task block of every instance in ``idx``: its draws (``draw_task_block_raw`` on the instance's
-        own task generator, as ``MecOffloadingEnv``) stored raw; the derived quantities are computed for the
+        """The next task block of every instance in ``idx``: the draws of ``draw_task_block_raw`` on the instance's
+        own task generator (as ``MecOffloadingEnv``), stored raw; the derived quantities are computed for the
         pending tasks in ``_load`` (the same elementwise expressions as ``draw_task_block`` and ``task_physics``;
-        keep them in step)."""
-        tb = self._tb
-        for i in idx:
+        keep them in step). Instances whose Poisson counts can be read off the stream's doubles
+        (``poisson_increments``) take one ``random`` call, the counts and uniforms for all of them at once, and
+        one ``standard_exponential`` call; the others (and a block the drawn doubles do not cover) call
+        ``draw_task_block_raw`` itself."""
+        fast = [i for i in idx if self._pois_fast[i]]
+        slow = [i for i in idx if not self._pois_fast[i]]
+        for c0 in range(0, len(fast), _FAST_CHUNK):     # chunks keep a call's doubles in cache
+            slow += self._refill_fast(fast[c0:c0 + _FAST_CHUNK])
+        for i in slow:
             p = self._protos[i]
             end, first, per_cell, size_mbit, dens, dl, fade = draw_task_block_raw(
-                self._rng_task[i], p.config, p._lam_slot, self._task_slot_end[i], self._TASK_BLOCK_SLOTS)
-            self._task_slot_end[i] = end
+                self._rng_task[i], p.config, p._lam_slot, int(self._task_slot_end[i]), self._TASK_BLOCK_SLOTS)
             n = size_mbit.size
-            if n > self._tcap:
-                grow = max(n, 2 * self._tcap)
-                tb = np.ones((self.num_envs, grow, _NF))
-                tb[:, :self._tcap] = self._tb
-                self._tb, self._tcap = tb, grow
-            # (slot, device) cell of every task in the block (draw_task_block's np.repeat, over the non-empty cells),
-            # written column by column into the instance's rows
+            self._grow_tasks(n)
+            # (slot, device) cell of every task in the block (draw_task_block's np.repeat, over the non-empty cells)
             cells = per_cell.nonzero()[0]
-            row = tb[i, :n]
+            row = self._tb[i, :n]
             row[:, _CELL] = np.repeat(cells, per_cell[cells])
             row[:, _SMB] = size_mbit
             row[:, _DENS] = dens
             row[:, _DL] = dl
             row[:, _FADE] = fade
+            self._task_slot_end[i] = end
             self._first[i] = first
             self._nblk[i] = n
         self._ptr[idx] = 0
+
+    def _grow_tasks(self, n: int) -> None:
+        if n > self._tcap:
+            grow = max(n, 2 * self._tcap)
+            tb = np.ones((self.num_envs, grow, _NF))
+            tb[:, :self._tcap] = self._tb
+            self._tb, self._tcap = tb, grow
+
+    def _refill_fast(self, idx: list[int]) -> list[int]:
+        """``draw_task_block_raw`` for the instances ``idx`` (0 < lam_slot <= ``_POIS_MAX_LAM``) from one block of
+        doubles each: ``Generator.poisson`` (multiplication method) and ``random`` read the same doubles of the
+        stream, so the counts (``poisson_increments``) and the three uniforms of every task come from one
+        ``random`` call; the generator is then moved back to just after the uniforms (``advance``) and draws the
+        fades. Returns the instances whose block the doubles did not cover (rewound: the caller draws them)."""
+        ia = np.array(idx, dtype=np.int64)
+        m = ia.size
+        w = self._pois_words[ia]
+        width = int(w.max()) + 2
+        u = np.zeros((m, width))        # column 0 and the columns past a row's doubles are sentinels (0.0)
+        for r, (i, wi) in enumerate(zip(idx, w.tolist(), strict=True)):
+            self._rng_task[i].random(out=u[r, 1:1 + wi])
+        f = poisson_increments(u, self._enlam[ia])       # one double per task, in (slot, device) order
+        # the k-th increment of row r at column col belongs to cell col - 1 - k (the ends before it), so
+        # h = f - (its rank in f) is non-decreasing and each row's tasks (cells < c) end at a searchsorted
+        h = f - np.arange(f.size)
+        row0 = np.searchsorted(f, np.arange(m) * width)                # first increment of each row
+        off = np.arange(m) * width + 1 - row0                          # h - cell in row r
+        c = self._cells[ia]
+        n = np.searchsorted(h, off + c) - row0
+        used = c + 4 * n                # Poisson doubles (c ends + n increments), then 3 n uniforms
+        ok = (n > 0) & (used <= w)
+        if not ok.all():
+            n = np.where(ok, n, 0)
+        self._grow_tasks(int(n.max()))
+        tot = int(n.sum())
+        t0 = np.cumsum(n) - n                                          # first task of each row
+        t = np.arange(tot)
+        t_row = t - np.repeat(t0, n)                                   # index of the task in its block
+        rec = np.empty((tot, _NF))
+        rec[:, _CELL] = h[t + np.repeat(row0 - t0, n)] - np.repeat(off, n)
+        ub = u.reshape(-1)
+        base = t + np.repeat(np.arange(m) * width + 1 + c + n - t0, n)  # first uniform of each task
+        nr = np.repeat(n, n)
+        rec[:, _SMB] = np.repeat(self._size_lo[ia], n) + np.repeat(self._size_span[ia], n) * ub[base]
+        base += nr
+        rec[:, _DENS] = np.repeat(self._dens_lo[ia], n) + np.repeat(self._dens_span[ia], n) * ub[base]
+        base += nr
+        rec[:, _DL] = np.repeat(self._dl_lo[ia], n) + np.repeat(self._dl_span[ia], n) * ub[base]
+        back = (used - w).tolist()
+        fade = rec[:, _FADE]
+        stop = (t0 + n).tolist()
+        redo = []
+        for m_, i in enumerate(idx):
+            g = self._rng_task[i]
+            if ok[m_]:
+                g.bit_generator.advance(back[m_])
+                fade[stop[m_] - int(n[m_]):stop[m_]] = g.standard_exponential(int(n[m_]))
+            else:
+                g.bit_generator.advance(-int(w[m_]))
+                redo.append(i)
+        self._tb.reshape(-1, _NF)[np.repeat(ia * self._tcap, n) + t_row] = rec
+        iok = ia[ok]
+        self._first[iok] = self._task_slot_end[iok]
+        self._task_slot_end[iok] += self._TASK_BLOCK_SLOTS
+        self._nblk[iok] = n[ok]
+        return redo
 
     def _extend_background(self, idx: list[int], needed: list[int]) -> None:
         """Extend the background ring of each instance ``idx[m]`` until it covers slot ``needed[m] - 1``, in
