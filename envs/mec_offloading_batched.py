@@ -47,8 +47,9 @@ draws (a block of 64 slots without any task is skipped, as in the single env, at
 cap never reached at legal loads) and the background extension (``ceil(gap / 256)`` blocks for a gap of
 ``gap`` slots).
 
-Each instance keeps its background load, capacity and cumulative capacity in a ring of ``R`` slots (a power of
-two covering the longest deadline of the batch plus one block), so memory does not grow with the episode.
+Each instance keeps its background state (one byte per slot: the load and capacity are one of two values, looked
+up) and cumulative capacity in a ring of ``R`` slots (a power of two covering the longest deadline of the batch plus
+one block), so memory does not grow with the episode and the rings' random reads stay in cache longer.
 """
 
 from __future__ import annotations
@@ -234,14 +235,12 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._nblk = np.zeros(b, dtype=np.int64)
         self._first = np.zeros(b, dtype=np.int64)      # first slot of each instance's current task block
         self._ptr = np.zeros(b, dtype=np.int64)
-        self._ru = np.zeros((b, k, r))
-        self._rcap = np.ones((b, k, r))
+        self._rst = np.zeros((b, k, r), dtype=np.int8)  # background state (1 = burst) per slot
         # cumulative capacity at the *end* of each slot: phi[j] (before slot j) is read at ring slot j - 1
         self._rphi = np.zeros((b, k, r))
         nb = self._BG_BLOCK_SLOTS
         assert r % nb == 0
-        self._ru4 = self._ru.reshape(b, k, r // nb, nb)         # block views (aligned writes)
-        self._rcap4 = self._rcap.reshape(b, k, r // nb, nb)
+        self._rst4 = self._rst.reshape(b, k, r // nb, nb)       # block views (aligned writes)
         self._rphi4 = self._rphi.reshape(b, k, r // nb, nb)
         self._bg_len = np.zeros(b, dtype=np.int64)
         self._phi_last = np.zeros((b, k))
@@ -255,6 +254,11 @@ class MecOffloadingVectorEnv(VectorEnv):
         with np.errstate(divide="ignore"):
             self._bg_log = np.stack([np.log1p(-q), np.log1p(-m)], axis=1)
         self._bg_lv = np.array([p._bg_levels for p in self._protos], dtype=np.float64).reshape(b, 2)
+        # a slot's load and capacity are one of two values per instance (and server), looked up by its state:
+        # capacity f_k * slot * (1 - level), the single env's expression on the same doubles
+        self._lv_flat = self._bg_lv.reshape(-1)
+        self._rows2 = self._rows * 2
+        self._capv = (self._fs[:, :, None] * (1.0 - self._bg_lv[:, None, :])).reshape(-1)
         # task blocks read off one block of doubles per instance (_refill_fast): exp(-lam) as NumPy's C code
         # computes it (libm exp, which math.exp calls), cells per block, doubles drawn per block (the mean use,
         # cells * (1 + 4 lam), plus 4 standard deviations), and the uniforms' ranges
@@ -402,8 +406,7 @@ class MecOffloadingVectorEnv(VectorEnv):
             self._phi_last[ia] = cum[:, :, -1]
             start = self._bg_len[ia]
             blk = (start & self._mask) // n            # blocks start at multiples of n, aligned in the ring
-            self._ru4[ia, :, blk] = us
-            self._rcap4[ia, :, blk] = cap
+            self._rst4[ia, :, blk] = us == self._bg_lv[ia, 1][:, None, None]
             self._rphi4[ia, :, blk] = cum
             self._bg_len[ia] = start + n
             todo = [(i, need) for i, need in todo if self._bg_len[i] < need]
@@ -572,7 +575,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         o[:, 6:8] = f[4:6].T
         sb = np.maximum(self._srv_free - now[:, None], 0.0)
         o[:, 8::4] = sb / (sb + 1.0)
-        o[:, 9::4] = self._ru.reshape(-1)[(self._rows_kr + (self._slot_i & self._mask))[:, None] + self._k_r]
+        st = self._rst.reshape(-1)[(self._rows_kr + (self._slot_i & self._mask))[:, None] + self._k_r]
+        o[:, 9::4] = self._lv_flat[self._rows2[:, None] + st]
         bh = self._bh_lat + self._bh_bit * self._size[:, None]
         o[:, 11::4] = bh / (bh + 0.01)
         return o.astype(np.float32)
@@ -585,15 +589,17 @@ class MecOffloadingVectorEnv(VectorEnv):
         mask = self._mask
         base = (ii * self.n_servers + k) * self._R
         phi = self._rphi.reshape(-1)
-        cap = self._rcap.reshape(-1)
+        st = self._rst.reshape(-1)
+        cap = self._capv
+        cb = (ii * self.n_servers + k) * 2
         tdi = t_d * inv
         jd = tdi.astype(np.int64)
         x = start * inv
         j = x.astype(np.int64)
         pj = base + (j & mask)
-        target = phi[base + ((j - 1) & mask)] + cap[pj] * (x - j) + work
+        target = phi[base + ((j - 1) & mask)] + cap[cb + st[pj]] * (x - j) + work
         pd = base + (jd & mask)
-        over = target > phi[base + ((jd - 1) & mask)] + cap[pd] * (tdi - jd)
+        over = target > phi[base + ((jd - 1) & mask)] + cap[cb + st[pd]] * (tdi - jd)
         # bisect_right(phi, target, j, jd + 1) - 1: the last slot m in [j, jd] with phi[m] <= target
         # (phi[j] <= target always), found by descending power-of-two steps
         span = jd - j
@@ -606,7 +612,7 @@ class MecOffloadingVectorEnv(VectorEnv):
             ok &= phi[base + ((cand - 1) & mask)] <= target
             m = np.where(ok, cand, m)
             step >>= 1
-        fin = (m + (target - phi[base + ((m - 1) & mask)]) / cap[base + (m & mask)]) * self._slot[ii]
+        fin = (m + (target - phi[base + ((m - 1) & mask)]) / cap[cb + st[base + (m & mask)]]) * self._slot[ii]
         fin[over] = np.inf
         return fin
 
