@@ -390,63 +390,83 @@ class MecOffloadingVectorEnv(VectorEnv):
 
     def _extend_background(self, idx: list[int], needed: list[int]) -> None:
         """Extend the background ring of each instance ``idx[m]`` until it covers slot ``needed[m] - 1``, in
-        256-slot blocks: the run lengths per instance and server (``_background_blocks``, exactly the values of
+        256-slot blocks: the chain states per instance and server (``_background_states``, exactly the runs of
         ``background_runs`` on the instance's own background generator, as ``MecOffloadingEnv``), capacities
-        and cumulative capacities in one pass per round."""
+        (looked up by state) and cumulative capacities in one pass per round."""
         n = self._BG_BLOCK_SLOTS
         kk = self.n_servers
         todo = [(i, need) for i, need in zip(idx, needed, strict=True) if self._bg_len[i] < need]
+        capv = self._capv.reshape(-1, kk, 2)
         while todo:
             ia = np.array([t[0] for t in todo], dtype=np.int64)
-            us = np.empty((ia.size, kk, n))
+            every = ia.size == self.num_envs and bool((ia == self._rows).all())
+            st = np.empty((ia.size, kk, n), dtype=np.int8)
             for k in range(kk):              # an instance's servers draw in this order from its one generator
-                us[:, k] = self._background_blocks(ia, k, n)
-            cap = self._fs[ia][:, :, None] * (1.0 - us)
-            cum = np.cumsum(cap, axis=2) + self._phi_last[ia][:, :, None]
+                st[:, k] = self._background_states(ia, k, n)
+            cv = capv if every else capv[ia]
+            cum = np.where(st.view(bool), cv[:, :, 1:2], cv[:, :, 0:1])
+            np.cumsum(cum, axis=2, out=cum)
+            cum += (self._phi_last if every else self._phi_last[ia])[:, :, None]
             self._phi_last[ia] = cum[:, :, -1]
             start = self._bg_len[ia]
             blk = (start & self._mask) // n            # blocks start at multiples of n, aligned in the ring
-            self._rst4[ia, :, blk] = us == self._bg_lv[ia, 1][:, None, None]
-            self._rphi4[ia, :, blk] = cum
+            if every and (blk == blk[0]).all():         # every instance (a reset): one slice of the ring
+                self._rst4[:, :, blk[0]] = st
+                self._rphi4[:, :, blk[0]] = cum
+            else:
+                self._rst4[ia, :, blk] = st
+                self._rphi4[ia, :, blk] = cum
             self._bg_len[ia] = start + n
             todo = [(i, need) for i, need in todo if self._bg_len[i] < need]
 
     def _exponentials(self, rows: np.ndarray, count: int) -> None:
         """Make sure every instance in ``rows`` has ``count`` unread exponentials ahead (refill from its
         generator, keeping the unread ones first: the stream stays in order)."""
-        for i in rows[self._ep[rows] + count > _EBUF].tolist():
-            left = self._eb[i, self._ep[i]:].copy()
-            self._eb[i, :left.size] = left
-            self._eb[i, left.size:] = self._rng_bg[i].standard_exponential(_EBUF - left.size)
-            self._ep[i] = 0
+        eb = self._eb
+        for i, p in zip(rows.tolist(), self._ep[rows].tolist(), strict=True):
+            if p + count > _EBUF:
+                left = _EBUF - p
+                if left:
+                    eb[i, :left] = eb[i, p:].copy()
+                self._rng_bg[i].standard_exponential(out=eb[i, left:])
+                self._ep[i] = 0
 
     def _background_blocks(self, ia: np.ndarray, k: int, n: int) -> np.ndarray:
-        """The next ``n`` slots of server ``k``'s background utilisation for the instances ``ia`` ``(len(ia), n)``,
-        updating their chain states: the values ``background_runs`` draws, vectorised over the instances.
+        """The next ``n`` slots of server ``k``'s background utilisation for the instances ``ia``
+        (``_background_states`` as load levels: the values of ``background_runs``)."""
+        st = self._background_states(ia, k, n).view(bool)
+        lv = self._bg_lv[ia]
+        return np.where(st, lv[:, 1:2], lv[:, 0:1])
+
+    def _background_states(self, ia: np.ndarray, k: int, n: int) -> np.ndarray:
+        """The next ``n`` slots of server ``k``'s background chain state (1 = burst) for the instances ``ia``
+        ``(len(ia), n)`` int8, updating their chain states: the runs ``background_runs`` draws, vectorised over the
+        instances.
 
         ``background_runs`` alternates calm runs ~ Geometric(q) and bursts ~ Geometric(m), one
         ``Generator.geometric`` call per run; for p < 1/3 NumPy computes it as ``ceil(-E / log1p(-p))`` from one
         standard exponential E of the stream, and nothing else draws from the background generator after the
         episode's first states, so the runs are the instance's exponentials, consumed in order, divided by the
         state's ``log1p(-p)``: a window of ``_EWIN`` of them per instance at once. The run ends before slot ``n``
-        mark where the state flips (a cumulative count's parity). Instances outside that range of p call
+        mark where the state flips (a running parity). Instances outside that range of p call
         ``background_runs`` itself; a block needing more than ``_EWIN`` runs is finished run by run.
         (``tests/envs/test_batched_mec_offloading.py`` checks both against ``background_runs``.)
         """
-        out = np.empty((ia.size, n))
+        out = np.empty((ia.size, n), dtype=np.int8)
         vec = self._bg_vec[ia]
         for m_ in np.flatnonzero(~vec).tolist():     # outside the inversion branch: the reference function
             i = int(ia[m_])
-            out[m_], self._bg_state[i, k] = background_runs(
+            u, self._bg_state[i, k] = background_runs(
                 self._rng_bg[i], int(self._bg_state[i, k]), float(self._bg_q[i]), float(self._bg_m[i]),
                 tuple(self._bg_lv[i]), n)
+            out[m_] = u == self._bg_lv[i, 1]
         sel = np.flatnonzero(vec)
         if sel.size == 0:
             return out
         rows = ia[sel]
         self._exponentials(rows, _EWIN)
         w = np.arange(_EWIN)
-        e = self._eb[rows[:, None], self._ep[rows][:, None] + w]
+        e = self._eb.reshape(-1)[(rows * _EBUF + self._ep[rows])[:, None] + w]
         s0 = self._bg_state[rows, k]
         st = s0[:, None] ^ (w & 1)
         cum = np.cumsum(np.ceil(-e / self._bg_log[rows[:, None], st]), axis=1)    # run ends (exact integers)
@@ -455,7 +475,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         r_idx = np.arange(rows.size)
         ok = done[r_idx, j]
         for m_ in np.flatnonzero(~ok).tolist():      # more than _EWIN runs in the block: run by run instead
-            out[sel[m_]] = self._background_block_slow(int(rows[m_]), k, n)
+            out[sel[m_]] = self._background_block_slow(int(rows[m_]), k, n) == self._bg_lv[rows[m_], 1]
         if not ok.all():
             sel, rows, s0, st, cum, j, r_idx = (sel[ok], rows[ok], s0[ok], st[ok], cum[ok], j[ok],
                                                np.arange(int(ok.sum())))
@@ -463,14 +483,16 @@ class MecOffloadingVectorEnv(VectorEnv):
         last = st[r_idx, j]
         self._bg_state[rows, k] = np.where(end > n, last, 1 - last)
         self._ep[rows] += j + 1
-        # state of slot t: s0 flipped once per run end at or before t (the ends inside the block)
-        flips = np.zeros((rows.size, n + 1), dtype=np.int8)    # int8 sums wrap, their parity stays right
+        # state of slot t: s0 flipped once per run end at or before t (the ends inside the block, distinct)
+        flips = np.zeros((rows.size, n + 1), dtype=np.int8)
         rr, cc = np.nonzero(w[None, :] < j[:, None])
-        np.add.at(flips, (rr, cum[rr, cc].astype(np.int64)), 1)
-        burst = np.cumsum(flips[:, :n], axis=1, dtype=np.int8) & 1
-        burst ^= s0[:, None].astype(np.int8)
-        lv = self._bg_lv[rows]
-        out[sel] = np.where(burst.view(bool), lv[:, 1:2], lv[:, 0:1])
+        flips.reshape(-1)[rr * (n + 1) + cum[rr, cc].astype(np.int64)] = 1
+        flips[:, 0] ^= s0.astype(np.int8)
+        burst = np.bitwise_xor.accumulate(flips[:, :n], axis=1)
+        if sel.size == out.shape[0]:
+            out[...] = burst
+        else:
+            out[sel] = burst
         return out
 
     def _background_block_slow(self, i: int, k: int, n: int) -> np.ndarray:
