@@ -558,7 +558,7 @@ class MecOffloadingVectorEnv(VectorEnv):
     def _load(self) -> None:
         """Gather every instance's pending task, derive its physics (the single env's ``draw_task_block`` and
         ``task_physics`` expressions, elementwise) and make sure its background covers the task's deadline."""
-        c = self._tb.reshape(-1, _NF)[self._rows * self._tcap + self._ptr].T
+        c = np.take(self._tb.reshape(-1, _NF), self._rows * self._tcap + self._ptr, axis=0).T
         cell = c[_CELL].astype(np.int64)
         self._slot_i = slot_i = cell // self._nd_arr + self._first
         self._dev = cell % self._nd_arr + self._rows_d
@@ -579,7 +579,12 @@ class MecOffloadingVectorEnv(VectorEnv):
         f[2] = dl / (dl + 1.0)
         f[3] = t_loc / (t_loc + 1.0)
         f[4] = t_up / (t_up + 1.0)
-        f[5] = np.clip((10.0 * np.log10(gain) + 160.0) / 120.0, 0.0, 1.0)
+        g = np.log10(gain)                            # np.clip(x, 0, 1) as max then min (same doubles, no NaN)
+        g *= 10.0
+        g += 160.0
+        g /= 120.0
+        np.maximum(g, 0.0, out=g)
+        np.minimum(g, 1.0, out=f[5])
         need = slot_i + self._ahead
         short = np.flatnonzero(self._bg_len < need)
         if short.size:
