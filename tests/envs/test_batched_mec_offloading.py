@@ -196,7 +196,8 @@ def test_poisson_read_off_the_doubles_is_numpy_poisson(lam, seed, n_draws):
 def test_task_blocks_read_off_the_doubles_are_draw_task_block_raw(seed, rate, n_devices, blocks, short):
     """The task blocks of ``_refill_tasks`` (one ``random`` call per instance, counts and uniforms read off it;
     the reference function where lam is out of range or the doubles do not cover the block) are exactly
-    ``draw_task_block_raw``'s, block after block, and leave the generator where it leaves it."""
+    ``draw_task_block_raw``'s, block after block, appended behind the unread tasks, and leave the generator where
+    it leaves it."""
     cfgs = [MecOffloadingConfig(arrival_rate=rate, n_devices=n_devices),
             MecOffloadingConfig(arrival_rate=1.5, n_devices=20, slot_s=0.05)]
     venv = MecOffloadingVectorEnv(configs=cfgs)
@@ -209,16 +210,22 @@ def test_task_blocks_read_off_the_doubles_are_draw_task_block_raw(seed, rate, n_
         venv._task_slot_end[i] = 0
         refs.append(np.random.default_rng(seed + i))
     end = [0, 0]
-    for _ in range(blocks):
+    for b in range(blocks):
+        unread = b % 2                                 # 0 or 1 unread task kept in front of the new block
+        venv._ptr[:] = np.maximum(venv._nblk - unread, 0)
+        kept = [venv._tb[i, venv._ptr[i]:venv._nblk[i]].copy() for i in range(2)]
         venv._refill_tasks([0, 1])
         for i, c in enumerate(cfgs):
             lam = c.arrival_rate * c.slot_s
             end[i], first, counts, size, dens, dl, fade = draw_task_block_raw(refs[i], c, lam, end[i], 64)
-            n = size.size
-            assert venv._nblk[i] == n and venv._first[i] == first and venv._task_slot_end[i] == end[i]
-            got = venv._tb[i, :n]
-            assert np.array_equal(got[:, 0], np.repeat(np.arange(counts.size), counts))
-            for col, want in zip(range(1, 5), (size, dens, dl, fade), strict=True):
+            n, k = size.size, len(kept[i])
+            assert venv._ptr[i] == 0 and venv._nblk[i] == k + n and venv._task_slot_end[i] == end[i]
+            assert np.array_equal(venv._tb[i, :k], kept[i])
+            got = venv._tb[i, k:k + n]
+            cell = np.repeat(np.arange(counts.size), counts)
+            assert np.array_equal(got[:, 0], cell // c.n_devices + first)
+            assert np.array_equal(got[:, 1], cell % c.n_devices)
+            for col, want in zip(range(2, 6), (size, dens, dl, fade), strict=True):
                 assert np.array_equal(got[:, col], want), col
     for i in range(2):
         assert venv._rng_task[i].random() == refs[i].random()
