@@ -109,33 +109,26 @@ def poisson_increments(u: np.ndarray, enlam: np.ndarray) -> np.ndarray:
     <= 1), so only runs of doubles ``> enlam`` need the running product: one pass per run position, over all the
     runs at once, with the same double products. Column 0 and any padding must be 0.0 (sentinels ending runs).
     """
-    hp = np.flatnonzero(u > enlam[:, None])            # the doubles > enlam, in stream order
-    c = np.flatnonzero(hp[1:] - hp[:-1] == 1)          # hp[j] followed by hp[j + 1] in the same run
-    if not c.size:
-        return hp
-    member = np.zeros(hp.size, dtype=bool)             # the doubles of runs of >= 2, gathered once (in order)
-    member[c] = True
-    member[c + 1] = True
-    g = np.flatnonzero(member)
-    pos = hp[g]
-    ug = u.reshape(-1)[pos]
-    gap = np.diff(pos, prepend=-2)
-    cont = np.append(gap[1:] == 1, False)              # ug[k + 1] continues ug[k]'s run
-    cur = np.flatnonzero(gap != 1)                     # first double of each run: a draw starts there
-    prod = ug[cur]
-    en = enlam[pos[cur] // u.shape[1]]
-    stop = []
-    while cur.size:
-        cur += 1
-        prod *= ug[cur]
-        s = prod <= en
-        stop.append(cur[s])
-        prod[s] = 1.0                                   # the next double starts a new draw
-        keep = cont[cur]
-        cur, prod, en = cur[keep], prod[keep], en[keep]
-    member[:] = True
-    member[g[np.concatenate(stop)]] = False
-    return hp[member]
+    hf = (u > enlam[:, None]).reshape(-1)
+    c = np.flatnonzero(hf[1:] & hf[:-1]) + 1          # doubles > enlam right after another one (in a run)
+    if c.size:
+        uf = u.reshape(-1)
+        uc = uf[c]
+        gap = np.diff(c, prepend=-2)
+        nxt = np.append(gap[1:] == 1, False)           # c[k + 1] follows c[k] in the same run
+        cur = np.flatnonzero(gap != 1)                 # the second double of each run
+        prod = uf[c[cur] - 1]                          # the run's first double: a draw starts there (1.0 * U)
+        en = enlam[c[cur] // u.shape[1]]
+        stops = []
+        while cur.size:
+            prod *= uc[cur]
+            s = prod <= en
+            stops.append(c[cur[s]])
+            prod[s] = 1.0                              # the next double starts a new draw
+            keep = nxt[cur]
+            cur, prod, en = cur[keep] + 1, prod[keep], en[keep]
+        hf[np.concatenate(stops)] = False
+    return np.flatnonzero(hf)
 
 
 def _check_poisson() -> bool:
