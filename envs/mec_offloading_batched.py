@@ -282,9 +282,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._rng_bg: list[np.random.Generator | None] = [None] * b
         self._rng_geo: list[np.random.Generator | None] = [None] * b
         self._task_slot_end = np.zeros(b, dtype=np.int64)
-        self._obs64 = np.zeros((b, 8 + 4 * k))
-        self._obs64[:, 10::4] = self._srv_feat
-        self._feat = np.zeros((6, b))                   # features of the pending tasks (observation columns)
+        self._srv_feat32 = self._srv_feat.astype(np.float32)
+        self._obs = np.zeros((b, 8 + 4 * k), dtype=np.float32)
         self._has_reset = False
 
     # ------------------------------------------------------------------ block draws (per instance) + physics (batched)
@@ -585,40 +584,41 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._t_loc = t_loc = work / self._f_loc
         self._e_loc = work * self._e_pc
         self._t_up = t_up = size / rate
-        f = self._feat
-        f[0] = size / (size + 1e6)
-        f[1] = dens / (dens + 1000.0)
-        f[2] = dl / (dl + 1.0)
-        f[3] = t_loc / (t_loc + 1.0)
-        f[4] = t_up / (t_up + 1.0)
+        # the task's observation columns, computed in double and rounded once to float32 on the way out (as the
+        # single env's np.array(vals, dtype=float32)); the rest is filled in by _observe
+        self._obs = o = np.empty((self.num_envs, 8 + 4 * self.n_servers), dtype=np.float32)
+        np.divide(size, size + 1e6, out=o[:, 0])
+        np.divide(dens, dens + 1000.0, out=o[:, 1])
+        np.divide(dl, dl + 1.0, out=o[:, 2])
+        np.divide(t_loc, t_loc + 1.0, out=o[:, 3])
+        np.divide(t_up, t_up + 1.0, out=o[:, 6])
         g = np.log10(gain)                            # np.clip(x, 0, 1) as max then min (same doubles, no NaN)
         g *= 10.0
         g += 160.0
         g /= 120.0
         np.maximum(g, 0.0, out=g)
-        np.minimum(g, 1.0, out=f[5])
+        np.minimum(g, 1.0, out=o[:, 7])
+        bh = self._bh_lat + self._bh_bit * size[:, None]
+        np.divide(bh, bh + 0.01, out=o[:, 11::4])
+        o[:, 10::4] = self._srv_feat32
         need = slot_i + self._ahead
         short = np.flatnonzero(self._bg_len < need)
         if short.size:
             self._extend_background(short.tolist(), need[short].tolist())
 
     def _observe(self) -> np.ndarray:
+        """The queue and load columns of the observation ``_load`` started (a new array every call)."""
         now = self._now
-        o = self._obs64
-        f = self._feat
-        o[:, 0:4] = f[0:4].T
+        o = self._obs
         b = np.maximum(self._local_free.reshape(-1)[self._dev] - now, 0.0)
-        o[:, 4] = b / (b + 1.0)
+        np.divide(b, b + 1.0, out=o[:, 4])
         ub = np.maximum(self._up_free - now, 0.0)
-        o[:, 5] = ub / (ub + 1.0)
-        o[:, 6:8] = f[4:6].T
+        np.divide(ub, ub + 1.0, out=o[:, 5])
         sb = np.maximum(self._srv_free - now[:, None], 0.0)
-        o[:, 8::4] = sb / (sb + 1.0)
+        np.divide(sb, sb + 1.0, out=o[:, 8::4])
         st = self._rst.reshape(-1)[(self._rows_kr + (self._slot_i & self._mask))[:, None] + self._k_r]
         o[:, 9::4] = self._lv_flat[self._rows2[:, None] + st]
-        bh = self._bh_lat + self._bh_bit * self._size[:, None]
-        o[:, 11::4] = bh / (bh + 0.01)
-        return o.astype(np.float32)
+        return o
 
     def _server_finish(self, ii: np.ndarray, k: np.ndarray, start: np.ndarray, work: np.ndarray,
                        t_d: np.ndarray) -> np.ndarray:
