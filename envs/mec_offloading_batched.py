@@ -91,7 +91,8 @@ _INFO_KEYS = ("delay", "completed", "energy", "dropped", "cost", "offloaded")
 # exponential of the stream, for p < 1/3; below _MIN_P a run could pass 2**53 slots (float cumsums lose exactness)
 _INVERSION_MAX_P = 1.0 / 3.0
 _MIN_P = 1e-9
-_EBUF = 512          # standard exponentials drawn ahead per instance (the background generator's stream)
+_EBUF = 512          # standard exponentials kept ahead per instance (the background generator's stream)
+_EDRAW = 192         # ... drawn per refill (an episode at defaults needs ~22: a reset draws no more than this)
 _EWIN = 64           # runs looked at per vectorised block (a block needing more is finished run by run)
 
 
@@ -251,6 +252,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         with np.errstate(divide="ignore"):
             self._bg_log = np.stack([np.log1p(-q), np.log1p(-m)], axis=1)
         self._bg_lv = np.array([p._bg_levels for p in self._protos], dtype=np.float64).reshape(b, 2)
+        self._burst_stat = np.array([p._burst_stationary for p in self._protos], dtype=np.float64)
         # a slot's load and capacity are one of two values per instance (and server), looked up by its state:
         # capacity f_k * slot * (1 - level), the single env's expression on the same doubles
         self._lv_flat = self._bg_lv.reshape(-1)
@@ -436,10 +438,12 @@ class MecOffloadingVectorEnv(VectorEnv):
         for i, p in zip(rows.tolist(), self._ep[rows].tolist(), strict=True):
             if p + count > _EBUF:
                 left = _EBUF - p
+                d = max(_EDRAW, count)
+                start = _EBUF - d - left
                 if left:
-                    eb[i, :left] = eb[i, p:].copy()
-                self._rng_bg[i].standard_exponential(out=eb[i, left:])
-                self._ep[i] = 0
+                    eb[i, start:start + left] = eb[i, p:].copy()
+                self._rng_bg[i].standard_exponential(out=eb[i, _EBUF - d:])
+                self._ep[i] = start
 
     def _background_blocks(self, ia: np.ndarray, k: int, n: int) -> np.ndarray:
         """The next ``n`` slots of server ``k``'s background utilisation for the instances ``ia``
@@ -536,15 +540,16 @@ class MecOffloadingVectorEnv(VectorEnv):
         gens = reseed([g for i in idx for g in (self._rng_task[i], self._rng_bg[i], self._rng_geo[i])],
                       np.concatenate(seeds3))
         areas, shadows = [], []
+        u0 = np.empty((len(idx), self.n_servers))      # each server's first state: U < stationary burst share
         for m, i in enumerate(idx):
-            p = self._protos[i]
             self._rng_task[i], self._rng_bg[i], self._rng_geo[i] = gens[3 * m], gens[3 * m + 1], gens[3 * m + 2]
-            area, shadow = geometry_draws(gens[3 * m + 2], p.config)
+            area, shadow = geometry_draws(gens[3 * m + 2], self.configs[i])
             areas.append(area)
             shadows.append(shadow)
-            self._bg_state[i] = self._rng_bg[i].random(self.n_servers) < p._burst_stationary
-            self._task_slot_end[i] = 0
+            gens[3 * m + 1].random(out=u0[m])
         ia = np.asarray(idx, dtype=np.int64)
+        self._bg_state[ia] = u0 < self._burst_stat[ia][:, None]
+        self._task_slot_end[ia] = 0
         counts = self._nd_arr[ia]
         rep = np.repeat(ia, counts)
         _, pg = device_link_gain(np.concatenate(areas), np.concatenate(shadows), self._gain_dbi[rep])
