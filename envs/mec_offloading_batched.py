@@ -368,7 +368,6 @@ class MecOffloadingVectorEnv(VectorEnv):
         tot = int(n.sum())
         t0 = np.cumsum(n) - n                                          # first task of each row
         t = np.arange(tot)
-        t_row = t - np.repeat(t0, n)                                   # index of the task in its block
         rec = np.empty((tot, _NF))
         cell = h[t + np.repeat(row0 - t0, n)] - np.repeat(off, n)
         nd = np.repeat(self._nd_arr[ia], n)
@@ -382,19 +381,23 @@ class MecOffloadingVectorEnv(VectorEnv):
         rec[:, _DENS] = np.repeat(self._dens_lo[ia], n) + np.repeat(self._dens_span[ia], n) * ub[base]
         base += nr
         rec[:, _DL] = np.repeat(self._dl_lo[ia], n) + np.repeat(self._dl_span[ia], n) * ub[base]
-        back = (used - w).tolist()
-        fade = rec[:, _FADE]
-        stop = (t0 + n).tolist()
+        fade = np.empty(tot)
         redo = []
-        for m_, i in enumerate(idx):
+        rows = list(zip(idx, ok.tolist(), (used - w).tolist(), w.tolist(), t0.tolist(), n.tolist(), at.tolist(),
+                        strict=True))
+        for i, ok_i, back, w_i, a, k, _ in rows:
             g = self._rng_task[i]
-            if ok[m_]:
-                g.bit_generator.advance(back[m_])
-                fade[stop[m_] - int(n[m_]):stop[m_]] = g.standard_exponential(int(n[m_]))
+            if ok_i:
+                g.bit_generator.advance(back)        # back to just after the uniforms
+                g.standard_exponential(out=fade[a:a + k])
             else:
-                g.bit_generator.advance(-int(w[m_]))
+                g.bit_generator.advance(-w_i)        # back to where the block starts
                 redo.append(i)
-        self._tb.reshape(-1, _NF)[np.repeat(ia * self._tcap + at, n) + t_row] = rec
+        rec[:, _FADE] = fade
+        tb = self._tb
+        for i, ok_i, _, _, a, k, at_i in rows:       # each block is one contiguous run of the instance's buffer
+            if ok_i:
+                tb[i, at_i:at_i + k] = rec[a:a + k]
         iok = ia[ok]
         self._task_slot_end[iok] += self._TASK_BLOCK_SLOTS
         self._nblk[iok] += n[ok]
