@@ -276,7 +276,6 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._ep = np.full(b, _EBUF, dtype=np.int64)
         self._steps = np.zeros(b, dtype=np.int64)
         self._n_done = np.zeros(b, dtype=np.int64)
-        self._n_dropped = np.zeros(b, dtype=np.int64)
         self._delay_done = np.zeros(b)
         self._autoreset = np.zeros(b, dtype=bool)
         self._np_random: list[np.random.Generator | None] = [None] * b
@@ -562,7 +561,6 @@ class MecOffloadingVectorEnv(VectorEnv):
         self._up_free[ia] = 0.0
         self._srv_free[ia] = 0.0
         self._n_done[ia] = 0
-        self._n_dropped[ia] = 0
         self._delay_done[ia] = 0.0
         self._steps[ia] = 0
         self._bg_len[ia] = 0
@@ -654,10 +652,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         m = j.copy()
         step = 1 << max(width.bit_length() - 1, 0)
         while step and width:
-            cand = m + step
-            ok = cand <= jd
-            ok &= phi[base + ((cand - 1) & mask)] <= target
-            m = np.where(ok, cand, m)
+            cand = np.minimum(m + step, jd)           # clamped to jd: phi[jd] <= target makes jd the answer
+            m = np.where(phi[base + ((cand - 1) & mask)] <= target, cand, m)
             step >>= 1
         fin = (m + (target - phi[base + ((m - 1) & mask)]) / cap[cb + st[base + (m & mask)]]) * self._slot[ii]
         fin[over] = np.inf
@@ -700,8 +696,7 @@ class MecOffloadingVectorEnv(VectorEnv):
         srv = srv_free[kf]
         o_late = s >= t_d
         fin_tx = s + t_up
-        o_cut = fin_tx > t_d
-        o_cut &= ~o_late
+        o_cut = fin_tx > t_d                       # (an upload that starts late is late: o_late decides first)
         arrive = fin_tx + self._bh_lat.reshape(-1)[kf] + self._bh_bit.reshape(-1)[kf] * size
         st_s = np.maximum(srv, arrive)
         need = st_s < t_d
@@ -713,10 +708,9 @@ class MecOffloadingVectorEnv(VectorEnv):
         if ii.size:
             fin_s[ii] = self._server_finish(ii, kf[ii] - self._rows_k[ii], st_s[ii], work[ii], t_d[ii])
         o_ok = fin_s != np.inf
-        o_miss = need & ~o_ok
         e_o = np.where(o_late, 0.0, np.where(o_cut, self._p_tx * (t_d - s), self._p_tx * t_up))
         free_up = np.where(o_late, s, np.where(o_cut, t_d, fin_tx))
-        free_srv = np.where(o_ok, fin_s, np.where(o_miss, t_d, srv))
+        free_srv = np.where(need, np.where(o_ok, fin_s, t_d), srv)
 
         # ---- commit to the queues ----
         local_free[dev] = np.where(loc, free_l, lf)
@@ -730,10 +724,9 @@ class MecOffloadingVectorEnv(VectorEnv):
         delay = np.where(ok, fin - now, 0.0)          # a dropped task has no delay (inf - now is inf)
         e_term = self._we * energy / e_loc
         c_ok = self._w * delay / t_loc + e_term
-        c_ok = np.where(c_ok < self._pen, c_ok, self._pen)
+        np.minimum(c_ok, self._pen, out=c_ok)         # c if c < pen else pen (finite values)
         cost = np.where(ok, c_ok, self._pen + e_term)
-        self._n_done += ok
-        self._n_dropped += ~ok
+        self._n_done += ok                             # (dropped = steps - done)
         self._delay_done += delay
         self._steps += 1
         self._ptr += 1
@@ -743,7 +736,8 @@ class MecOffloadingVectorEnv(VectorEnv):
         # ---- next task (block draws per instance), autoresets ----
         ar = self._autoreset
         rem = self._nblk - self._ptr
-        if ((rem == 0) & ~ar).any():
+        out = rem == 0
+        if out.any() and (out & ~ar).any():
             # every instance near the end of its buffer gets its next block now (one batched draw instead of
             # one per step), unless its unread tasks already cover the loads left in its episode (then its
             # next block would be drawn only to be thrown away at the reset)
@@ -777,11 +771,12 @@ class MecOffloadingVectorEnv(VectorEnv):
     # ------------------------------------------------------------------ read-outs
     def episode_kpis(self) -> dict[str, np.ndarray]:
         """Per instance, this episode so far: mean delay of completed tasks, drop ratio, #completed, #dropped."""
-        n = self._n_done + self._n_dropped
+        n = self._steps
+        n_dropped = n - self._n_done
         nd = np.maximum(self._n_done, 1)
         return {"delay": np.where(self._n_done > 0, self._delay_done / nd, 0.0),
-                "dropped": np.where(n > 0, self._n_dropped / np.maximum(n, 1), 0.0),
-                "completed": self._n_done.astype(np.float64), "n_dropped": self._n_dropped.astype(np.float64)}
+                "dropped": np.where(n > 0, n_dropped / np.maximum(n, 1), 0.0),
+                "completed": self._n_done.astype(np.float64), "n_dropped": n_dropped.astype(np.float64)}
 
 
 def make_vector_env(num_envs: int | None = None, configs: Sequence[MecOffloadingConfig] | None = None,
