@@ -22,22 +22,22 @@ or on when the block is drawn: tasks in blocks of 64 slots (``draw_task_block_ra
 device, then sizes, densities, deadlines and fades), background load in blocks of 256 slots per server
 (``background_runs``: geometric run lengths of the two-state chain, memoryless at block ends). The batched core
 keeps one ``np_random`` and the three generators per instance and calls *the same functions* on them when instance
-i needs its next block (a short Python loop over the few instances that need one in a step; a block serves ~190
-decisions at defaults). For a task block the same stream is read in fewer calls: ``Generator.poisson``
-(multiplication method, lam < 10) and ``random`` consume the same doubles, so one ``random`` call per instance
-gives the counts (``poisson_increments``, checked against NumPy on import and in the tests) and the uniforms, the
-generator is moved back to just after them and draws the fades. The generators are put into ``default_rng(seed)``'s
-state with the seed hashing vectorised over the instances being reset (``envs.batched.reseed``, checked against
-NumPy). A block's draws are stored raw; every derived quantity (link gain, rate, times, energies, features) is
-computed for the B pending tasks at once with the single env's elementwise expressions (``device_link_gain``;
-``draw_task_block`` and ``task_physics``'s formulas), and the background's capacities and cumulative sums for all
-the blocks of a step at once; elementwise IEEE operations give the same doubles whatever the batching. The
-per-decision physics (FIFO queues of device CPUs, uplink and servers with the Lindley recursion, deadline drops,
-the exact inversion of a server's cumulative capacity, the cost) are array operations over the instance axis that
-perform the single env's double operations in the same order (``np.where`` picks the branch the single env takes),
-so the results are identical, not merely close. The inversion's search (``bisect_right`` over the cumulative
-capacity, non-decreasing) is a binary search with descending power-of-two steps, as many as the bit length of the
-widest search interval in the batch.
+i needs its next block (a short Python loop over the instances that need one; a block serves ~190 decisions at
+defaults, and task blocks are batched ahead, see below). For a task block the same stream is read in fewer calls:
+``Generator.poisson`` (multiplication method, lam < 10) and ``random`` consume the same doubles, so one ``random``
+call per instance gives the counts (``poisson_increments``, checked against NumPy on import and in the tests) and
+the uniforms, the generator is moved back to just after them and draws the fades. The generators are put into
+``default_rng(seed)``'s state with the seed hashing vectorised over the instances being reset
+(``envs.batched.reseed``, checked against NumPy). A block's draws are stored raw; every derived quantity (link
+gain, rate, times, energies, features) is computed for the B pending tasks at once with the single env's
+elementwise expressions (``device_link_gain``; ``draw_task_block`` and ``task_physics``'s formulas), and the
+background's capacities and cumulative sums for all the blocks of a step at once; elementwise IEEE operations give
+the same doubles whatever the batching. The per-decision physics (FIFO queues of device CPUs, uplink and servers
+with the Lindley recursion, deadline drops, the exact inversion of a server's cumulative capacity, the cost) are
+array operations over the instance axis that perform the single env's double operations in the same order
+(``np.where`` picks the branch the single env takes), so the results are identical, not merely close. The
+inversion's search (``bisect_right`` over the cumulative capacity, non-decreasing) is a binary search with
+descending power-of-two steps, as many as the bit length of the widest search interval in the batch.
 ``tests/envs/test_batched_mec_offloading.py`` checks equality with a ``SyncVectorEnv`` of single envs.
 
 Task blocks are drawn ahead: when an instance runs out of tasks, every instance with at most ``_AHEAD`` unread
