@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -12,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs  # noqa: F401  (registers the envs)
-from envs.mec_offloading import MecOffloadingConfig, background_runs, make_client_configs
-from envs.mec_offloading_batched import _EBUF, MecOffloadingVectorEnv
+from envs.mec_offloading import MecOffloadingConfig, background_runs, draw_task_block_raw, make_client_configs
+from envs.mec_offloading_batched import _EBUF, MecOffloadingVectorEnv, poisson_increments
 from envs.registry import EnvConfigError
 
 ENV_ID = "frl/MecOffloading-v0"
@@ -168,3 +169,63 @@ def test_vectorised_background_blocks_are_background_runs(q, mean, seed, n, bloc
                 want, state[k] = background_runs(rng, state[k], c.burst_start_prob, 1.0 / c.burst_mean_slots, levels, n)
                 assert np.array_equal(got[b][k][i], want), (i, b, k)
         assert venv._bg_state[i].tolist() == state
+
+
+@settings(max_examples=40, deadline=None)
+@given(lam=st.sampled_from([1e-4, 0.01, 0.075, 0.15, 0.3, 0.6, 1.0]), seed=st.integers(0, 2**32 - 1),
+       n_draws=st.sampled_from([1, 5, 640]))
+def test_poisson_read_off_the_doubles_is_numpy_poisson(lam, seed, n_draws):
+    """``poisson_increments`` on a stream's doubles gives exactly ``Generator.poisson``'s counts (multiplication
+    method, exp(-lam) as NumPy computes it), rows of different lam side by side."""
+    lams = [lam, 0.3]
+    u = np.zeros((2, 4 * n_draws + 64))
+    want = []
+    for r, x in enumerate(lams):
+        np.random.default_rng(seed + r).random(out=u[r, 1:-1])
+        want.append(np.random.default_rng(seed + r).poisson(x, n_draws))
+    inc = poisson_increments(u, np.array([math.exp(-x) for x in lams]))
+    for r in range(2):
+        pos = inc[inc // u.shape[1] == r] - r * u.shape[1] - 1
+        cell = pos - np.arange(pos.size)
+        assert np.array_equal(np.bincount(cell[cell < n_draws], minlength=n_draws), want[r])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rate=st.sampled_from([0.01, 0.3, 1.5, 3.0, 10.0, 15.0]),
+       n_devices=st.sampled_from([1, 20, 60]), blocks=st.integers(1, 3), short=st.booleans())
+def test_task_blocks_read_off_the_doubles_are_draw_task_block_raw(seed, rate, n_devices, blocks, short):
+    """The task blocks of ``_refill_tasks`` (one ``random`` call per instance, counts and uniforms read off it;
+    the reference function where lam is out of range or the doubles do not cover the block) are exactly
+    ``draw_task_block_raw``'s, block after block, appended behind the unread tasks, and leave the generator where
+    it leaves it."""
+    cfgs = [MecOffloadingConfig(arrival_rate=rate, n_devices=n_devices),
+            MecOffloadingConfig(arrival_rate=1.5, n_devices=20, slot_s=0.05)]
+    venv = MecOffloadingVectorEnv(configs=cfgs)
+    venv.reset(seed=0)
+    if short:                                          # too few doubles drawn: rewind, reference function
+        venv._pois_words //= 3
+    refs = []
+    for i in range(2):
+        venv._rng_task[i] = np.random.default_rng(seed + i)
+        venv._task_slot_end[i] = 0
+        refs.append(np.random.default_rng(seed + i))
+    end = [0, 0]
+    for b in range(blocks):
+        unread = b % 2                                 # 0 or 1 unread task kept in front of the new block
+        venv._ptr[:] = np.maximum(venv._nblk - unread, 0)
+        kept = [venv._tb[i, venv._ptr[i]:venv._nblk[i]].copy() for i in range(2)]
+        venv._refill_tasks([0, 1])
+        for i, c in enumerate(cfgs):
+            lam = c.arrival_rate * c.slot_s
+            end[i], first, counts, size, dens, dl, fade = draw_task_block_raw(refs[i], c, lam, end[i], 64)
+            n, k = size.size, len(kept[i])
+            assert venv._ptr[i] == 0 and venv._nblk[i] == k + n and venv._task_slot_end[i] == end[i]
+            assert np.array_equal(venv._tb[i, :k], kept[i])
+            got = venv._tb[i, k:k + n]
+            cell = np.repeat(np.arange(counts.size), counts)
+            assert np.array_equal(got[:, 0], cell // c.n_devices + first)
+            assert np.array_equal(got[:, 1], cell % c.n_devices)
+            for col, want in zip(range(2, 6), (size, dens, dl, fade), strict=True):
+                assert np.array_equal(got[:, col], want), col
+    for i in range(2):
+        assert venv._rng_task[i].random() == refs[i].random()
