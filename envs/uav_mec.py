@@ -62,7 +62,7 @@ observation), UAV-DDPG's continuous encoding of the scheduled user [1].
 
 ## Observation Space
 
-``Box(-1, 1, (11 + 4 C + 2 (K - 1) + 3 * 2,), float32)`` per UAV (37 at the defaults), normalised by the
+``Box(-1, 1, (10 + 4 C + 2 (K - 1) + 3 * 2,), float32)`` per UAV (36 at the defaults), normalised by the
 area side ``L`` and fixed scales (the same for every client):
 
 | index               | feature                                                               |
@@ -137,7 +137,8 @@ size, device count, arrival rate, wind, UAV weight, air density and the propagat
 
 ## Version History
 
-* v0: initial version (issue 15).
+* v0: initial version (issue 15). Fixed 2026-12-03: the observation was declared one element longer than its
+  layout and that last element was never written (uninitialised memory); it is now 36 long at the defaults.
 """
 
 from __future__ import annotations
@@ -344,7 +345,7 @@ N_HOT = 2  # the most backlogged devices every UAV observes
 
 
 def _obs_dim(cfg: UavMecConfig) -> int:
-    return 11 + 4 * cfg.n_candidates + 2 * (cfg.n_uavs - 1) + 3 * min(N_HOT, cfg.n_devices)
+    return 10 + 4 * cfg.n_candidates + 2 * (cfg.n_uavs - 1) + 3 * min(N_HOT, cfg.n_devices)
 
 
 class _Area:
@@ -489,7 +490,7 @@ class _Area:
     def observations(self) -> np.ndarray:
         """All UAVs' observations ``(K, obs_dim)`` in [-1, 1] (module docstring table)."""
         K, C, L = self.K, self.C, self.L
-        obs = np.empty((K, self.obs_dim))
+        obs = np.full((K, self.obs_dim), np.nan)   # NaN until written: a layout gap fails the space checks
         obs[:, 0:2] = 2.0 * self.uav / L - 1.0
         obs[:, 2:4] = self.vel / self.cfg.v_max
         Q = self.backlog()

@@ -15,6 +15,7 @@ from envs.uav_mec import (
     ENVIRONMENTS,
     PARALLEL_BASELINES,
     UavMecConfig,
+    UavMecEnv,
     los_probability,
     make_client_configs,
     max_endurance_speed,
@@ -198,3 +199,16 @@ def test_room_to_learn():
         e = gym.make("frl/UavMec-v0", episode_slots=120)
         single[name] = evaluate_policy(e, ENTRY.baselines[name](e, 0), seeds)["return"]
     assert single["random"] < max(single["fly-to-backlog"], single["circle"]) - 5.0
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_devices": 1, "n_candidates": 1}, {"n_uavs": 1},
+                                {"n_uavs": 5, "n_candidates": 7}, {"n_devices": 2, "n_candidates": 2}])
+def test_every_observation_element_is_written(kw):
+    """The observation starts as NaN (``observations``): a layout whose declared length exceeds what is written
+    shows up here (it once left the last element as uninitialised memory)."""
+    env = UavMecEnv(**kw)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert obs.shape == env.observation_space.shape and np.isfinite(obs).all()
+        obs, *_ = env.step(rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32))
