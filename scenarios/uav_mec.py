@@ -35,18 +35,19 @@ Scaled down: 4 areas, 3 UAVs, 24 devices, 200-slot episodes, TD3 with (64, 64) n
 per area (8 rounds); the papers train thousands of episodes. ``--quick`` is a smoke run. ``claim`` is a
 point comparison on one seed (4 areas x 6 episodes).
 
-Measured at full size (seed 0; 500 s CPU on one core): return / delay (s) / energy (J per UAV-slot) / drop
-ratio, mean over the 4 areas: circle -158.4 / 3.83 / 157.6 / 0.096, fly-to-backlog -173.7 / 2.70 / 317.9 /
-0.019, **fedavg -217.4 / 4.90 / 171.5 / 0.140**, local -242.1 / 5.29 / 172.3 / 0.165, random -269.9 / 5.26 /
-247.4 / 0.149, hover -276.8 / 5.66 / 192.9 / 0.193. So federation beats independent areas on every KPI
-(delay -0.39 s, energy -0.9 J, drops -0.025) and both learners beat hover and random, but neither reaches the
-circle (lower energy) or fly-to-backlog (lower delay and drops) heuristics: the claim holds against
-independent learners only. Not the sample budget alone: one default area trained alone for 96 k UAV-steps
-plateaus at a return of about -180 (-253 at 6 k, -170 to -196 from 36 k on) against the circle's -156 on
-the same episodes, while the env leaves ample room (fly-to-backlog capped at 18 m/s scores about -93,
-``tests/envs/test_uav_mec.py::test_room_to_learn``). Likely limits: independent critics (no MADDPG joint
-critic, so each UAV's value of a move depends on the other two UAVs' unseen choices) and a served-device
-choice that must be learned jointly with the trajectory.
+Measured at full size (seed 0; 501 s CPU on one core; re-run 2026-12-03 after the env's observation fix): return /
+delay (s) / energy (J per UAV-slot) / drop ratio, mean over the 4 areas: circle -158.4 / 3.83 / 157.6 / 0.096,
+fly-to-backlog -173.7 / 2.70 / 317.9 / 0.019, **fedavg -221.4 / 4.95 / 173.2 / 0.144**, local -224.6 / 5.01 /
+171.4 / 0.147, random -269.9 / 5.26 / 247.4 / 0.149, hover -276.8 / 5.66 / 192.9 / 0.193. So federation only ties
+independent areas (delay -0.06 s and drops -0.003, energy +1.8 J) and both learners beat hover and random, but
+neither reaches the circle (lower energy) or fly-to-backlog (lower delay and drops) heuristics: the claim does not
+hold here (before the fix, with the observation's last element uninitialised, one run read fedavg -217.4 vs local
+-242.1). Not the sample budget alone (measured before the fix): one default area trained alone for 96 k UAV-steps
+plateaus at a return of about -180 (-253 at 6 k, -170 to -196 from 36 k on) against the circle's -156 on the same
+episodes, while the env leaves ample room (fly-to-backlog capped at 18 m/s scores about -93,
+``tests/envs/test_uav_mec.py::test_room_to_learn``). Likely limits: independent critics (no MADDPG joint critic,
+so each UAV's value of a move depends on the other two UAVs' unseen choices) and a served-device choice that must
+be learned jointly with the trajectory.
 """
 
 from __future__ import annotations
