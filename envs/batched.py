@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
 
-__all__ = ["FAST_RESEED", "default_rng_states", "instance_configs", "reseed", "reset_targets", "step_actions"]
+__all__ = ["FAST_RESEED", "ArrayVectorEnv", "default_rng_states", "instance_configs", "reseed", "reset_targets",
+           "step_actions"]
 
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
@@ -173,3 +175,27 @@ def step_actions(actions: Any, num_envs: int, n_actions: int, has_reset: bool) -
         raise gym.error.InvalidAction(f"actions={actions!r}; allowed: an integer array of shape ({b},) with "
                                       f"values in 0..{n_actions - 1}")
     return a.astype(np.int64)
+
+
+class ArrayVectorEnv(VectorEnv):
+    """What every batched core shares: Gymnasium's next-step autoreset, and ``reset`` as pick the instances
+    (:func:`reset_targets`), restart them (``_reset_many``), observe (``_reset_observation``). A core sets
+    ``_autoreset`` (bool per instance) and ``_has_reset`` in its ``__init__``."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    _autoreset: np.ndarray
+    _has_reset: bool
+
+    def _reset_many(self, idx: list[int], seeds: Sequence[int | None]) -> None:
+        raise NotImplementedError
+
+    def _reset_observation(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        todo, seeds = reset_targets(self.num_envs, seed, options, self._has_reset)
+        self._reset_many(todo, seeds)
+        self._autoreset[todo] = False
+        self._has_reset = True
+        return self._reset_observation(), {}

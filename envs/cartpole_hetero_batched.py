@@ -23,20 +23,17 @@ from typing import Any
 
 import numpy as np
 from gymnasium.utils.seeding import np_random as make_np_random
-from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import instance_configs, reset_targets, step_actions
+from envs.batched import ArrayVectorEnv, instance_configs, step_actions
 from envs.cartpole_hetero import ENTRY, CartPoleHeteroConfig, CartPoleHeteroEnv
 from envs.registry import EnvConfigError
 
 __all__ = ["CartPoleHeteroVectorEnv", "make_vector_env"]
 
 
-class CartPoleHeteroVectorEnv(VectorEnv):
+class CartPoleHeteroVectorEnv(ArrayVectorEnv):
     """B heterogeneous carts stepped together (see the module docstring)."""
-
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int | None = None, configs: Sequence[CartPoleHeteroConfig] | None = None,
                  config: CartPoleHeteroConfig | None = None, render_mode: str | None = None,
@@ -77,13 +74,8 @@ class CartPoleHeteroVectorEnv(VectorEnv):
             self._state[:, i] = self._np_random[i].uniform(low=-0.05, high=0.05, size=(4,))
             self._steps[i] = 0
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        todo, seeds = reset_targets(self.num_envs, seed, options, self._has_reset)
-        self._reset_many(todo, seeds)
-        self._autoreset[todo] = False
-        self._has_reset = True
-        return self._state.T.astype(np.float32), {}
+    def _reset_observation(self) -> np.ndarray:
+        return self._state.T.astype(np.float32)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         b = self.num_envs

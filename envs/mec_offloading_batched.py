@@ -64,10 +64,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium.utils.seeding import np_random as make_np_random
-from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.batched import instance_configs, reseed, reset_targets, step_actions
+from envs.batched import ArrayVectorEnv, instance_configs, reseed, step_actions
 from envs.mec_offloading import (
     MecOffloadingConfig,
     MecOffloadingEnv,
@@ -162,10 +161,8 @@ def _resolve_configs(num_envs: int | None, configs: Sequence[Any] | None, config
     return out
 
 
-class MecOffloadingVectorEnv(VectorEnv):
+class MecOffloadingVectorEnv(ArrayVectorEnv):
     """B MEC cells with per-instance configs, stepped together (see the module docstring)."""
-
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     _TASK_BLOCK_SLOTS = MecOffloadingEnv._TASK_BLOCK_SLOTS
     _BG_BLOCK_SLOTS = MecOffloadingEnv._BG_BLOCK_SLOTS
@@ -660,14 +657,9 @@ class MecOffloadingVectorEnv(VectorEnv):
         return fin
 
     # ------------------------------------------------------------------ VectorEnv API
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        todo, seeds = reset_targets(self.num_envs, seed, options, self._has_reset)
-        self._reset_many(todo, seeds)
-        self._autoreset[todo] = False
-        self._has_reset = True
+    def _reset_observation(self) -> np.ndarray:
         self._load()
-        return self._observe(), {}
+        return self._observe()
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         b, kk = self.num_envs, self.n_servers
